@@ -1,0 +1,111 @@
+//! Command-line parsing shared by the tools: the original's single-dash
+//! long options (`-listen ADDR`), also accepted with two dashes.
+
+use std::ffi::OsString;
+use thiserror::Error;
+
+/// A command line that cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CliError {
+    /// An option this tool does not know.
+    #[error("unknown option '{0}' (try -h)")]
+    Unknown(String),
+    /// An option given without its value.
+    #[error("option '-{0}' needs a value (try -h)")]
+    MissingValue(&'static str),
+    /// A value the option does not accept.
+    #[error("invalid value '{value}' for -{option}: {why}")]
+    BadValue {
+        /// The option, without dashes.
+        option: &'static str,
+        /// What was given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An argument that is not an option.
+    #[error("unexpected argument '{0}' (try -h)")]
+    Stray(String),
+    /// A required option is missing.
+    #[error("{0} (try -h)")]
+    Missing(&'static str),
+}
+
+/// Walks a command line option by option.
+#[derive(Debug)]
+pub struct Args {
+    args: std::vec::IntoIter<String>,
+    last: String,
+}
+
+impl Args {
+    /// The process's arguments after the program name. Arguments that are
+    /// not valid UTF-8 are kept lossily (and will not match any option).
+    pub fn from_env() -> Args {
+        Args::new(std::env::args_os().skip(1))
+    }
+
+    /// Arguments from any list (for tests).
+    pub fn new<I: IntoIterator<Item = S>, S: Into<OsString>>(args: I) -> Args {
+        let v: Vec<String> = args
+            .into_iter()
+            .map(|a| a.into().to_string_lossy().into_owned())
+            .collect();
+        Args {
+            args: v.into_iter(),
+            last: String::new(),
+        }
+    }
+
+    /// The next option's name with its dashes removed (`-listen` and
+    /// `--listen` both give `listen`), or `None` at the end.
+    pub fn next_option(&mut self) -> Result<Option<String>, CliError> {
+        let Some(arg) = self.args.next() else {
+            return Ok(None);
+        };
+        self.last.clone_from(&arg);
+        let name = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
+        match name {
+            Some(n) if !n.is_empty() => Ok(Some(n.to_string())),
+            _ => Err(CliError::Stray(arg)),
+        }
+    }
+
+    /// The error for the option just read, as the user wrote it.
+    pub fn unknown(&self) -> CliError {
+        CliError::Unknown(self.last.clone())
+    }
+
+    /// The value following option `option`.
+    pub fn value(&mut self, option: &'static str) -> Result<String, CliError> {
+        self.args.next().ok_or(CliError::MissingValue(option))
+    }
+
+    /// The value following `option`, parsed with `parse`.
+    pub fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        option: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, CliError> {
+        let value = self.value(option)?;
+        parse(&value).map_err(|e| CliError::BadValue {
+            option,
+            value,
+            why: e.to_string(),
+        })
+    }
+}
+
+/// Whether an option name asks for the usage text.
+pub fn is_help(name: &str) -> bool {
+    matches!(name, "h" | "help" | "?")
+}
+
+/// Parses a whole number within `min..=max`.
+pub fn number_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
+    move |s| match s.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be between {min} and {max}")),
+        Err(_) => Err("not a whole number".to_string()),
+    }
+}

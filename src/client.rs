@@ -1,0 +1,416 @@
+//! The blocking client behind `DC_CTX`: connection policy (persistent or a
+//! connection per operation, late connect, retry, fork check), timeouts,
+//! and the request/reply exchange.
+//!
+//! ```no_run
+//! use distcache::{Client, Flags};
+//! let client = Client::new("UNIX:/run/dc_server.sock", Flags::PERSISTENT)?;
+//! client.add(b"session-id", b"session data", 300_000)?;
+//! assert_eq!(client.get(b"session-id")?.as_deref(), Some(&b"session data"[..]));
+//! # Ok::<(), distcache::ClientError>(())
+//! ```
+
+use crate::nal::{Address, Deadline, NalError, Stream};
+use crate::proto::{
+    encode_message, next_request_uid, AddRequest, Command, Decoder, ProtoError, Role, Status,
+    MAX_TOTAL_DATA,
+};
+use std::cell::RefCell;
+use std::ops::BitOr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The timeout of every operation unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+/// Environment variable that overrides [`DEFAULT_TIMEOUT`], in milliseconds.
+pub const TIMEOUT_ENV: &str = "DISTCACHE_TIMEOUT_MS";
+/// Idle persistent connections kept for reuse, at most.
+const MAX_IDLE: usize = 32;
+/// Size of a connection's receive buffer.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Connection flags, with the values of the C `DC_CTX_FLAG_*` macros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// Keep connections open and reuse them (otherwise one per operation).
+    pub const PERSISTENT: Flags = Flags(0x0001);
+    /// In a forked child, never use the parent's connections.
+    pub const PERSISTENT_PIDCHECK: Flags = Flags(0x0002);
+    /// After a reused connection fails, reconnect and retry once.
+    pub const PERSISTENT_RETRY: Flags = Flags(0x0004);
+    /// Connect at the first operation rather than at construction.
+    pub const PERSISTENT_LATE: Flags = Flags(0x0008);
+
+    /// No flags: a new connection for every operation.
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+    /// Flags from their C bit values (unknown bits are ignored).
+    pub const fn from_bits(bits: u32) -> Flags {
+        Flags(bits & 0x000f)
+    }
+    /// The C bit values.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+    /// Whether all of `other`'s bits are set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+/// Why a client operation failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The address string could not be used.
+    #[error("bad address: {0}")]
+    Address(#[source] NalError),
+    /// Connecting, sending or receiving failed, or timed out.
+    #[error("network: {0}")]
+    Network(#[from] NalError),
+    /// The server's bytes are not a valid reply.
+    #[error("protocol: {0}")]
+    Protocol(#[from] ProtoError),
+    /// The reply names another request, or holds an unexpected payload.
+    #[error("unexpected reply: {0}")]
+    UnexpectedReply(&'static str),
+    /// The server refused the operation with this status.
+    #[error("server refused the operation: {0:?}")]
+    Refused(Status),
+    /// The request does not fit in one message (8 + id + data > 32768).
+    #[error("request larger than 32768 bytes")]
+    TooLarge,
+    /// An id or session of zero length.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+}
+
+impl ClientError {
+    fn is_disconnect(&self) -> bool {
+        matches!(self, ClientError::Network(e) if e.is_disconnect())
+    }
+}
+
+/// A blocking distcache client; safe to share between threads.
+///
+/// Every operation is bounded by the client's timeout. Without
+/// [`Flags::PERSISTENT`] each operation uses a connection of its own, so
+/// threads never wait for each other. With it, idle connections are kept and
+/// reused, and a thread that finds none idle opens another.
+#[derive(Debug)]
+pub struct Client {
+    address: Address,
+    flags: Flags,
+    timeout_ms: AtomicU64,
+    pool: Mutex<Pool>,
+    /// Distinguishes this client in the per-thread reget memory.
+    serial: u64,
+}
+
+#[derive(Debug)]
+struct Pool {
+    pid: u32,
+    idle: Vec<Conn>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: Stream,
+    decoder: Decoder,
+    out: Vec<u8>,
+    buf: Box<[u8]>,
+}
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// The last session each thread fetched, for `reget`: (client serial, id, data).
+type LastGet = Option<(u64, Vec<u8>, Vec<u8>)>;
+
+thread_local! {
+    static LAST_GET: RefCell<LastGet> = const { RefCell::new(None) };
+}
+
+impl Client {
+    /// A client for `address` (see [`Address`] for the syntax).
+    ///
+    /// With [`Flags::PERSISTENT`] and without [`Flags::PERSISTENT_LATE`] it
+    /// connects at once and fails if it cannot; otherwise it does not touch
+    /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set.
+    pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
+        let address = Address::parse(address).map_err(ClientError::Address)?;
+        if !address.can_connect() {
+            return Err(ClientError::Address(NalError::NotConnectable(
+                address.to_string(),
+            )));
+        }
+        let client = Client {
+            address,
+            flags,
+            timeout_ms: AtomicU64::new(env_timeout_ms()),
+            pool: Mutex::new(Pool {
+                pid: std::process::id(),
+                idle: Vec::new(),
+            }),
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+        };
+        if flags.contains(Flags::PERSISTENT) && !flags.contains(Flags::PERSISTENT_LATE) {
+            let conn = Conn::open(&client.address, client.deadline())?;
+            client.checkin(conn);
+        }
+        Ok(client)
+    }
+
+    /// The address this client connects to.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The flags given at construction.
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    /// Bounds every later operation (connect, send and receive together).
+    /// A zero duration is raised to one millisecond.
+    pub fn set_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The current operation timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// Stores a session for `timeout_msecs` milliseconds.
+    pub fn add(&self, id: &[u8], data: &[u8], timeout_msecs: u32) -> Result<(), ClientError> {
+        self.forget_last_get();
+        check_id(id)?;
+        if data.is_empty() {
+            return Err(ClientError::InvalidArgument("empty session data"));
+        }
+        let mut payload = Vec::new();
+        AddRequest {
+            timeout_msecs,
+            id,
+            data,
+        }
+        .encode(&mut payload)
+        .map_err(|_| ClientError::TooLarge)?;
+        match self.transact(Command::Add, &payload)?.as_slice() {
+            [0] => Ok(()),
+            [code] => Err(Status::from_wire(*code).map_or(
+                ClientError::UnexpectedReply("unknown ADD status"),
+                ClientError::Refused,
+            )),
+            _ => Err(ClientError::UnexpectedReply(
+                "ADD reply is not one status byte",
+            )),
+        }
+    }
+
+    /// Fetches a session; `Ok(None)` when the server has none for `id`.
+    ///
+    /// As with the original library, a reply shorter than 5 bytes is not
+    /// taken as session data: a miss is the single byte 0x01, which a session
+    /// of 1..4 bytes could not be told apart from.
+    pub fn get(&self, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        self.forget_last_get();
+        check_id(id)?;
+        let reply = self.transact(Command::Get, id)?;
+        if reply.len() < 5 {
+            return match reply.as_slice() {
+                [1] => Ok(None),
+                _ => Err(ClientError::UnexpectedReply(
+                    "GET reply shorter than 5 bytes",
+                )),
+            };
+        }
+        LAST_GET.with(|l| *l.borrow_mut() = Some((self.serial, id.to_vec(), reply.clone())));
+        Ok(Some(reply))
+    }
+
+    /// The session the calling thread's last operation on this client
+    /// fetched with [`Client::get`], if that `get` was for `id` and found it.
+    /// No network traffic.
+    pub fn reget(&self, id: &[u8]) -> Option<Vec<u8>> {
+        LAST_GET.with(|l| match &*l.borrow() {
+            Some((serial, last_id, data)) if *serial == self.serial && last_id == id => {
+                Some(data.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Deletes a session; false when the server had none for `id`.
+    pub fn remove(&self, id: &[u8]) -> Result<bool, ClientError> {
+        self.forget_last_get();
+        check_id(id)?;
+        found_reply(&self.transact(Command::Remove, id)?)
+    }
+
+    /// Whether the server holds a session for `id`.
+    pub fn have(&self, id: &[u8]) -> Result<bool, ClientError> {
+        self.forget_last_get();
+        check_id(id)?;
+        found_reply(&self.transact(Command::Have, id)?)
+    }
+
+    fn forget_last_get(&self) {
+        LAST_GET.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.as_ref()
+                .is_some_and(|(serial, _, _)| *serial == self.serial)
+            {
+                *l = None;
+            }
+        });
+    }
+
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout())
+    }
+
+    /// Sends one request and returns the reply's payload.
+    fn transact(&self, cmd: Command, payload: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let deadline = self.deadline();
+        if !self.flags.contains(Flags::PERSISTENT) {
+            return Conn::open(&self.address, deadline)?.round_trip(cmd, payload, deadline);
+        }
+        let (mut conn, reused) = match self.checkout() {
+            Some(conn) => (conn, true),
+            None => (Conn::open(&self.address, deadline)?, false),
+        };
+        let result = match conn.round_trip(cmd, payload, deadline) {
+            // A reused connection the server closed meanwhile (an idle
+            // timeout, a restart) is worth one fresh attempt.
+            Err(e)
+                if reused && e.is_disconnect() && self.flags.contains(Flags::PERSISTENT_RETRY) =>
+            {
+                conn = Conn::open(&self.address, deadline)?;
+                conn.round_trip(cmd, payload, deadline)
+            }
+            other => other,
+        };
+        if result.is_ok() {
+            self.checkin(conn);
+        }
+        result
+    }
+
+    fn lock_pool(&self) -> MutexGuard<'_, Pool> {
+        // The pool is a list of idle connections; a panic elsewhere cannot
+        // leave it inconsistent.
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes an idle connection. A forked child with PIDCHECK set first
+    /// drops (closes its copies of) the connections it inherited.
+    fn checkout(&self) -> Option<Conn> {
+        let mut pool = self.lock_pool();
+        if self.flags.contains(Flags::PERSISTENT_PIDCHECK) {
+            let pid = std::process::id();
+            if pool.pid != pid {
+                pool.idle.clear();
+                pool.pid = pid;
+            }
+        }
+        pool.idle.pop()
+    }
+
+    fn checkin(&self, conn: Conn) {
+        let mut pool = self.lock_pool();
+        if self.flags.contains(Flags::PERSISTENT_PIDCHECK) && pool.pid != std::process::id() {
+            return;
+        }
+        if pool.idle.len() < MAX_IDLE {
+            pool.idle.push(conn);
+        }
+    }
+}
+
+fn env_timeout_ms() -> u64 {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(DEFAULT_TIMEOUT.as_millis() as u64)
+}
+
+fn check_id(id: &[u8]) -> Result<(), ClientError> {
+    if id.is_empty() {
+        return Err(ClientError::InvalidArgument("empty session id"));
+    }
+    if id.len() > MAX_TOTAL_DATA {
+        return Err(ClientError::TooLarge);
+    }
+    Ok(())
+}
+
+/// The reply to REMOVE or HAVE: 0x00 found, 0x01 not found.
+fn found_reply(reply: &[u8]) -> Result<bool, ClientError> {
+    match reply {
+        [0] => Ok(true),
+        [1] => Ok(false),
+        _ => Err(ClientError::UnexpectedReply(
+            "expected a found/not-found byte",
+        )),
+    }
+}
+
+impl Conn {
+    fn open(address: &Address, deadline: Deadline) -> Result<Conn, ClientError> {
+        Ok(Conn {
+            stream: Stream::connect(address, deadline)?,
+            decoder: Decoder::new(Role::Client),
+            out: Vec::new(),
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+        })
+    }
+
+    /// One request out, one reply in. Any error leaves the connection unfit
+    /// for reuse; the caller drops it.
+    fn round_trip(
+        &mut self,
+        cmd: Command,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, ClientError> {
+        let uid = next_request_uid();
+        self.out.clear();
+        encode_message(&mut self.out, false, uid, cmd, payload)?;
+        self.stream.write_all_before(&self.out, deadline)?;
+        loop {
+            let n = self.stream.read_before(&mut self.buf, deadline)?;
+            let (used, msg) = self.decoder.decode(&self.buf[..n])?;
+            let Some(msg) = msg else { continue };
+            if used != n {
+                return Err(ClientError::UnexpectedReply("bytes after the reply"));
+            }
+            if msg.uid != uid {
+                return Err(ClientError::UnexpectedReply(
+                    "reply carries another request uid",
+                ));
+            }
+            if msg.command != cmd {
+                return Err(ClientError::UnexpectedReply(
+                    "reply is for another operation",
+                ));
+            }
+            return Ok(msg.payload);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `distcache/dc_client.h`: the blocking `DC_CTX` client API.
+
+use super::boundary::{bytes, bytes_mut, c_str, free_handle, guard, int_bool, into_handle, object};
+use crate::client::{Client, Flags};
+use std::ffi::{c_char, c_int, c_uint, c_ulong};
+use std::ptr;
+use std::time::Duration;
+
+/// A distcache client context: an address, flags, a timeout and any
+/// persistent connections. Opaque to C.
+pub struct DC_CTX {
+    client: Client,
+}
+
+/// Creates a client context for the server at `target`.
+///
+/// `target` uses the libnal address syntax (`UNIX:/path`, `IP:host:port`,
+/// `IPv4:host:port`, `IPv6:[addr]:port`). With `DC_CTX_FLAG_PERSISTENT` and
+/// without `DC_CTX_FLAG_PERSISTENT_LATE` the connection is made now;
+/// otherwise nothing touches the network until the first operation.
+///
+/// # Safety
+/// `target` is NULL or a NUL-terminated string.
+///
+/// # Returns
+/// A new context, to be released with `DC_CTX_free()`; NULL if `target` is
+/// NULL or not a connectable address, or if the immediate connection fails.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_new(target: *const c_char, flags: c_uint) -> *mut DC_CTX {
+    guard(ptr::null_mut(), || {
+        // SAFETY: forwarded from this function's contract.
+        let Some(target) = (unsafe { c_str(target) }) else {
+            return ptr::null_mut();
+        };
+        match Client::new(target, Flags::from_bits(flags)) {
+            Ok(client) => into_handle(DC_CTX { client }),
+            Err(_) => ptr::null_mut(),
+        }
+    })
+}
+
+/// Releases a context and closes its connections. NULL is ignored.
+///
+/// # Safety
+/// `ctx` is NULL or a context from `DC_CTX_new()` not yet freed, and no
+/// other thread is using it.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_free(ctx: *mut DC_CTX) {
+    // SAFETY: forwarded from this function's contract.
+    guard((), || unsafe { free_handle(ctx) })
+}
+
+/// Adds a session of `sess_len` bytes under an id of `id_len` bytes, to
+/// expire `timeout_msecs` milliseconds after the server stores it.
+///
+/// A timeout below `DC_MIN_TIMEOUT` is sent as it is; one above 2^32-1 is
+/// sent as 2^32-1 (the server refuses anything over seven days).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `id_data` and `sess_data` are NULL or
+/// point to `id_len` and `sess_len` readable bytes.
+///
+/// # Returns
+/// 1 when the server stored the session; 0 on any failure: NULL or empty
+/// arguments, a request over 32768 bytes, a refusal (for instance the id is
+/// already stored), a network error or timeout.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_add_session(
+    ctx: *mut DC_CTX,
+    id_data: *const u8,
+    id_len: c_uint,
+    sess_data: *const u8,
+    sess_len: c_uint,
+    timeout_msecs: c_ulong,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let (Some(ctx), Some(id), Some(sess)) = (unsafe {
+            (
+                object(ctx),
+                bytes(id_data, id_len),
+                bytes(sess_data, sess_len),
+            )
+        }) else {
+            return 0;
+        };
+        let timeout = u32::try_from(timeout_msecs).unwrap_or(u32::MAX);
+        int_bool(ctx.client.add(id, sess, timeout).is_ok())
+    })
+}
+
+/// Removes the session stored under an id.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `id_data` is NULL or points to `id_len`
+/// readable bytes.
+///
+/// # Returns
+/// 1 when the server removed a session; 0 when it had none, and on any
+/// failure.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_remove_session(
+    ctx: *mut DC_CTX,
+    id_data: *const u8,
+    id_len: c_uint,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let (Some(ctx), Some(id)) = (unsafe { (object(ctx), bytes(id_data, id_len)) }) else {
+            return 0;
+        };
+        int_bool(ctx.client.remove(id).unwrap_or(false))
+    })
+}
+
+/// Fetches the session stored under an id into `result_storage`.
+///
+/// On success `*result_used` is set to the session's full length and
+/// `min(result_size, length)` bytes are copied; when the buffer was too
+/// small, `DC_CTX_reget_session()` returns the whole session without
+/// network traffic. `result_storage` may be NULL when `result_size` is 0.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `id_data` is NULL or points to `id_len`
+/// readable bytes; `result_storage` is NULL or points to `result_size`
+/// writable bytes; `result_used` is NULL or points to a writable
+/// `unsigned int`.
+///
+/// # Returns
+/// 1 when the session was found; 0 on a miss (`*result_used` untouched) and
+/// on any failure. As with the original library, a session shorter than 5
+/// bytes is never returned.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_get_session(
+    ctx: *mut DC_CTX,
+    id_data: *const u8,
+    id_len: c_uint,
+    result_storage: *mut u8,
+    result_size: c_uint,
+    result_used: *mut c_uint,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
+            return 0;
+        };
+        let Ok(Some(data)) = ctx.client.get(id) else {
+            return 0;
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { deliver(&data, result_storage, result_size, result_used) }
+    })
+}
+
+/// Returns again the session the calling thread's last `DC_CTX_get_session()`
+/// on this context fetched, without network traffic.
+///
+/// # Safety
+/// As `DC_CTX_get_session()`.
+///
+/// # Returns
+/// 1 with the session delivered as by `DC_CTX_get_session()`; 0 when this
+/// thread's last operation on `ctx` was not a successful get of the same id.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_reget_session(
+    ctx: *mut DC_CTX,
+    id_data: *const u8,
+    id_len: c_uint,
+    result_storage: *mut u8,
+    result_size: c_uint,
+    result_used: *mut c_uint,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
+            return 0;
+        };
+        let Some(data) = ctx.client.reget(id) else {
+            return 0;
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { deliver(&data, result_storage, result_size, result_used) }
+    })
+}
+
+/// Asks whether the server holds a session under an id.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `id_data` is NULL or points to `id_len`
+/// readable bytes.
+///
+/// # Returns
+/// 1 when it does, 0 when it does not, -1 on any failure (bad arguments,
+/// network error, timeout, unexpected reply).
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_has_session(
+    ctx: *mut DC_CTX,
+    id_data: *const u8,
+    id_len: c_uint,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: forwarded from this function's contract.
+        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
+            return -1;
+        };
+        match ctx.client.have(id) {
+            Ok(found) => int_bool(found),
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Sets the time limit of every later operation on `ctx` (connecting,
+/// sending and receiving together), in milliseconds. An extension: the
+/// original had no timeouts. The default is 5000 ms, or the value of the
+/// environment variable `DISTCACHE_TIMEOUT_MS` when the context was made.
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+///
+/// # Returns
+/// 1 on success; 0 when `ctx` is NULL or `msecs` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_set_timeout(ctx: *mut DC_CTX, msecs: c_ulong) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let Some(ctx) = (unsafe { object(ctx) }) else {
+            return 0;
+        };
+        if msecs == 0 {
+            return 0;
+        }
+        // c_ulong is 32 bits wide on some targets.
+        #[allow(clippy::useless_conversion)]
+        let msecs = u64::from(msecs);
+        ctx.client.set_timeout(Duration::from_millis(msecs));
+        1
+    })
+}
+
+/// The context and id of a lookup, or `None` if either is missing.
+///
+/// # Safety
+/// As the lookup functions' `ctx`, `id_data` and `id_len`.
+unsafe fn ctx_and_id<'a>(
+    ctx: *mut DC_CTX,
+    id_data: *const u8,
+    id_len: c_uint,
+) -> Option<(&'a DC_CTX, &'a [u8])> {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { Some((object(ctx)?, bytes(id_data, id_len)?)) }
+}
+
+/// Copies a fetched session out as `DC_CTX_get_session()` documents.
+///
+/// # Safety
+/// As `DC_CTX_get_session()`'s `result_storage`, `result_size` and
+/// `result_used`.
+unsafe fn deliver(
+    data: &[u8],
+    result_storage: *mut u8,
+    result_size: c_uint,
+    result_used: *mut c_uint,
+) -> c_int {
+    let Ok(len) = c_uint::try_from(data.len()) else {
+        return 0;
+    };
+    // SAFETY: forwarded from the caller's contract.
+    let Some(used) = (unsafe { result_used.as_mut() }) else {
+        return 0;
+    };
+    let n = data.len().min(result_size as usize);
+    if n > 0 {
+        // SAFETY: forwarded from the caller's contract.
+        let Some(out) = (unsafe { bytes_mut(result_storage, result_size) }) else {
+            return 0;
+        };
+        out[..n].copy_from_slice(&data[..n]);
+    }
+    *used = len;
+    1
+}

@@ -1,0 +1,6 @@
+//! The C ABI: the only place with `extern "C"`. One file per C header, and
+//! the boundary helpers every export goes through.
+#![allow(non_camel_case_types)]
+
+mod boundary;
+pub mod dc_client;

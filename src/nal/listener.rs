@@ -1,0 +1,122 @@
+use super::{Address, Deadline, NalError, Stream};
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A UNIX listener, with the path it made and that file's identity.
+    Unix {
+        /// The listening socket.
+        listener: UnixListener,
+        /// Where its socket file is.
+        path: PathBuf,
+        /// Device and inode of the socket file this listener created.
+        file_id: (u64, u64),
+    },
+}
+
+impl Listener {
+    /// Listens on `addr`.
+    ///
+    /// For a UNIX address, a stale socket file left by a server that is gone
+    /// is replaced, but a live server's socket (one that accepts a
+    /// connection) and anything that is not a socket are left alone and the
+    /// call fails.
+    pub fn bind(addr: &Address) -> Result<Listener, NalError> {
+        match addr {
+            Address::Tcp { addr, .. } => Ok(Listener::Tcp(TcpListener::bind(addr)?)),
+            Address::Unix(path) => {
+                clear_stale_socket(path)?;
+                let listener = UnixListener::bind(path)?;
+                let meta = fs::symlink_metadata(path)?;
+                Ok(Listener::Unix {
+                    listener,
+                    path: path.clone(),
+                    file_id: (meta.dev(), meta.ino()),
+                })
+            }
+        }
+    }
+
+    /// Waits for a connection (see [`Listener::set_accept_timeout`]).
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::from_tcp(s)),
+            Listener::Unix { listener, .. } => listener.accept().map(|(s, _)| Stream::from_unix(s)),
+        }
+    }
+
+    /// Bounds how long [`Listener::accept`] blocks (`None`: no bound).
+    pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let sock = match self {
+            Listener::Tcp(l) => socket2::SockRef::from(l),
+            Listener::Unix { listener, .. } => socket2::SockRef::from(listener),
+        };
+        sock.set_read_timeout(timeout)
+    }
+
+    /// The UNIX socket path, if this is a UNIX listener.
+    pub fn unix_path(&self) -> Option<&Path> {
+        match self {
+            Listener::Unix { path, .. } => Some(path),
+            Listener::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP port actually bound (useful after binding port 0).
+    pub fn local_port(&self) -> Option<u16> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            Listener::Unix { .. } => None,
+        }
+    }
+
+    /// Removes the socket file, if it is still the one this listener made.
+    pub fn remove_socket_file(&self) {
+        if let Listener::Unix { path, file_id, .. } = self {
+            let ours = fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == *file_id);
+            if ours {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// Makes room for a UNIX listener at `path`, removing only a dead socket.
+fn clear_stale_socket(path: &Path) -> Result<(), NalError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(NalError::Io(e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(NalError::PathInUse(
+            path.into(),
+            "it exists and is not a socket",
+        ));
+    }
+    let probe = Address::Unix(path.into());
+    match Stream::connect(&probe, Deadline::after(Duration::from_millis(500))) {
+        Ok(_) => Err(NalError::PathInUse(
+            path.into(),
+            "a server is listening on it",
+        )),
+        Err(NalError::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            fs::remove_file(path)?;
+            Ok(())
+        }
+        Err(NalError::TimedOut) => Err(NalError::PathInUse(
+            path.into(),
+            "a server is listening on it (busy)",
+        )),
+        Err(e) => Err(e),
+    }
+}

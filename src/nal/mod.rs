@@ -1,0 +1,12 @@
+//! Transport: address parsing, connected streams with deadlines, and
+//! listeners, over TCP (IPv4 and IPv6) and UNIX sockets.
+
+mod address;
+mod error;
+mod listener;
+mod stream;
+
+pub use address::Address;
+pub use error::NalError;
+pub use listener::Listener;
+pub use stream::{Deadline, Stream};

@@ -1,0 +1,223 @@
+//! The `dc_server` engine: listeners and a self-sizing pool of worker
+//! threads with blocking sockets.
+//!
+//! Every worker blocks in `accept` on its listener; the one the kernel wakes
+//! serves that connection itself, to its end, with no hand-off. A worker that
+//! takes a connection while it was the last idle one starts another, so
+//! there is always a thread waiting in `accept`; a worker that finishes a
+//! connection while enough others are idle exits. A connection per operation
+//! (Apache's way) thus costs no thread creation, and every persistent client
+//! has a thread of its own.
+
+use super::conn::{serve, POLL_INTERVAL};
+use super::{Clock, Stats};
+use crate::cache::{MemoryStore, Store};
+use crate::nal::{Address, Listener, NalError};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use thiserror::Error;
+
+/// Idle workers kept waiting in `accept` on each listener.
+const SPARE_WORKERS: usize = 2;
+/// Stack size of a worker (buffers live on the heap).
+const WORKER_STACK: usize = 256 * 1024;
+
+/// What a server is told to do.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Address>,
+    /// Most sessions stored at once.
+    pub sessions: usize,
+}
+
+/// Why a server could not start or run.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// No address to listen on was given.
+    #[error("no address to listen on")]
+    NoListener,
+    /// A session capacity of zero.
+    #[error("the session capacity must be at least 1")]
+    NoCapacity,
+    /// A listener could not be set up.
+    #[error("can't listen on '{0}': {1}")]
+    Listen(Address, #[source] NalError),
+    /// A worker thread could not be started.
+    #[error("can't start a worker thread: {0}")]
+    Thread(#[source] io::Error),
+}
+
+/// A bound server, ready to [`Server::run`].
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<Arc<Listener>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    stats: Stats,
+    stop: AtomicBool,
+}
+
+/// Stops a running server from another thread (or a signal handler's
+/// watcher thread).
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<Shared>);
+
+impl StopHandle {
+    /// Asks the server to stop: no new connections; each worker ends its
+    /// connection once no request is half-received, within a fraction of a
+    /// second.
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Server {
+    /// Binds every listener of `config` with an in-memory store.
+    pub fn bind(config: &ServerConfig) -> Result<Server, ServerError> {
+        if config.sessions == 0 {
+            return Err(ServerError::NoCapacity);
+        }
+        Server::bind_with_store(&config.listen, Arc::new(MemoryStore::new(config.sessions)))
+    }
+
+    /// Binds the given addresses, serving from `store`.
+    pub fn bind_with_store(
+        listen: &[Address],
+        store: Arc<dyn Store>,
+    ) -> Result<Server, ServerError> {
+        if listen.is_empty() {
+            return Err(ServerError::NoListener);
+        }
+        let mut listeners = Vec::with_capacity(listen.len());
+        for addr in listen {
+            let l = Listener::bind(addr).map_err(|e| ServerError::Listen(addr.clone(), e))?;
+            l.set_accept_timeout(Some(POLL_INTERVAL))
+                .map_err(|e| ServerError::Listen(addr.clone(), e.into()))?;
+            listeners.push(Arc::new(l));
+        }
+        let shared = Shared {
+            store,
+            clock: Clock::start(),
+            stats: Stats::default(),
+            stop: AtomicBool::new(false),
+        };
+        Ok(Server {
+            listeners,
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The listeners, in the order of the addresses given.
+    pub fn listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.listeners.iter().map(|l| &**l)
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// The store the server serves from.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The server's clock.
+    pub fn clock(&self) -> Clock {
+        self.shared.clock
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.shared.clone())
+    }
+
+    /// Serves until stopped; returns once every worker has finished.
+    pub fn run(&self) -> Result<(), ServerError> {
+        let mut pools = Vec::new();
+        for listener in &self.listeners {
+            let pool = Arc::new(Pool {
+                listener: listener.clone(),
+                shared: self.shared.clone(),
+                idle: AtomicUsize::new(0),
+                alive: AtomicUsize::new(0),
+            });
+            for _ in 0..SPARE_WORKERS {
+                pool.spawn_worker()?;
+            }
+            pools.push(pool);
+        }
+        // Workers exit on their own once `stop` is set; wait for that.
+        while pools.iter().any(|p| p.alive.load(Ordering::Acquire) > 0) {
+            thread::sleep(POLL_INTERVAL / 5);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Pool {
+    listener: Arc<Listener>,
+    shared: Arc<Shared>,
+    idle: AtomicUsize,
+    alive: AtomicUsize,
+}
+
+impl Pool {
+    fn spawn_worker(self: &Arc<Self>) -> Result<(), ServerError> {
+        self.idle.fetch_add(1, Ordering::AcqRel);
+        self.alive.fetch_add(1, Ordering::AcqRel);
+        let pool = self.clone();
+        let spawned = thread::Builder::new()
+            .name("dc-worker".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || pool.work());
+        if let Err(e) = spawned {
+            self.idle.fetch_sub(1, Ordering::AcqRel);
+            self.alive.fetch_sub(1, Ordering::AcqRel);
+            return Err(ServerError::Thread(e));
+        }
+        Ok(())
+    }
+
+    fn work(self: Arc<Self>) {
+        let sh = &*self.shared;
+        loop {
+            if sh.stop.load(Ordering::Relaxed) {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+                break;
+            }
+            let stream = match self.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // Out of descriptors or memory: back off briefly.
+                    thread::sleep(POLL_INTERVAL / 5);
+                    continue;
+                }
+            };
+            sh.stats.count_connection();
+            if self.idle.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // We were the last one waiting in accept: keep one there.
+                // If no thread can be made, this worker returns to accept
+                // after its connection, so service degrades but goes on.
+                let _ = self.spawn_worker();
+            }
+            serve(stream, &*sh.store, &sh.clock, &sh.stats, &sh.stop);
+            if self.idle.fetch_add(1, Ordering::AcqRel) >= SPARE_WORKERS {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+                break;
+            }
+        }
+        self.alive.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,159 @@
+//! Helpers shared by the integration tests: spawning a real `dc_server`
+//! on a private socket, and stopping it by its PID.
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the dc_server binary cargo built for these tests.
+pub fn dc_server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dc_server"))
+}
+
+/// A dc_server process listening on a UNIX socket in its own temp dir.
+/// Dropping it kills the process (by PID) and waits for it.
+pub struct ServerProc {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl ServerProc {
+    /// Starts `dc_server -listen UNIX:<tmp>/s.sock` with extra arguments and
+    /// waits (at most 10 s) until it accepts connections.
+    pub fn start(extra: &[&str]) -> ServerProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("s.sock");
+        Self::start_at(dir, socket, extra)
+    }
+
+    /// Starts a server on a given socket path inside `dir`.
+    pub fn start_at(dir: tempfile::TempDir, socket: PathBuf, extra: &[&str]) -> ServerProc {
+        let listen = format!("UNIX:{}", socket.display());
+        let child = Command::new(dc_server_bin())
+            .arg("-listen")
+            .arg(&listen)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn dc_server");
+        let mut srv = ServerProc { child, dir, socket };
+        srv.wait_ready(Duration::from_secs(10));
+        srv
+    }
+
+    /// The address string clients use.
+    pub fn address(&self) -> String {
+        format!("UNIX:{}", self.socket.display())
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("dc_server exited early: {status}");
+            }
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("dc_server did not start listening within {limit:?}");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGKILL to the process and reaps it.
+    pub fn kill(&mut self) {
+        kill_pid(&mut self.child);
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        kill_pid(&mut self.child);
+    }
+}
+
+/// Kills a child by its PID and waits (bounded) for it to be reaped.
+pub fn kill_pid(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = child.kill();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Connects to a UNIX socket with read and write timeouts set.
+pub fn connect_unix(path: &Path, timeout: Duration) -> UnixStream {
+    let s = UnixStream::connect(path).expect("connect to dc_server");
+    s.set_read_timeout(Some(timeout)).expect("read timeout");
+    s.set_write_timeout(Some(timeout)).expect("write timeout");
+    s
+}
+
+/// One vector file: its comment lines and the client/server writes.
+#[derive(Debug, Clone)]
+pub struct Vector {
+    pub name: String,
+    pub comments: Vec<String>,
+    /// (true = client write `C>`, false = server write `S>`, bytes)
+    pub writes: Vec<(bool, Vec<u8>)>,
+}
+
+/// Directory holding the golden vectors.
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors")
+}
+
+/// Parses one vector file.
+pub fn load_vector(path: &Path) -> Vector {
+    let text = std::fs::read_to_string(path).expect("read vector");
+    let name = path.file_stem().expect("stem").to_string_lossy().into_owned();
+    let mut comments = Vec::new();
+    let mut writes = Vec::new();
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix('#') {
+            comments.push(c.trim().to_string());
+        } else if let Some(h) = line.strip_prefix("C> ") {
+            writes.push((true, hex(h)));
+        } else if let Some(h) = line.strip_prefix("S> ") {
+            writes.push((false, hex(h)));
+        }
+    }
+    Vector { name, comments, writes }
+}
+
+/// Every vector, sorted by name.
+pub fn all_vectors() -> Vec<Vector> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(vectors_dir())
+        .expect("vectors dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| load_vector(p)).collect()
+}
+
+/// Decodes a hex string.
+pub fn hex(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
