@@ -2,7 +2,7 @@
 //! pointers into references and slices (refusing NULL and zero lengths),
 //! and map results to the C conventions.
 
-use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::ffi::{c_char, c_int, c_uchar, c_uint, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `f`, turning a panic into `fail` so that no unwinding crosses into C
@@ -31,7 +31,7 @@ pub(crate) unsafe fn object<'a, T>(ptr: *const T) -> Option<&'a T> {
 /// # Safety
 /// When non-NULL, `ptr` points to at least `len` readable bytes that are not
 /// written during the call.
-pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: c_uint) -> Option<&'a [u8]> {
+pub(crate) unsafe fn bytes<'a>(ptr: *const c_uchar, len: c_uint) -> Option<&'a [u8]> {
     if ptr.is_null() || len == 0 {
         return None;
     }
@@ -45,7 +45,7 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: c_uint) -> Option<&'a [u8]> 
 /// # Safety
 /// When non-NULL, `ptr` points to at least `len` writable bytes that nothing
 /// else accesses during the call.
-pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: c_uint) -> Option<&'a mut [u8]> {
+pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut c_uchar, len: c_uint) -> Option<&'a mut [u8]> {
     if ptr.is_null() {
         return None;
     }

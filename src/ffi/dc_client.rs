@@ -2,7 +2,7 @@
 
 use super::boundary::{bytes, bytes_mut, c_str, free_handle, guard, int_bool, into_handle, object};
 use crate::client::{Client, Flags};
-use std::ffi::{c_char, c_int, c_uint, c_ulong};
+use std::ffi::{c_char, c_int, c_uchar, c_uint, c_ulong};
 use std::ptr;
 use std::time::Duration;
 
@@ -67,9 +67,9 @@ pub unsafe extern "C" fn DC_CTX_free(ctx: *mut DC_CTX) {
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_add_session(
     ctx: *mut DC_CTX,
-    id_data: *const u8,
+    id_data: *const c_uchar,
     id_len: c_uint,
-    sess_data: *const u8,
+    sess_data: *const c_uchar,
     sess_len: c_uint,
     timeout_msecs: c_ulong,
 ) -> c_int {
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn DC_CTX_add_session(
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_remove_session(
     ctx: *mut DC_CTX,
-    id_data: *const u8,
+    id_data: *const c_uchar,
     id_len: c_uint,
 ) -> c_int {
     guard(0, || {
@@ -133,9 +133,9 @@ pub unsafe extern "C" fn DC_CTX_remove_session(
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_get_session(
     ctx: *mut DC_CTX,
-    id_data: *const u8,
+    id_data: *const c_uchar,
     id_len: c_uint,
-    result_storage: *mut u8,
+    result_storage: *mut c_uchar,
     result_size: c_uint,
     result_used: *mut c_uint,
 ) -> c_int {
@@ -164,9 +164,9 @@ pub unsafe extern "C" fn DC_CTX_get_session(
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_reget_session(
     ctx: *mut DC_CTX,
-    id_data: *const u8,
+    id_data: *const c_uchar,
     id_len: c_uint,
-    result_storage: *mut u8,
+    result_storage: *mut c_uchar,
     result_size: c_uint,
     result_used: *mut c_uint,
 ) -> c_int {
@@ -195,7 +195,7 @@ pub unsafe extern "C" fn DC_CTX_reget_session(
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_has_session(
     ctx: *mut DC_CTX,
-    id_data: *const u8,
+    id_data: *const c_uchar,
     id_len: c_uint,
 ) -> c_int {
     guard(-1, || {
@@ -244,7 +244,7 @@ pub unsafe extern "C" fn DC_CTX_set_timeout(ctx: *mut DC_CTX, msecs: c_ulong) ->
 /// As the lookup functions' `ctx`, `id_data` and `id_len`.
 unsafe fn ctx_and_id<'a>(
     ctx: *mut DC_CTX,
-    id_data: *const u8,
+    id_data: *const c_uchar,
     id_len: c_uint,
 ) -> Option<(&'a DC_CTX, &'a [u8])> {
     // SAFETY: forwarded from the caller's contract.
@@ -258,7 +258,7 @@ unsafe fn ctx_and_id<'a>(
 /// `result_used`.
 unsafe fn deliver(
     data: &[u8],
-    result_storage: *mut u8,
+    result_storage: *mut c_uchar,
     result_size: c_uint,
     result_used: *mut c_uint,
 ) -> c_int {

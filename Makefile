@@ -1,0 +1,92 @@
+# distcache: build, install, test.
+#
+#   make                 build the libraries and tools (release)
+#   make demo            start a server, run the C example and a short load
+#   make test            every test, lint and check (what CI runs)
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make check           headers and exported symbols are current
+#   make headers         regenerate include/ with cbindgen
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CARGO     ?= cargo
+CC        ?= cc
+VERSION   := 1.0.1
+SOMAJOR   := 1
+
+REL       := target/release
+STAGE     := $(CURDIR)/target/stage
+TOOLS     := $(CURDIR)/target/tools
+CBINDGEN_VERSION := 0.29.2
+CBINDGEN  := $(TOOLS)/bin/cbindgen
+HEADERS   := distcache/dc_client.h distcache/dc_plug.h distcache/dc_server.h libnal/nal.h
+FILTERS   := libnal libdistcacheserver
+TOOLS_BIN := dc_server
+# What a static link of libdistcache.a needs besides (rustc --print native-static-libs).
+NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+LIBDIR    = $(DESTDIR)$(PREFIX)/lib
+INCDIR    = $(DESTDIR)$(PREFIX)/include
+BINDIR    = $(DESTDIR)$(PREFIX)/bin
+
+.PHONY: all build demo test lint check headers install stage clean
+
+all: build
+
+build:
+	$(CARGO) build --release --lib --bins
+	@for f in $(FILTERS); do \
+		sh abi/gen-filter-stub.sh $$f > $(REL)/$$f-filter.c && \
+		$(CC) -shared -fPIC -o $(REL)/$$f.so.$(VERSION) $(REL)/$$f-filter.c \
+			-Wl,-soname,$$f.so.$(SOMAJOR) -Wl,--filter,libdistcache.so.$(SOMAJOR) || exit 1; \
+	done
+
+install: build
+	install -d $(LIBDIR)/pkgconfig $(INCDIR)/distcache $(INCDIR)/libnal $(BINDIR)
+	install -m 755 $(REL)/libdistcache.so $(LIBDIR)/libdistcache.so.$(VERSION)
+	@for f in $(FILTERS); do install -m 755 $(REL)/$$f.so.$(VERSION) $(LIBDIR)/ || exit 1; done
+	@for f in libdistcache $(FILTERS); do \
+		ln -sf $$f.so.$(VERSION) $(LIBDIR)/$$f.so.$(SOMAJOR) && \
+		ln -sf $$f.so.$(SOMAJOR) $(LIBDIR)/$$f.so || exit 1; \
+	done
+	install -m 644 $(REL)/libdistcache.a $(LIBDIR)/libdistcache.a
+	@for h in $(HEADERS); do install -m 644 include/$$h $(INCDIR)/$$h || exit 1; done
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' libdistcache.pc.in > $(LIBDIR)/pkgconfig/libdistcache.pc
+	@for t in $(TOOLS_BIN); do install -m 755 $(REL)/$$t $(BINDIR)/$$t || exit 1; done
+
+# A private install that the C tests and the demo use.
+stage:
+	$(MAKE) install PREFIX=$(STAGE) DESTDIR=
+
+demo: stage
+	sh examples/demo.sh $(STAGE)
+
+$(CBINDGEN):
+	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS)
+
+headers: $(CBINDGEN)
+	@for h in $(HEADERS); do sh abi/gen-header.sh $(CBINDGEN) $$h include/$$h || exit 1; done
+
+check: $(CBINDGEN) build
+	@mkdir -p target/check/distcache target/check/libnal
+	@for h in $(HEADERS); do \
+		sh abi/gen-header.sh $(CBINDGEN) $$h target/check/$$h && \
+		diff -u include/$$h target/check/$$h || \
+		{ echo "include/$$h is stale: run 'make headers'"; exit 1; }; \
+	done
+	@awk -F'\t' '!/^#/ && $$2 == "libdistcache" {print $$1}' abi/exports.tsv | sort > target/check/exports.expected
+	@nm -D --defined-only $(REL)/libdistcache.so | awk '$$2 == "T" {print $$3}' | sort > target/check/exports.actual
+	@diff -u target/check/exports.expected target/check/exports.actual || \
+		{ echo "exported symbols differ from abi/exports.tsv"; exit 1; }
+	@echo "check: headers and exported symbols are current"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: lint check stage
+	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
+
+clean:
+	$(CARGO) clean
