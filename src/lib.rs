@@ -6,6 +6,36 @@
 //! ([`Client`], [`server::Server`], [`cache::MemoryStore`]) and, built as a
 //! shared library, the C ABI of `libdistcache`, `libnal` and
 //! `libdistcacheserver`.
+//!
+//! # Example
+//!
+//! A server and a client in one program (each would normally be a process
+//! of its own: `dc_server`, and a TLS server using [`Client`]):
+//!
+//! ```
+//! use distcache::server::{Server, ServerConfig};
+//! use distcache::{Address, Client, Flags};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let address = format!("UNIX:{}", dir.path().join("cache.sock").display());
+//! let config = ServerConfig { listen: vec![Address::parse(&address)?], sessions: 1000 };
+//! let server = Server::bind(&config)?;
+//! let stop = server.stop_handle();
+//! let running = std::thread::spawn(move || server.run());
+//!
+//! let client = Client::new(&address, Flags::PERSISTENT)?;
+//! client.set_timeout(Duration::from_secs(2));
+//! client.add(b"session-1", b"serialized TLS session", 300_000)?;
+//! assert!(client.have(b"session-1")?);
+//! assert_eq!(client.get(b"session-1")?.as_deref(), Some(&b"serialized TLS session"[..]));
+//! assert!(client.remove(b"session-1")?);
+//! assert_eq!(client.get(b"session-1")?, None);
+//!
+//! stop.stop();
+//! running.join().expect("server thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod cache;
