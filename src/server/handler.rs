@@ -58,3 +58,62 @@ pub fn handle_request(
         Command::Have => reply(out, &found(store.have(now, &req.payload))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MemoryStore;
+    use crate::proto::{decode_all, Role};
+
+    fn run(store: &MemoryStore, now: Millis, command: Command, payload: Vec<u8>) -> Vec<u8> {
+        let req = Message { is_response: false, uid: 7, command, payload };
+        let mut out = Vec::new();
+        handle_request(store, now, &req, &mut out).expect("handled");
+        let (msgs, partial) = decode_all(Role::Client, &out).expect("valid reply");
+        assert!(!partial);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!((msgs[0].uid, msgs[0].command), (7, command));
+        msgs[0].payload.clone()
+    }
+
+    fn add(timeout: u32, id: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        AddRequest { timeout_msecs: timeout, id, data }.encode(&mut p).unwrap();
+        p
+    }
+
+    #[test]
+    fn operations_and_statuses() {
+        let s = MemoryStore::new(100);
+        assert_eq!(run(&s, 0, Command::Add, add(1000, b"id", b"data")), [0x00]);
+        assert_eq!(run(&s, 0, Command::Add, add(1000, b"id", b"other")), [0x65]);
+        assert_eq!(run(&s, 1, Command::Get, b"id".to_vec()), b"data");
+        assert_eq!(run(&s, 1, Command::Have, b"id".to_vec()), [0x00]);
+        assert_eq!(run(&s, 1000, Command::Have, b"id".to_vec()), [0x01], "expired at +timeout");
+        assert_eq!(run(&s, 1, Command::Get, b"nope".to_vec()), [0x01]);
+        assert_eq!(run(&s, 1, Command::Get, Vec::new()), [0x01]);
+        assert_eq!(run(&s, 0, Command::Add, add(604_800_001, b"id2", b"d")), [0x66]);
+        assert_eq!(run(&s, 0, Command::Add, add(1, &[b'x'; 65], b"d")), [0x67]);
+        assert_eq!(run(&s, 0, Command::Add, add(1, b"", b"d")), [0x67]);
+        assert_eq!(run(&s, 0, Command::Add, add(1000, b"id3", b"d")), [0x00]);
+        assert_eq!(run(&s, 1, Command::Remove, b"id3".to_vec()), [0x00]);
+        assert_eq!(run(&s, 1, Command::Remove, b"id3".to_vec()), [0x01]);
+    }
+
+    #[test]
+    fn short_add_closes() {
+        let s = MemoryStore::new(10);
+        let req = Message { is_response: false, uid: 1, command: Command::Add, payload: vec![0; 7] };
+        let mut out = Vec::new();
+        assert!(handle_request(&s, 0, &req, &mut out).is_err());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn large_session_spans_frames() {
+        let s = MemoryStore::new(10);
+        let data: Vec<u8> = (0..32_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(run(&s, 0, Command::Add, add(1000, b"big", &data)), [0x00]);
+        assert_eq!(run(&s, 0, Command::Get, b"big".to_vec()), data);
+    }
+}

@@ -18,6 +18,7 @@ pub struct ServerProc {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
+    pub args: Vec<String>,
 }
 
 impl ServerProc {
@@ -31,19 +32,24 @@ impl ServerProc {
 
     /// Starts a server on a given socket path inside `dir`.
     pub fn start_at(dir: tempfile::TempDir, socket: PathBuf, extra: &[&str]) -> ServerProc {
-        let listen = format!("UNIX:{}", socket.display());
-        let child = Command::new(dc_server_bin())
-            .arg("-listen")
-            .arg(&listen)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn dc_server");
-        let mut srv = ServerProc { child, dir, socket };
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn_server(&socket, &args);
+        let mut srv = ServerProc {
+            child,
+            dir,
+            socket,
+            args,
+        };
         srv.wait_ready(Duration::from_secs(10));
         srv
+    }
+
+    /// Kills the server and starts a new one on the same socket with the
+    /// same arguments (the new one starts with an empty cache).
+    pub fn restart(&mut self) {
+        kill_pid(&mut self.child);
+        self.child = spawn_server(&self.socket, &self.args);
+        self.wait_ready(Duration::from_secs(10));
     }
 
     /// The address string clients use.
@@ -80,6 +86,18 @@ impl Drop for ServerProc {
     fn drop(&mut self) {
         kill_pid(&mut self.child);
     }
+}
+
+fn spawn_server(socket: &Path, args: &[String]) -> Child {
+    Command::new(dc_server_bin())
+        .arg("-listen")
+        .arg(format!("UNIX:{}", socket.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dc_server")
 }
 
 /// Kills a child by its PID and waits (bounded) for it to be reaped.
@@ -122,7 +140,11 @@ pub fn vectors_dir() -> PathBuf {
 /// Parses one vector file.
 pub fn load_vector(path: &Path) -> Vector {
     let text = std::fs::read_to_string(path).expect("read vector");
-    let name = path.file_stem().expect("stem").to_string_lossy().into_owned();
+    let name = path
+        .file_stem()
+        .expect("stem")
+        .to_string_lossy()
+        .into_owned();
     let mut comments = Vec::new();
     let mut writes = Vec::new();
     for line in text.lines() {
@@ -134,7 +156,11 @@ pub fn load_vector(path: &Path) -> Vector {
             writes.push((false, hex(h)));
         }
     }
-    Vector { name, comments, writes }
+    Vector {
+        name,
+        comments,
+        writes,
+    }
 }
 
 /// Every vector, sorted by name.

@@ -1,0 +1,241 @@
+//! The blocking client against real and misbehaving servers: every call is
+//! bounded by its timeout, wrong replies are failures, persistent
+//! connections recover, and one client serves many threads.
+
+mod common;
+
+use common::ServerProc;
+use distcache::{Client, ClientError, Flags};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A listener in a thread that accepts connections and hands each to `f`.
+fn fake_server(
+    f: impl Fn(std::os::unix::net::UnixStream) + Send + Sync + 'static,
+) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let f = Arc::new(f);
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let f = f.clone();
+            thread::spawn(move || f(conn));
+        }
+    });
+    (dir, format!("UNIX:{}", path.display()))
+}
+
+/// Reads one 14-byte header and its payload; returns (uid, op).
+fn read_request(conn: &mut std::os::unix::net::UnixStream) -> Option<(u32, u8)> {
+    let mut h = [0u8; 14];
+    conn.read_exact(&mut h).ok()?;
+    let len = u16::from_be_bytes([h[12], h[13]]) as usize;
+    let mut payload = vec![0u8; len];
+    conn.read_exact(&mut payload).ok()?;
+    Some((u32::from_be_bytes([h[5], h[6], h[7], h[8]]), h[10]))
+}
+
+fn reply(uid: u32, op: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x00, 0x11, 0x00, 0x00, 1];
+    v.extend_from_slice(&uid.to_be_bytes());
+    v.extend_from_slice(&[0, op, 1]);
+    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn assert_bounded(start: Instant, timeout: Duration) {
+    let took = start.elapsed();
+    assert!(took >= timeout, "failed before the timeout: {took:?}");
+    assert!(took <= timeout + timeout / 10, "failed too late: {took:?}");
+}
+
+#[test]
+fn silent_server_fails_at_the_timeout() {
+    let (_dir, addr) = fake_server(|mut c| {
+        let mut sink = [0u8; 1024];
+        while c.read(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+    });
+    let timeout = Duration::from_millis(400);
+    for flags in [Flags::empty(), Flags::PERSISTENT] {
+        let client = Client::new(&addr, flags).unwrap();
+        client.set_timeout(timeout);
+        let start = Instant::now();
+        assert!(matches!(client.have(b"id"), Err(ClientError::Network(_))));
+        assert_bounded(start, timeout);
+        let start = Instant::now();
+        assert!(client.get(b"id").is_err());
+        assert_bounded(start, timeout);
+    }
+}
+
+#[test]
+fn half_a_reply_then_silence_fails_at_the_timeout() {
+    let (_dir, addr) = fake_server(|mut c| {
+        if let Some((uid, op)) = read_request(&mut c) {
+            let r = reply(uid, op, &[0]);
+            let _ = c.write_all(&r[..7]);
+            thread::sleep(Duration::from_secs(5));
+        }
+    });
+    let client = Client::new(&addr, Flags::empty()).unwrap();
+    let timeout = Duration::from_millis(300);
+    client.set_timeout(timeout);
+    let start = Instant::now();
+    assert!(client.have(b"id").is_err());
+    assert_bounded(start, timeout);
+}
+
+#[test]
+fn wrong_uid_or_operation_is_a_failure() {
+    let (_d1, wrong_uid) = fake_server(|mut c| {
+        while let Some((uid, op)) = read_request(&mut c) {
+            let _ = c.write_all(&reply(uid.wrapping_add(1), op, &[0]));
+        }
+    });
+    let (_d2, wrong_op) = fake_server(|mut c| {
+        while let Some((uid, op)) = read_request(&mut c) {
+            let _ = c.write_all(&reply(uid, (op + 1) % 4, &[0]));
+        }
+    });
+    let (_d3, wrong_version) = fake_server(|mut c| {
+        while let Some((uid, op)) = read_request(&mut c) {
+            let mut r = reply(uid, op, &[0]);
+            r[1] = 0x12;
+            let _ = c.write_all(&r);
+        }
+    });
+    for addr in [wrong_uid, wrong_op, wrong_version] {
+        let client = Client::new(&addr, Flags::PERSISTENT).unwrap();
+        client.set_timeout(Duration::from_secs(2));
+        let err = client.have(b"id").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::UnexpectedReply(_) | ClientError::Protocol(_)
+            ),
+            "{addr}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn server_down_fails_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("UNIX:{}", dir.path().join("none.sock").display());
+    assert!(
+        Client::new(&addr, Flags::PERSISTENT).is_err(),
+        "persistent connects at once"
+    );
+    for flags in [Flags::empty(), Flags::PERSISTENT | Flags::PERSISTENT_LATE] {
+        let client = Client::new(&addr, flags).expect("no network touched");
+        let start = Instant::now();
+        assert!(client.have(b"id").is_err());
+        assert!(client.add(b"id", b"data", 1000).is_err());
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    // A TCP port nothing listens on (bound then released) is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::new(&format!("IP:127.0.0.1:{port}"), Flags::empty()).unwrap();
+    let start = Instant::now();
+    assert!(client.have(b"id").is_err());
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn persistent_connection_recovers_after_restart() {
+    let mut srv = ServerProc::start(&[]);
+    let addr = srv.address();
+    let retry = Client::new(&addr, Flags::PERSISTENT | Flags::PERSISTENT_RETRY).unwrap();
+    let plain = Client::new(&addr, Flags::PERSISTENT).unwrap();
+    retry.add(b"before", b"restart", 60_000).unwrap();
+    assert!(plain.have(b"before").unwrap());
+
+    srv.restart();
+    // RETRY: the broken connection is replaced within the same call.
+    assert!(
+        !retry.have(b"before").unwrap(),
+        "the new server starts empty"
+    );
+    // Without RETRY: this call fails, the next one reconnects.
+    assert!(plain.have(b"before").is_err());
+    assert!(!plain.have(b"before").unwrap());
+}
+
+#[test]
+fn one_client_many_threads() {
+    let srv = ServerProc::start(&["-sessions", "100000"]);
+    for flags in [Flags::empty(), Flags::PERSISTENT] {
+        let client = Arc::new(Client::new(&srv.address(), flags).unwrap());
+        let workers: Vec<_> = (0..8u32)
+            .map(|t| {
+                let client = client.clone();
+                thread::spawn(move || {
+                    for i in 0..500u32 {
+                        let id = format!("{flags:?}-{t}-{i}").into_bytes();
+                        let data: Vec<u8> = (0..64 + (i % 300)).map(|b| (b ^ t) as u8).collect();
+                        client.add(&id, &data, 60_000).unwrap();
+                        assert_eq!(client.get(&id).unwrap(), Some(data.clone()));
+                        assert_eq!(client.reget(&id), Some(data));
+                        assert!(client.have(&id).unwrap());
+                        assert!(client.remove(&id).unwrap());
+                        assert!(!client.have(&id).unwrap());
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker");
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_fail_without_traffic() {
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    let (_dir, addr) = fake_server(move |_| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let client = Client::new(&addr, Flags::empty()).unwrap();
+    assert!(matches!(
+        client.add(b"", b"d", 1),
+        Err(ClientError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client.add(b"i", b"", 1),
+        Err(ClientError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client.have(b""),
+        Err(ClientError::InvalidArgument(_))
+    ));
+    let big = vec![0u8; 32768 - 8 - 2 + 1];
+    assert!(matches!(
+        client.add(b"id", &big, 1),
+        Err(ClientError::TooLarge)
+    ));
+    assert!(client.reget(b"id").is_none());
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+}
