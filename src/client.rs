@@ -18,7 +18,7 @@ use crate::proto::{
 use std::cell::RefCell;
 use std::ops::BitOr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -311,16 +311,23 @@ impl Client {
         result
     }
 
-    fn lock_pool(&self) -> MutexGuard<'_, Pool> {
-        // The pool is a list of idle connections; a panic elsewhere cannot
-        // leave it inconsistent.
-        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    /// The pool, if no other thread holds it this instant. The pool is never
+    /// waited for: a process forked while another thread held the lock
+    /// would wait forever. A contended pool means a fresh connection.
+    fn try_pool(&self) -> Option<MutexGuard<'_, Pool>> {
+        match self.pool.try_lock() {
+            Ok(pool) => Some(pool),
+            // The pool is a list of idle connections; a panic elsewhere
+            // cannot leave it inconsistent.
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Takes an idle connection. A forked child with PIDCHECK set first
     /// drops (closes its copies of) the connections it inherited.
     fn checkout(&self) -> Option<Conn> {
-        let mut pool = self.lock_pool();
+        let mut pool = self.try_pool()?;
         if self.flags.contains(Flags::PERSISTENT_PIDCHECK) {
             let pid = std::process::id();
             if pool.pid != pid {
@@ -331,8 +338,10 @@ impl Client {
         pool.idle.pop()
     }
 
+    /// Keeps a connection for reuse (or closes it when the pool is full,
+    /// busy, or belongs to another process).
     fn checkin(&self, conn: Conn) {
-        let mut pool = self.lock_pool();
+        let Some(mut pool) = self.try_pool() else { return };
         if self.flags.contains(Flags::PERSISTENT_PIDCHECK) && pool.pid != std::process::id() {
             return;
         }
