@@ -341,7 +341,9 @@ impl Client {
     /// Keeps a connection for reuse (or closes it when the pool is full,
     /// busy, or belongs to another process).
     fn checkin(&self, conn: Conn) {
-        let Some(mut pool) = self.try_pool() else { return };
+        let Some(mut pool) = self.try_pool() else {
+            return;
+        };
         if self.flags.contains(Flags::PERSISTENT_PIDCHECK) && pool.pid != std::process::id() {
             return;
         }

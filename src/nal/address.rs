@@ -190,15 +190,27 @@ mod tests {
         assert_eq!(tcp("IP:9001"), ("0.0.0.0:9001".parse().unwrap(), false));
         assert_eq!(tcp("IPv4:9001"), ("0.0.0.0:9001".parse().unwrap(), false));
         assert_eq!(tcp("IP::9001"), ("0.0.0.0:9001".parse().unwrap(), false));
-        assert_eq!(tcp("IP:127.0.0.1:9001"), ("127.0.0.1:9001".parse().unwrap(), true));
-        assert_eq!(tcp("IPv4:127.0.0.1:0"), ("127.0.0.1:0".parse().unwrap(), true));
-        assert_eq!(tcp("IP:localhost:80"), ("127.0.0.1:80".parse().unwrap(), true));
+        assert_eq!(
+            tcp("IP:127.0.0.1:9001"),
+            ("127.0.0.1:9001".parse().unwrap(), true)
+        );
+        assert_eq!(
+            tcp("IPv4:127.0.0.1:0"),
+            ("127.0.0.1:0".parse().unwrap(), true)
+        );
+        assert_eq!(
+            tcp("IP:localhost:80"),
+            ("127.0.0.1:80".parse().unwrap(), true)
+        );
     }
 
     #[test]
     fn ipv6_forms() {
         assert_eq!(tcp("IPv6:9001"), ("[::]:9001".parse().unwrap(), false));
-        assert_eq!(tcp("IPv6:[::1]:9001"), ("[::1]:9001".parse().unwrap(), true));
+        assert_eq!(
+            tcp("IPv6:[::1]:9001"),
+            ("[::1]:9001".parse().unwrap(), true)
+        );
     }
 
     #[test]
@@ -212,8 +224,21 @@ mod tests {
     #[test]
     fn rejects() {
         for bad in [
-            "", "9001", "TCP:1", ":1", "IP:", "IP:abc", "IP:70000", "IP:1.2.3.4:", "IP:1.2.3.4:x",
-            "IP:-1", "IPv6:[::1]", "IPv6:[zz]:1", "IPv6:", "UNIX:", "ip:1",
+            "",
+            "9001",
+            "TCP:1",
+            ":1",
+            "IP:",
+            "IP:abc",
+            "IP:70000",
+            "IP:1.2.3.4:",
+            "IP:1.2.3.4:x",
+            "IP:-1",
+            "IPv6:[::1]",
+            "IPv6:[zz]:1",
+            "IPv6:",
+            "UNIX:",
+            "ip:1",
             "IP:no-such-host.invalid:1",
         ] {
             assert!(Address::parse(bad).is_err(), "{bad:?} should not parse");
@@ -225,7 +250,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["IP:9001", "IP:127.0.0.1:9001", "IPv6:9001", "IPv6:[::1]:9001", "UNIX:/a/b"] {
+        for s in [
+            "IP:9001",
+            "IP:127.0.0.1:9001",
+            "IPv6:9001",
+            "IPv6:[::1]:9001",
+            "UNIX:/a/b",
+        ] {
             assert_eq!(Address::parse(s).unwrap().to_string(), s);
         }
     }

@@ -5,6 +5,7 @@ mod address;
 mod error;
 mod listener;
 mod stream;
+mod sys;
 
 pub use address::Address;
 pub use error::NalError;

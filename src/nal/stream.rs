@@ -1,3 +1,4 @@
+use super::sys::{wait, Ready};
 use super::{Address, NalError};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read};
@@ -25,21 +26,15 @@ impl Deadline {
     }
 }
 
-/// A connected, blocking stream socket whose reads and writes are bounded
-/// by a [`Deadline`].
+/// A connected stream socket.
+///
+/// A stream made by [`Stream::connect`] is non-blocking: its
+/// [`Stream::read_before`] and [`Stream::write_all_before`] wait in `poll(2)`
+/// for exactly the time left before a [`Deadline`]. An accepted stream is
+/// blocking, bounded by the socket timeouts its server sets.
 #[derive(Debug)]
 pub struct Stream {
     socket: Socket,
-    /// The receive and send timeouts last set on the socket.
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-}
-
-/// How far a socket timeout may exceed the time really left before it is
-/// set again: setting it costs a system call on every read and write, and a
-/// few milliseconds past a deadline of seconds do not matter.
-fn timeout_slack(remaining: Duration) -> Duration {
-    (remaining / 32).max(Duration::from_millis(1))
 }
 
 impl Stream {
@@ -65,15 +60,13 @@ impl Stream {
         if matches!(addr, Address::Tcp { .. }) {
             socket.set_nodelay(true)?;
         }
+        // Reads and writes wait in poll(2) with the exact time left.
+        socket.set_nonblocking(true)?;
         Ok(Stream::from_socket(socket))
     }
 
     fn from_socket(socket: Socket) -> Stream {
-        Stream {
-            socket,
-            read_timeout: None,
-            write_timeout: None,
-        }
+        Stream { socket }
     }
 
     /// Wraps an accepted TCP stream.
@@ -89,59 +82,44 @@ impl Stream {
     }
 
     /// Sets the socket's receive timeout (None: block without limit).
-    pub fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
-        if self.read_timeout != t {
-            self.socket.set_read_timeout(t)?;
-            self.read_timeout = t;
-        }
-        Ok(())
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.socket.set_read_timeout(t)
     }
 
     /// Sets the socket's send timeout (None: block without limit).
-    pub fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
-        if self.write_timeout != t {
-            self.socket.set_write_timeout(t)?;
-            self.write_timeout = t;
-        }
-        Ok(())
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.socket.set_write_timeout(t)
     }
 
     /// Reads some bytes into `buf` before `deadline`. Returns at least one
-    /// byte, or an error (`Closed` at end of stream).
+    /// byte, or an error (`Closed` at end of stream). The socket must be
+    /// non-blocking (as [`Stream::connect`] makes it).
     pub fn read_before(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, NalError> {
         loop {
-            let left = deadline.remaining()?;
-            if self
-                .read_timeout
-                .is_none_or(|t| t > left + timeout_slack(left))
-            {
-                self.set_read_timeout(Some(left))?;
+            if !wait(self.socket.as_fd(), Ready::Read, deadline.remaining()?)? {
+                return Err(NalError::TimedOut);
             }
-            match (&self.socket).read(buf) {
+            match self.recv(buf) {
                 Ok(0) => return Err(NalError::Closed),
                 Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Err(NalError::TimedOut),
+                Err(e) if retry_later(&e) => continue,
                 Err(e) => return Err(NalError::Io(e)),
             }
         }
     }
 
-    /// Writes all of `buf` before `deadline`.
+    /// Writes all of `buf` before `deadline`. The socket must be
+    /// non-blocking (as [`Stream::connect`] makes it).
     pub fn write_all_before(&mut self, mut buf: &[u8], deadline: Deadline) -> Result<(), NalError> {
         while !buf.is_empty() {
-            let left = deadline.remaining()?;
-            if self
-                .write_timeout
-                .is_none_or(|t| t > left + timeout_slack(left))
-            {
-                self.set_write_timeout(Some(left))?;
-            }
             match self.send(buf) {
                 Ok(0) => return Err(NalError::Closed),
                 Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Err(NalError::TimedOut),
+                Err(e) if retry_later(&e) => {
+                    if !wait(self.socket.as_fd(), Ready::Write, deadline.remaining()?)? {
+                        return Err(NalError::TimedOut);
+                    }
+                }
                 Err(e) => return Err(NalError::Io(e)),
             }
         }
@@ -165,15 +143,16 @@ impl Stream {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
     }
+}
+
+/// Whether an error only means "not now" on a non-blocking socket.
+fn retry_later(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }

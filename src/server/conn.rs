@@ -29,7 +29,7 @@ pub(super) enum End {
 }
 
 pub(super) fn serve(
-    mut stream: Stream,
+    stream: Stream,
     store: &dyn Store,
     clock: &Clock,
     stats: &Stats,

@@ -66,7 +66,12 @@ mod tests {
     use crate::proto::{decode_all, Role};
 
     fn run(store: &MemoryStore, now: Millis, command: Command, payload: Vec<u8>) -> Vec<u8> {
-        let req = Message { is_response: false, uid: 7, command, payload };
+        let req = Message {
+            is_response: false,
+            uid: 7,
+            command,
+            payload,
+        };
         let mut out = Vec::new();
         handle_request(store, now, &req, &mut out).expect("handled");
         let (msgs, partial) = decode_all(Role::Client, &out).expect("valid reply");
@@ -78,7 +83,13 @@ mod tests {
 
     fn add(timeout: u32, id: &[u8], data: &[u8]) -> Vec<u8> {
         let mut p = Vec::new();
-        AddRequest { timeout_msecs: timeout, id, data }.encode(&mut p).unwrap();
+        AddRequest {
+            timeout_msecs: timeout,
+            id,
+            data,
+        }
+        .encode(&mut p)
+        .unwrap();
         p
     }
 
@@ -89,10 +100,17 @@ mod tests {
         assert_eq!(run(&s, 0, Command::Add, add(1000, b"id", b"other")), [0x65]);
         assert_eq!(run(&s, 1, Command::Get, b"id".to_vec()), b"data");
         assert_eq!(run(&s, 1, Command::Have, b"id".to_vec()), [0x00]);
-        assert_eq!(run(&s, 1000, Command::Have, b"id".to_vec()), [0x01], "expired at +timeout");
+        assert_eq!(
+            run(&s, 1000, Command::Have, b"id".to_vec()),
+            [0x01],
+            "expired at +timeout"
+        );
         assert_eq!(run(&s, 1, Command::Get, b"nope".to_vec()), [0x01]);
         assert_eq!(run(&s, 1, Command::Get, Vec::new()), [0x01]);
-        assert_eq!(run(&s, 0, Command::Add, add(604_800_001, b"id2", b"d")), [0x66]);
+        assert_eq!(
+            run(&s, 0, Command::Add, add(604_800_001, b"id2", b"d")),
+            [0x66]
+        );
         assert_eq!(run(&s, 0, Command::Add, add(1, &[b'x'; 65], b"d")), [0x67]);
         assert_eq!(run(&s, 0, Command::Add, add(1, b"", b"d")), [0x67]);
         assert_eq!(run(&s, 0, Command::Add, add(1000, b"id3", b"d")), [0x00]);
@@ -103,7 +121,12 @@ mod tests {
     #[test]
     fn short_add_closes() {
         let s = MemoryStore::new(10);
-        let req = Message { is_response: false, uid: 1, command: Command::Add, payload: vec![0; 7] };
+        let req = Message {
+            is_response: false,
+            uid: 1,
+            command: Command::Add,
+            payload: vec![0; 7],
+        };
         let mut out = Vec::new();
         assert!(handle_request(&s, 0, &req, &mut out).is_err());
         assert!(out.is_empty());
