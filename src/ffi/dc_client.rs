@@ -139,17 +139,18 @@ pub unsafe extern "C" fn DC_CTX_get_session(
     result_size: c_uint,
     result_used: *mut c_uint,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
-            return 0;
-        };
-        let Ok(Some(data)) = ctx.client.get(id) else {
-            return 0;
-        };
-        // SAFETY: forwarded from this function's contract.
-        unsafe { deliver(&data, result_storage, result_size, result_used) }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        fetch(
+            ctx,
+            id_data,
+            id_len,
+            result_storage,
+            result_size,
+            result_used,
+            |c, id| c.get(id).ok().flatten(),
+        )
+    }
 }
 
 /// Returns again the session the calling thread's last `DC_CTX_get_session()`
@@ -170,17 +171,18 @@ pub unsafe extern "C" fn DC_CTX_reget_session(
     result_size: c_uint,
     result_used: *mut c_uint,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
-            return 0;
-        };
-        let Some(data) = ctx.client.reget(id) else {
-            return 0;
-        };
-        // SAFETY: forwarded from this function's contract.
-        unsafe { deliver(&data, result_storage, result_size, result_used) }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        fetch(
+            ctx,
+            id_data,
+            id_len,
+            result_storage,
+            result_size,
+            result_used,
+            |c, id| c.reget(id),
+        )
+    }
 }
 
 /// Asks whether the server holds a session under an id.
@@ -249,6 +251,33 @@ unsafe fn ctx_and_id<'a>(
 ) -> Option<(&'a DC_CTX, &'a [u8])> {
     // SAFETY: forwarded from the caller's contract.
     unsafe { Some((object(ctx)?, bytes(id_data, id_len)?)) }
+}
+
+/// The body of `DC_CTX_get_session()` and `DC_CTX_reget_session()`, which
+/// differ only in where the session comes from.
+///
+/// # Safety
+/// As `DC_CTX_get_session()`.
+unsafe fn fetch(
+    ctx: *mut DC_CTX,
+    id_data: *const c_uchar,
+    id_len: c_uint,
+    result_storage: *mut c_uchar,
+    result_size: c_uint,
+    result_used: *mut c_uint,
+    lookup: impl FnOnce(&Client, &[u8]) -> Option<Vec<u8>>,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from the caller's contract.
+        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
+            return 0;
+        };
+        let Some(data) = lookup(&ctx.client, id) else {
+            return 0;
+        };
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { deliver(&data, result_storage, result_size, result_used) }
+    })
 }
 
 /// Copies a fetched session out as `DC_CTX_get_session()` documents.
