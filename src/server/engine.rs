@@ -5,7 +5,7 @@
 //! serves that connection itself, to its end, with no hand-off. A worker that
 //! takes a connection while it was the last idle one starts another, so
 //! there is always a thread waiting in `accept`; a worker that finishes a
-//! connection while enough others are idle exits. A connection per operation
+//! connection while many others are idle exits. A connection per operation
 //! (Apache's way) thus costs no thread creation, and every persistent client
 //! has a thread of its own.
 
@@ -19,8 +19,11 @@ use std::sync::Arc;
 use std::thread;
 use thiserror::Error;
 
-/// Idle workers kept waiting in `accept` on each listener.
+/// Workers started waiting in `accept` on each listener.
 const SPARE_WORKERS: usize = 2;
+/// Idle workers a listener keeps after a burst of connections, so that the
+/// next burst does not pay for thread creation again.
+const MAX_IDLE_WORKERS: usize = 32;
 /// Stack size of a worker (buffers live on the heap).
 const WORKER_STACK: usize = 256 * 1024;
 
@@ -213,7 +216,7 @@ impl Pool {
                 let _ = self.spawn_worker();
             }
             serve(stream, &*sh.store, &sh.clock, &sh.stats, &sh.stop);
-            if self.idle.fetch_add(1, Ordering::AcqRel) >= SPARE_WORKERS {
+            if self.idle.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
                 self.idle.fetch_sub(1, Ordering::AcqRel);
                 break;
             }
