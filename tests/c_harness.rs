@@ -10,11 +10,11 @@
 mod c_support;
 
 use c_support::{
-    compile, compile_with, dynamic_entries, entries_of, finish_all, free_tcp_port, run_ok, stage,
-    Link, Proc, Server, Silent,
+    compile, compile_harness, compile_with, dynamic_entries, entries_of, finish_all_ok,
+    free_tcp_port, run_ok, stage, tool_available, Link, Proc, Server, Silent,
 };
 use std::os::unix::net::UnixListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,12 +47,7 @@ const FLAGS: &[(&str, &str)] = &[
 #[test]
 fn basic_api_with_each_flag() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/basic.c",
-        dir.path(),
-        "basic",
-        Link::Distcache,
-    );
+    let prog = compile_harness("basic", dir.path());
     let server = Server::unix(&dir.path().join("s.sock"), 4096);
     let tcp = Server::tcp(4096);
     let mut running = Vec::new();
@@ -66,22 +61,14 @@ fn basic_api_with_each_flag() {
         cmd.arg(&tcp.address).arg(flags);
         running.push(Proc::spawn(&format!("basic TCP {flags}"), &mut cmd, false));
     }
-    for done in finish_all(running, Duration::from_secs(60)) {
-        done.assert_ok();
-        done.report();
-    }
+    finish_all_ok(running, Duration::from_secs(60));
 }
 
 /// args.c: NULL, zero-length and oversize arguments fail without crashing.
 #[test]
 fn bad_arguments_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/args.c",
-        dir.path(),
-        "args",
-        Link::Distcache,
-    );
+    let prog = compile_harness("args", dir.path());
     let server = Server::unix(&dir.path().join("s.sock"), 512);
     run_ok(&prog, &[&server.address], Duration::from_secs(60));
 }
@@ -91,12 +78,7 @@ fn bad_arguments_fail_cleanly() {
 #[test]
 fn pidcheck_across_fork() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/fork.c",
-        dir.path(),
-        "fork",
-        Link::Distcache,
-    );
+    let prog = compile_harness("fork", dir.path());
     let server = Server::unix(&dir.path().join("s.sock"), 4096);
     run_ok(&prog, &[&server.address], Duration::from_secs(60));
 }
@@ -107,12 +89,7 @@ fn pidcheck_across_fork() {
 /// write succeeds and the failure shows on the read).
 fn restart(tcp: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/restart.c",
-        dir.path(),
-        "restart",
-        Link::Distcache,
-    );
+    let prog = compile_harness("restart", dir.path());
     let path = dir.path().join("s.sock");
     let port = free_tcp_port();
     let start = || {
@@ -132,9 +109,7 @@ fn restart(tcp: bool) {
     // take the path over.
     let server2 = start();
     p.send_line("go");
-    let done = p.finish(Duration::from_secs(60));
-    done.assert_ok();
-    done.report();
+    p.finish_ok(Duration::from_secs(60));
     drop(server2);
 }
 
@@ -152,12 +127,7 @@ fn retry_across_server_restart_tcp() {
 #[test]
 fn late_connect_to_server_started_later() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/late.c",
-        dir.path(),
-        "late",
-        Link::Distcache,
-    );
+    let prog = compile_harness("late", dir.path());
     let path = dir.path().join("s.sock");
     let mut cmd = Command::new(&prog);
     cmd.arg(format!("UNIX:{}", path.display()));
@@ -165,9 +135,7 @@ fn late_connect_to_server_started_later() {
     p.wait_line("READY start", Duration::from_secs(30));
     let server = Server::unix(&path, 512);
     p.send_line("go");
-    let done = p.finish(Duration::from_secs(60));
-    done.assert_ok();
-    done.report();
+    p.finish_ok(Duration::from_secs(60));
     drop(server);
 }
 
@@ -176,12 +144,7 @@ fn late_connect_to_server_started_later() {
 #[test]
 fn server_down_fails_fast() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/down.c",
-        dir.path(),
-        "down",
-        Link::Distcache,
-    );
+    let prog = compile_harness("down", dir.path());
     let stale = dir.path().join("stale.sock");
     drop(UnixListener::bind(&stale).expect("bind stale socket"));
     assert!(stale.exists(), "the stale socket file should remain");
@@ -198,12 +161,7 @@ fn server_down_fails_fast() {
 #[test]
 fn silent_server_times_out() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/hang.c",
-        dir.path(),
-        "hang",
-        Link::Distcache,
-    );
+    let prog = compile_harness("hang", dir.path());
     let path = dir.path().join("silent.sock");
     let _silent = Silent::new(&path);
     let address = format!("UNIX:{}", path.display());
@@ -226,10 +184,7 @@ fn silent_server_times_out() {
         let what = format!("hang {}", args.join(" "));
         running.push(Proc::spawn(&what, &mut cmd, false));
     }
-    for done in finish_all(running, Duration::from_secs(60)) {
-        done.assert_ok();
-        done.report();
-    }
+    finish_all_ok(running, Duration::from_secs(60));
 }
 
 /// threads.c: 16 threads x 10000 checked operations on one shared ctx.
@@ -237,12 +192,7 @@ fn silent_server_times_out() {
 /// operation) and 2 s with PERSISTENT, so both keep the full count.
 fn threads(flags: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prog = compile(
-        "tests/c_harness/threads.c",
-        dir.path(),
-        "threads",
-        Link::Distcache,
-    );
+    let prog = compile_harness("threads", dir.path());
     let server = Server::unix(&dir.path().join("s.sock"), 4096);
     let _guard = exclusive();
     run_ok(
@@ -365,13 +315,7 @@ fn static_library_link() {
         "{} is missing",
         pc_dir.join("libdistcache.pc").display()
     );
-    let have_pkg_config = Command::new("pkg-config")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if have_pkg_config {
+    if tool_available("pkg-config") {
         let mut cmd = Command::new("pkg-config");
         cmd.args(["--static", "--libs", "libdistcache"])
             .env("PKG_CONFIG_PATH", &pc_dir);
@@ -452,13 +396,7 @@ fn c_examples_build_and_run() {
 /// not installed.
 #[test]
 fn valgrind_memcheck() {
-    let have_valgrind = Command::new("valgrind")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_valgrind {
+    if !tool_available("valgrind") {
         println!("valgrind is not installed: memcheck run skipped");
         return;
     }
@@ -492,8 +430,5 @@ fn valgrind_memcheck() {
         let what = format!("valgrind {name} {}", args.join(" "));
         running.push(Proc::spawn(&what, &mut cmd, false));
     }
-    for done in finish_all(running, Duration::from_secs(180)) {
-        done.assert_ok();
-        done.report();
-    }
+    finish_all_ok(running, Duration::from_secs(180));
 }

@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::vectors_dir;
+use common::{describe, hex, to_hex, vectors_dir};
 use distcache::proto::Status;
 use distcache::{Client, ClientError, Flags};
 use std::collections::VecDeque;
@@ -33,43 +33,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const HEADER_LEN: usize = 14;
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        })
-}
-
-fn from_hex(s: &str) -> Vec<u8> {
-    let s = s.trim();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
-/// Human-readable comparison of expected and received bytes.
-fn describe(expected: &[u8], got: &[u8]) -> String {
-    if expected.len() <= 64 && got.len() <= 64 {
-        return format!("expected {} got {}", to_hex(expected), to_hex(got));
-    }
-    let first = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    let from = first.saturating_sub(8);
-    let window = |b: &[u8]| to_hex(&b[from.min(b.len())..(from + 40).min(b.len())]);
-    format!(
-        "expected {} bytes, got {}; first difference at byte {first}: expected [{from}..] {} got [{from}..] {}",
-        expected.len(),
-        got.len(),
-        window(expected),
-        window(got)
-    )
-}
 
 /// Session bytes of the vectors: byte i = (i*7+k) & 0xff.
 fn pattern(len: usize, k: usize) -> Vec<u8> {
@@ -116,7 +79,7 @@ fn load_recording(name: &str) -> Recording {
             rec.client_conns
                 .last_mut()
                 .expect("C> before any connection")
-                .extend_from_slice(&from_hex(h));
+                .extend_from_slice(&hex(h));
             last_was_server = false;
         } else if let Some(h) = line.strip_prefix("S> ") {
             if !last_was_server {
@@ -125,7 +88,7 @@ fn load_recording(name: &str) -> Recording {
             rec.replies
                 .last_mut()
                 .expect("reply")
-                .extend_from_slice(&from_hex(h));
+                .extend_from_slice(&hex(h));
             last_was_server = true;
         } else if let Some(r) = line.strip_prefix("# result: API ") {
             let (func, rest) = r.split_once('(').expect("API call");

@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{all_vectors, connect_unix, hex, ServerProc, Vector};
+use common::{all_vectors, connect_unix, describe, hex, to_hex, ServerProc, Vector};
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -97,38 +97,6 @@ fn add_payload(timeout_msecs: u32, id: &[u8], data: &[u8]) -> Vec<u8> {
     p.extend_from_slice(id);
     p.extend_from_slice(data);
     p
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        })
-}
-
-/// Human-readable comparison of expected and received bytes.
-fn describe(expected: &[u8], got: &[u8]) -> String {
-    if expected == got {
-        return format!("match ({} bytes)", got.len());
-    }
-    if expected.len() <= 64 && got.len() <= 64 {
-        return format!("expected {} got {}", to_hex(expected), to_hex(got));
-    }
-    let first = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    let from = first.saturating_sub(8);
-    let window = |b: &[u8]| to_hex(&b[from.min(b.len())..(from + 40).min(b.len())]);
-    format!(
-        "expected {} bytes, got {}; first difference at byte {first}: expected [{from}..] {} got [{from}..] {}",
-        expected.len(),
-        got.len(),
-        window(expected),
-        window(got)
-    )
 }
 
 // ---------------------------------------------------------------------------

@@ -16,18 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                        \
-	do {                                                             \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-		fprintf(stderr, __VA_ARGS__);                            \
-		fprintf(stderr, "\n");                                   \
-		exit(1);                                                 \
-	} while (0)
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			FAIL(__VA_ARGS__);                               \
-	} while (0)
+#include "harness.h"
 
 static unsigned char big[32768 + 16];
 static unsigned char out[32768];

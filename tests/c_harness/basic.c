@@ -20,25 +20,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                        \
-	do {                                                             \
-		fprintf(stderr, "FAIL %s:%d (flags 0x%x): ", __FILE__,   \
-			__LINE__, g_flags);                              \
-		fprintf(stderr, __VA_ARGS__);                            \
-		fprintf(stderr, "\n");                                   \
-		exit(1);                                                 \
-	} while (0)
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			FAIL(__VA_ARGS__);                               \
-	} while (0)
+#include "harness.h"
 
 #define MAX_TOTAL 32768u
 
 static unsigned int g_flags;
 static unsigned char big[MAX_TOTAL];
 static unsigned char out[MAX_TOTAL + 16];
+
+/* Every FAIL line names the flags under test. */
+static void print_flags(void)
+{
+	fprintf(stderr, " (flags 0x%x)", g_flags);
+}
 
 /* A unique id prefix per process so that runs sharing a server never meet. */
 static unsigned int make_id(unsigned char *buf, const char *name)
@@ -348,6 +342,7 @@ int main(int argc, char **argv)
 {
 	DC_CTX *ctx;
 
+	fail_context = print_flags;
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: %s <address> [flags]\n", argv[0]);
 		return 2;

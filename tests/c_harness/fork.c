@@ -14,10 +14,8 @@
  * 2. Contrast, PERSISTENT without PIDCHECK: the child's operations (the
  *    parent waits meanwhile) succeed without any new socket: it reused the
  *    inherited connection. */
-#define _GNU_SOURCE
 #include <distcache/dc_client.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,50 +23,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                        \
-	do {                                                             \
-		fprintf(stderr, "FAIL %s:%d (pid %ld): ", __FILE__,      \
-			__LINE__, (long)getpid());                       \
-		fprintf(stderr, __VA_ARGS__);                            \
-		fprintf(stderr, "\n");                                   \
-		exit(1);                                                 \
-	} while (0)
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			FAIL(__VA_ARGS__);                               \
-	} while (0)
+#include "harness.h"
 
-#define MAX_SOCKS 64
-
-struct sockset {
-	unsigned long inode[MAX_SOCKS];
-	int n;
-};
-
-static void list_sockets(struct sockset *s)
+/* Every FAIL line names the process (parent or child) that failed. */
+static void print_pid(void)
 {
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	char target[128];
-	ssize_t len;
-	unsigned long ino;
-
-	CHECK(d != NULL, "opendir /proc/self/fd");
-	s->n = 0;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		len = readlinkat(dirfd(d), e->d_name, target,
-				 sizeof(target) - 1);
-		if (len <= 0)
-			continue;
-		target[len] = '\0';
-		if (sscanf(target, "socket:[%lu]", &ino) == 1 &&
-		    s->n < MAX_SOCKS)
-			s->inode[s->n++] = ino;
-	}
-	closedir(d);
+	fprintf(stderr, " (pid %ld)", (long)getpid());
 }
 
 static int contains(const struct sockset *s, unsigned long ino)
@@ -93,8 +53,9 @@ static int new_sockets(const struct sockset *a, const struct sockset *b)
 /* add, get (checked byte for byte), has, remove: `rounds` times. */
 static void exercise(DC_CTX *ctx, const char *who, int rounds)
 {
-	unsigned char id[64], sess[700], out[1024];
-	unsigned int id_len, used;
+	unsigned char id[64], sess[700];
+	unsigned int id_len;
+	char what[64];
 	int i, j;
 
 	for (i = 0; i < rounds; i++) {
@@ -103,21 +64,8 @@ static void exercise(DC_CTX *ctx, const char *who, int rounds)
 						(long)getpid(), who, i);
 		for (j = 0; j < (int)sizeof(sess); j++)
 			sess[j] = (unsigned char)(i * 13 + j + who[0]);
-		CHECK(DC_CTX_add_session(ctx, id, id_len, sess, sizeof(sess),
-					 60000) == 1,
-		      "%s: add %d failed", who, i);
-		used = 0;
-		CHECK(DC_CTX_get_session(ctx, id, id_len, out, sizeof(out),
-					 &used) == 1,
-		      "%s: get %d failed", who, i);
-		CHECK(used == sizeof(sess) &&
-			      memcmp(out, sess, sizeof(sess)) == 0,
-		      "%s: get %d returned wrong data (used %u)", who, i,
-		      used);
-		CHECK(DC_CTX_has_session(ctx, id, id_len) == 1,
-		      "%s: has %d", who, i);
-		CHECK(DC_CTX_remove_session(ctx, id, id_len) == 1,
-		      "%s: remove %d", who, i);
+		snprintf(what, sizeof(what), "%s round %d", who, i);
+		roundtrip_ok(ctx, id, id_len, sess, sizeof(sess), what);
 	}
 }
 
@@ -201,6 +149,7 @@ static void without_pidcheck(const char *addr)
 
 int main(int argc, char **argv)
 {
+	fail_context = print_pid;
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s <address>\n", argv[0]);
 		return 2;

@@ -15,68 +15,23 @@
  * PERSISTENT DC_CTX_new opens one; PERSISTENT|LATE opens none until the
  * first operation, then keeps one; flags 0 keeps none after an operation;
  * DC_CTX_free closes them. */
-#define _GNU_SOURCE
 #include <distcache/dc_client.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                        \
-	do {                                                             \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-		fprintf(stderr, __VA_ARGS__);                            \
-		fprintf(stderr, "\n");                                   \
-		exit(1);                                                 \
-	} while (0)
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			FAIL(__VA_ARGS__);                               \
-	} while (0)
-
-/* Sockets open in this process. */
-static int count_sockets(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	char target[64];
-	ssize_t len;
-	int n = 0;
-
-	CHECK(d != NULL, "opendir /proc/self/fd");
-	while ((e = readdir(d)) != NULL) {
-		len = readlinkat(dirfd(d), e->d_name, target,
-				 sizeof(target) - 1);
-		if (len <= 0)
-			continue;
-		target[len] = '\0';
-		if (strncmp(target, "socket:", 7) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
+#include "harness.h"
 
 static void roundtrip(DC_CTX *ctx, const char *who)
 {
-	unsigned char id[64], out[128];
 	static const unsigned char sess[] = "late session data";
-	unsigned int id_len, used = 0;
+	unsigned char id[64];
+	unsigned int id_len;
 
 	id_len = (unsigned int)snprintf((char *)id, sizeof(id), "late-%ld-%s",
 					(long)getpid(), who);
-	CHECK(DC_CTX_add_session(ctx, id, id_len, sess, sizeof(sess), 60000) ==
-		      1,
-	      "%s: add", who);
-	CHECK(DC_CTX_get_session(ctx, id, id_len, out, sizeof(out), &used) ==
-			      1 &&
-		      used == sizeof(sess) && memcmp(out, sess, used) == 0,
-	      "%s: get", who);
-	CHECK(DC_CTX_has_session(ctx, id, id_len) == 1, "%s: has", who);
-	CHECK(DC_CTX_remove_session(ctx, id, id_len) == 1, "%s: remove", who);
+	roundtrip_ok(ctx, id, id_len, sess, sizeof(sess), who);
 }
 
 int main(int argc, char **argv)
@@ -85,7 +40,6 @@ int main(int argc, char **argv)
 	const unsigned int L = DC_CTX_FLAG_PERSISTENT_LATE;
 	DC_CTX *late_used, *late_fresh, *temp, *pers;
 	const char *addr;
-	char line[64];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s <address>\n", argv[0]);
@@ -108,10 +62,7 @@ int main(int argc, char **argv)
 	CHECK(DC_CTX_has_session(temp, (const unsigned char *)"x", 1) == -1,
 	      "flags 0: has with the server down did not return -1");
 
-	printf("READY start\n");
-	fflush(stdout);
-	CHECK(fgets(line, sizeof(line), stdin) != NULL,
-	      "no go line from the driver");
+	await_go("start");
 
 	roundtrip(late_used, "late-used");
 	roundtrip(late_fresh, "late-fresh");

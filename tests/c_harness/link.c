@@ -19,40 +19,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                        \
-	do {                                                             \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-		fprintf(stderr, __VA_ARGS__);                            \
-		fprintf(stderr, "\n");                                   \
-		exit(1);                                                 \
-	} while (0)
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			FAIL(__VA_ARGS__);                               \
-	} while (0)
+#include "harness.h"
 
 static void roundtrip(const char *addr, unsigned int flags)
 {
-	unsigned char id[64], out[256], sess[200];
-	unsigned int id_len, used = 0;
+	unsigned char id[64], sess[200];
+	unsigned int id_len;
+	char who[32];
 	DC_CTX *ctx = DC_CTX_new(addr, flags);
 
 	CHECK(ctx != NULL, "DC_CTX_new(%s, 0x%x)", addr, flags);
 	id_len = (unsigned int)snprintf((char *)id, sizeof(id), "link-%ld-%x",
 					(long)getpid(), flags);
 	memset(sess, 'L', sizeof(sess));
-	CHECK(DC_CTX_add_session(ctx, id, id_len, sess, sizeof(sess), 60000) ==
-		      1,
-	      "add (flags 0x%x)", flags);
-	CHECK(DC_CTX_get_session(ctx, id, id_len, out, sizeof(out), &used) ==
-			      1 &&
-		      used == sizeof(sess) && memcmp(out, sess, used) == 0,
-	      "get (flags 0x%x)", flags);
-	CHECK(DC_CTX_has_session(ctx, id, id_len) == 1, "has (flags 0x%x)",
-	      flags);
-	CHECK(DC_CTX_remove_session(ctx, id, id_len) == 1,
-	      "remove (flags 0x%x)", flags);
+	snprintf(who, sizeof(who), "flags 0x%x", flags);
+	roundtrip_ok(ctx, id, id_len, sess, sizeof(sess), who);
 	DC_CTX_free(ctx);
 }
 

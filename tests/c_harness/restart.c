@@ -21,18 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FAIL(...)                                                        \
-	do {                                                             \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);     \
-		fprintf(stderr, __VA_ARGS__);                            \
-		fprintf(stderr, "\n");                                   \
-		exit(1);                                                 \
-	} while (0)
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			FAIL(__VA_ARGS__);                               \
-	} while (0)
+#include "harness.h"
 
 static const unsigned char sess[] = "a session of some forty bytes or so....";
 
@@ -91,7 +80,6 @@ int main(int argc, char **argv)
 	const unsigned int L = DC_CTX_FLAG_PERSISTENT_LATE;
 	DC_CTX *retry_add, *retry_get, *retry_has, *retry_rm, *retry_late;
 	DC_CTX *noretry, *noretry_get, *temp;
-	char line[64];
 	const char *addr;
 
 	if (argc != 2) {
@@ -112,10 +100,7 @@ int main(int argc, char **argv)
 	CHECK(get(retry_get, "before") == 1, "get before restart");
 	CHECK(has(noretry, "before") == 1, "has before restart");
 
-	printf("READY restart\n");
-	fflush(stdout);
-	CHECK(fgets(line, sizeof(line), stdin) != NULL,
-	      "no go line from the driver");
+	await_go("restart");
 
 	/* RETRY: each first operation reconnects and succeeds. */
 	add_ok(retry_add, "after");

@@ -15,12 +15,12 @@
  * holds after the run, and checks DC_CTX_free releases them all. */
 #include <distcache/dc_client.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "harness.h"
 
 #define KEYS 24
 #define MAX_SESS 3000
@@ -170,29 +170,12 @@ static void *run(void *arg)
 	return NULL;
 }
 
-/* Open file descriptors of this process (the DIR's own one excluded). */
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
-
 int main(int argc, char **argv)
 {
 	struct worker *workers;
-	struct timespec t0, t1;
 	int nthreads = 16, i, failed = 0, fds_before, fds_during, fds_after;
 	long total = 0;
-	double secs;
+	double t0, secs;
 
 	if (argc < 3 || argc > 5) {
 		fprintf(stderr,
@@ -221,7 +204,7 @@ int main(int argc, char **argv)
 	workers = calloc((size_t)nthreads, sizeof(*workers));
 	if (!workers)
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	for (i = 0; i < nthreads; i++) {
 		workers[i].index = i;
 		if (pthread_create(&workers[i].tid, NULL, run, &workers[i])) {
@@ -238,9 +221,7 @@ int main(int argc, char **argv)
 			failed = 1;
 		}
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	secs = (double)(t1.tv_sec - t0.tv_sec) +
-	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	secs = (now_ms() - t0) / 1000.0;
 	fds_during = count_fds();
 	DC_CTX_free(g_ctx);
 	fds_after = count_fds();

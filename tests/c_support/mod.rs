@@ -56,6 +56,17 @@ pub fn compile(src: &str, dir: &Path, name: &str, link: Link) -> PathBuf {
     compile_with(src, dir, name, link, &[])
 }
 
+/// Compiles the harness program `tests/c_harness/<name>.c` into
+/// `dir/<name>`, linked as a DC_CTX user ([`Link::Distcache`]).
+pub fn compile_harness(name: &str, dir: &Path) -> PathBuf {
+    compile(
+        &format!("tests/c_harness/{name}.c"),
+        dir,
+        name,
+        Link::Distcache,
+    )
+}
+
 pub fn compile_with(src: &str, dir: &Path, name: &str, link: Link, extra: &[String]) -> PathBuf {
     let stage = stage();
     let lib = stage.join("lib");
@@ -245,6 +256,14 @@ impl Proc {
             .expect("one process, one result")
     }
 
+    /// [`Proc::finish`], then asserts success and prints what it wrote.
+    pub fn finish_ok(self, limit: Duration) -> Finished {
+        let done = self.finish(limit);
+        done.assert_ok();
+        done.report();
+        done
+    }
+
     /// The outcome of a child that has exited.
     fn collect(mut self, status: ExitStatus, elapsed: Duration) -> Finished {
         // The pipes close when the child exits, unless it left a
@@ -321,6 +340,17 @@ pub fn finish_all(mut procs: Vec<Proc>, limit: Duration) -> Vec<Finished> {
         .collect()
 }
 
+/// [`finish_all`], then asserts that every child succeeded and prints what
+/// each wrote.
+pub fn finish_all_ok(procs: Vec<Proc>, limit: Duration) -> Vec<Finished> {
+    let done = finish_all(procs, limit);
+    for d in &done {
+        d.assert_ok();
+        d.report();
+    }
+    done
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
@@ -339,10 +369,18 @@ pub fn run_ok(prog: &Path, args: &[&str], limit: Duration) -> Finished {
     );
     let mut cmd = Command::new(prog);
     cmd.args(args);
-    let done = Proc::spawn(&what, &mut cmd, false).finish(limit);
-    done.assert_ok();
-    done.report();
-    done
+    Proc::spawn(&what, &mut cmd, false).finish_ok(limit)
+}
+
+/// Whether `tool --version` runs and exits successfully (an optional tool
+/// such as valgrind or pkg-config is installed).
+pub fn tool_available(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: spawning a real `dc_server`
-//! on a private socket, and stopping it by its PID.
+//! on a private socket, and stopping it by its PID; the golden vectors;
+//! hex and byte-comparison helpers.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -182,4 +184,38 @@ pub fn hex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
         .collect()
+}
+
+/// Encodes bytes as lowercase hex.
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+/// Human-readable comparison of expected and received bytes: both in hex
+/// when short, else the lengths and a window around the first difference.
+pub fn describe(expected: &[u8], got: &[u8]) -> String {
+    if expected == got {
+        return format!("match ({} bytes)", got.len());
+    }
+    if expected.len() <= 64 && got.len() <= 64 {
+        return format!("expected {} got {}", to_hex(expected), to_hex(got));
+    }
+    let first = expected
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    let from = first.saturating_sub(8);
+    let window = |b: &[u8]| to_hex(&b[from.min(b.len())..(from + 40).min(b.len())]);
+    format!(
+        "expected {} bytes, got {}; first difference at byte {first}: expected [{from}..] {} got [{from}..] {}",
+        expected.len(),
+        got.len(),
+        window(expected),
+        window(got)
+    )
 }
