@@ -7,7 +7,7 @@
 
 mod memory;
 
-pub use memory::MemoryStore;
+pub use memory::{DropCounts, MemoryStore};
 
 use thiserror::Error;
 
