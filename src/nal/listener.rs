@@ -1,4 +1,5 @@
 use super::{Address, Deadline, NalError, Stream};
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::fs;
 use std::io;
 use std::net::TcpListener;
@@ -6,6 +7,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Connections the kernel queues before they are accepted (it caps this at
+/// `net.core.somaxconn`). Many clients connecting at once, each for one
+/// operation, must not find the queue full.
+const BACKLOG: i32 = 4096;
 
 /// A listening socket.
 #[derive(Debug)]
@@ -32,10 +38,19 @@ impl Listener {
     /// call fails.
     pub fn bind(addr: &Address) -> Result<Listener, NalError> {
         match addr {
-            Address::Tcp { addr, .. } => Ok(Listener::Tcp(TcpListener::bind(addr)?)),
+            Address::Tcp { addr, .. } => {
+                let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+                socket.set_reuse_address(true)?;
+                socket.bind(&SockAddr::from(*addr))?;
+                socket.listen(BACKLOG)?;
+                Ok(Listener::Tcp(socket.into()))
+            }
             Address::Unix(path) => {
                 clear_stale_socket(path)?;
-                let listener = UnixListener::bind(path)?;
+                let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                socket.bind(&SockAddr::unix(path)?)?;
+                socket.listen(BACKLOG)?;
+                let listener: UnixListener = socket.into();
                 let meta = fs::symlink_metadata(path)?;
                 Ok(Listener::Unix {
                     listener,
