@@ -134,11 +134,15 @@ struct Conn {
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
-/// The last session each thread fetched, for `reget`: (client serial, id, data).
-type LastGet = Option<(u64, Vec<u8>, Vec<u8>)>;
+/// Clients whose last fetched session a thread remembers for `reget`.
+const REGET_SLOTS: usize = 4;
+
+/// What one thread fetched last from each of the clients it used most
+/// recently (most recent first): (client serial, id, data).
+type LastGets = Vec<(u64, Vec<u8>, Vec<u8>)>;
 
 thread_local! {
-    static LAST_GET: RefCell<LastGet> = const { RefCell::new(None) };
+    static LAST_GET: RefCell<LastGets> = const { RefCell::new(Vec::new()) };
 }
 
 impl Client {
@@ -239,7 +243,12 @@ impl Client {
                 )),
             };
         }
-        LAST_GET.with(|l| *l.borrow_mut() = Some((self.serial, id.to_vec(), reply.clone())));
+        // The memory is unavailable only while the thread is exiting.
+        let _ = LAST_GET.try_with(|l| {
+            let mut l = l.borrow_mut();
+            l.truncate(REGET_SLOTS - 1);
+            l.insert(0, (self.serial, id.to_vec(), reply.clone()));
+        });
         Ok(Some(reply))
     }
 
@@ -247,12 +256,16 @@ impl Client {
     /// fetched with [`Client::get`], if that `get` was for `id` and found it.
     /// No network traffic.
     pub fn reget(&self, id: &[u8]) -> Option<Vec<u8>> {
-        LAST_GET.with(|l| match &*l.borrow() {
-            Some((serial, last_id, data)) if *serial == self.serial && last_id == id => {
-                Some(data.clone())
-            }
-            _ => None,
-        })
+        LAST_GET
+            .try_with(|l| {
+                l.borrow()
+                    .iter()
+                    .find(|(serial, _, _)| *serial == self.serial)
+                    .filter(|(_, last_id, _)| last_id == id)
+                    .map(|(_, _, data)| data.clone())
+            })
+            .ok()
+            .flatten()
     }
 
     /// Deletes a session; false when the server had none for `id`.
@@ -270,13 +283,10 @@ impl Client {
     }
 
     fn forget_last_get(&self) {
-        LAST_GET.with(|l| {
-            let mut l = l.borrow_mut();
-            if l.as_ref()
-                .is_some_and(|(serial, _, _)| *serial == self.serial)
-            {
-                *l = None;
-            }
+        // The memory is unavailable only while the thread is exiting.
+        let _ = LAST_GET.try_with(|l| {
+            l.borrow_mut()
+                .retain(|(serial, _, _)| *serial != self.serial)
         });
     }
 

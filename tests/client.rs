@@ -239,3 +239,79 @@ fn bad_arguments_fail_without_traffic() {
         "nothing was sent"
     );
 }
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+/// A signal that interrupts a call's wait (as a host's timers, profilers or
+/// Apache's restarts do) neither fails the call nor stretches its deadline.
+#[test]
+fn signals_do_not_fail_a_call() {
+    let (_dir, addr) = fake_server(|mut c| {
+        while let Some((uid, op)) = read_request(&mut c) {
+            thread::sleep(Duration::from_millis(300));
+            let _ = c.write_all(&reply(uid, op, &[0]));
+        }
+    });
+    // SAFETY: installs a handler that does nothing, without SA_RESTART, so
+    // that the signal interrupts the client's poll(2) with EINTR.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let pinger = thread::spawn(move || {
+        let mut sent = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: `me` is the test thread, alive until `done` is set.
+            unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
+            sent += 1;
+            thread::sleep(Duration::from_millis(20));
+        }
+        sent
+    });
+    let client = Client::new(&addr, Flags::empty()).unwrap();
+    client.set_timeout(Duration::from_secs(2));
+    let start = Instant::now();
+    let found = client.have(b"id");
+    let took = start.elapsed();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = pinger.join().unwrap();
+    assert!(sent >= 5, "only {sent} signals were sent");
+    assert!(found.unwrap(), "interrupted call failed");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+/// `reget` remembers the last session fetched per client, per thread: a get
+/// on another client in between does not lose it; any other operation on the
+/// same client does.
+#[test]
+fn reget_is_per_client_and_per_thread() {
+    let srv = ServerProc::start(&[]);
+    let a = Client::new(&srv.address(), Flags::PERSISTENT).unwrap();
+    let b = Client::new(&srv.address(), Flags::empty()).unwrap();
+    a.add(b"id-a", b"data for a", 60_000).unwrap();
+    a.add(b"id-b", b"data for b", 60_000).unwrap();
+    assert_eq!(a.get(b"id-a").unwrap().as_deref(), Some(&b"data for a"[..]));
+    assert_eq!(b.get(b"id-b").unwrap().as_deref(), Some(&b"data for b"[..]));
+    assert_eq!(a.reget(b"id-a").as_deref(), Some(&b"data for a"[..]));
+    assert_eq!(b.reget(b"id-b").as_deref(), Some(&b"data for b"[..]));
+    assert_eq!(a.reget(b"id-b"), None, "another id");
+    let a = Arc::new(a);
+    let other = a.clone();
+    let from_other_thread = thread::spawn(move || other.reget(b"id-a")).join().unwrap();
+    assert_eq!(from_other_thread, None, "another thread");
+    assert!(a.have(b"id-a").unwrap());
+    assert_eq!(
+        a.reget(b"id-a"),
+        None,
+        "after another operation on the same client"
+    );
+}

@@ -59,6 +59,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // One descriptor per client connection: allow as many as the system
+    // lets this process have. Failing to raise it only lowers the ceiling.
+    let _ = distcache::nal::raise_fd_limit();
     let server = match Server::bind(&config) {
         Ok(s) => s,
         Err(e) => {

@@ -3,9 +3,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use std::fs;
 use std::io;
 use std::net::TcpListener;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Connections the kernel queues before they are accepted (it caps this at
@@ -18,15 +18,8 @@ const BACKLOG: i32 = 4096;
 pub enum Listener {
     /// A TCP listener.
     Tcp(TcpListener),
-    /// A UNIX listener, with the path it made and that file's identity.
-    Unix {
-        /// The listening socket.
-        listener: UnixListener,
-        /// Where its socket file is.
-        path: PathBuf,
-        /// Device and inode of the socket file this listener created.
-        file_id: (u64, u64),
-    },
+    /// A UNIX listener.
+    Unix(UnixListener),
 }
 
 impl Listener {
@@ -41,6 +34,11 @@ impl Listener {
             Address::Tcp { addr, .. } => {
                 let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
                 socket.set_reuse_address(true)?;
+                if addr.is_ipv6() {
+                    // IPv6 only, so that `IP:port` and `IPv6:port` can be
+                    // listened on side by side.
+                    socket.set_only_v6(true)?;
+                }
                 socket.bind(&SockAddr::from(*addr))?;
                 socket.listen(BACKLOG)?;
                 Ok(Listener::Tcp(socket.into()))
@@ -50,13 +48,7 @@ impl Listener {
                 let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
                 socket.bind(&SockAddr::unix(path)?)?;
                 socket.listen(BACKLOG)?;
-                let listener: UnixListener = socket.into();
-                let meta = fs::symlink_metadata(path)?;
-                Ok(Listener::Unix {
-                    listener,
-                    path: path.clone(),
-                    file_id: (meta.dev(), meta.ino()),
-                })
+                Ok(Listener::Unix(socket.into()))
             }
         }
     }
@@ -65,7 +57,7 @@ impl Listener {
     pub fn accept(&self) -> io::Result<Stream> {
         match self {
             Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::from_tcp(s)),
-            Listener::Unix { listener, .. } => listener.accept().map(|(s, _)| Stream::from_unix(s)),
+            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::from_unix(s)),
         }
     }
 
@@ -73,35 +65,9 @@ impl Listener {
     pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         let sock = match self {
             Listener::Tcp(l) => socket2::SockRef::from(l),
-            Listener::Unix { listener, .. } => socket2::SockRef::from(listener),
+            Listener::Unix(l) => socket2::SockRef::from(l),
         };
         sock.set_read_timeout(timeout)
-    }
-
-    /// The UNIX socket path, if this is a UNIX listener.
-    pub fn unix_path(&self) -> Option<&Path> {
-        match self {
-            Listener::Unix { path, .. } => Some(path),
-            Listener::Tcp(_) => None,
-        }
-    }
-
-    /// The TCP port actually bound (useful after binding port 0).
-    pub fn local_port(&self) -> Option<u16> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
-            Listener::Unix { .. } => None,
-        }
-    }
-
-    /// Removes the socket file, if it is still the one this listener made.
-    pub fn remove_socket_file(&self) {
-        if let Listener::Unix { path, file_id, .. } = self {
-            let ours = fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == *file_id);
-            if ours {
-                let _ = fs::remove_file(path);
-            }
-        }
     }
 }
 

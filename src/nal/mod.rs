@@ -11,3 +11,4 @@ pub use address::Address;
 pub use error::NalError;
 pub use listener::Listener;
 pub use stream::{Deadline, Stream};
+pub use sys::raise_fd_limit;

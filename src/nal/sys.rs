@@ -13,7 +13,9 @@ pub(crate) enum Ready {
     Write,
 }
 
-/// Waits until `fd` is ready or `timeout` passes; false on timeout.
+/// Waits until `fd` is ready or `timeout` passes; false on timeout. A wait
+/// cut short by a signal also returns true: the caller's next attempt finds
+/// nothing to do and waits again for the time left.
 ///
 /// `poll(2)` sleeps on a high-resolution timer, so the wait ends at the
 /// timeout to within a millisecond (socket timeouts can fire an eighth late).
@@ -36,8 +38,40 @@ pub(crate) fn wait(fd: BorrowedFd<'_>, ready: Ready, timeout: Duration) -> io::R
     // count passed is 1; the descriptor is borrowed, so it stays open.
     let n = unsafe { libc::poll(&mut pfd, 1, ms) };
     match n {
-        -1 => Err(io::Error::last_os_error()),
+        -1 => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(true)
+            } else {
+                Err(e)
+            }
+        }
         0 => Ok(false),
         _ => Ok(true),
     }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, so that
+/// a server can hold as many connections as the system allows it. Returns
+/// the limit in force afterwards.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call's duration.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit that outlives the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    Ok(lim.rlim_cur)
 }

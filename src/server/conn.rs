@@ -7,13 +7,23 @@ use crate::nal::Stream;
 use crate::proto::{Decoder, Role};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often a blocked read wakes to see whether the server is stopping.
 pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How long a client may leave its replies unread before it is dropped.
+/// How long the replies to one batch of requests may take to send: a client
+/// that leaves them unread longer is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping server waits for a half-received request.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+/// Bytes read at once. Pipelined requests in one read are answered together.
 const READ_CHUNK: usize = 64 * 1024;
+/// Replies are sent once this many bytes are pending, so that small
+/// pipelined requests for large sessions cannot make the server hold more
+/// than this (plus one reply of at most 32 KiB) per connection.
+const MAX_PENDING: usize = 64 * 1024;
+/// Capacity the reply buffer shrinks back to between batches.
+const IDLE_BUFFER: usize = 4096;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -42,8 +52,16 @@ pub(super) fn serve(
     }
     let mut decoder = Decoder::new(Role::Server);
     let mut buf = vec![0u8; READ_CHUNK];
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(IDLE_BUFFER);
+    let mut stop_seen: Option<Instant> = None;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            // Finish the request in flight, if any, but not for ever.
+            let since = *stop_seen.get_or_insert_with(Instant::now);
+            if !decoder.is_mid_message() || since.elapsed() > STOP_GRACE {
+                return End::Stopping;
+            }
+        }
         let n = match stream.recv(&mut buf) {
             Ok(0) => return End::PeerClosed,
             Ok(n) => n,
@@ -54,45 +72,84 @@ pub(super) fn serve(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                if stop.load(Ordering::Relaxed) && !decoder.is_mid_message() {
-                    return End::Stopping;
-                }
-                continue;
+                continue
             }
             Err(_) => return End::Io,
         };
         let mut input = &buf[..n];
         let now = clock.now();
+        let mut sender = Sender::new(&stream);
         while !input.is_empty() {
             let Ok((used, msg)) = decoder.decode(input) else {
                 // Answer what came before the bad bytes, then hang up.
-                let _ = send_all(&stream, &out);
+                let _ = sender.send(&mut out);
                 return End::Malformed;
             };
             input = &input[used..];
             if let Some(req) = msg {
                 if handle_request(store, now, &req, &mut out).is_err() {
-                    let _ = send_all(&stream, &out);
+                    let _ = sender.send(&mut out);
                     return End::Malformed;
                 }
                 stats.count_operation();
+                if out.len() >= MAX_PENDING && sender.send(&mut out).is_err() {
+                    return End::Io;
+                }
             }
         }
-        if send_all(&stream, &out).is_err() {
+        if sender.send(&mut out).is_err() {
             return End::Io;
         }
-        out.clear();
+        out.shrink_to(IDLE_BUFFER);
     }
 }
 
-fn send_all(stream: &Stream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match stream.send(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Sends the replies to one batch of requests, all before one deadline.
+struct Sender<'a> {
+    stream: &'a Stream,
+    deadline: Instant,
+    /// Whether the socket's send timeout is still the full SEND_TIMEOUT.
+    full_timeout: bool,
+}
+
+impl<'a> Sender<'a> {
+    fn new(stream: &'a Stream) -> Self {
+        Sender {
+            stream,
+            deadline: Instant::now() + SEND_TIMEOUT,
+            full_timeout: true,
         }
     }
-    Ok(())
+
+    /// Sends and empties `out`.
+    fn send(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut bytes = &out[..];
+        while !bytes.is_empty() {
+            match self.stream.send(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) if n == bytes.len() => break,
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            // A partial send: the client reads slowly. Bound what is left
+            // of the batch's time, not each call.
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_write_timeout(Some(left))?;
+            self.full_timeout = false;
+        }
+        out.clear();
+        Ok(())
+    }
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        if !self.full_timeout {
+            let _ = self.stream.set_write_timeout(Some(SEND_TIMEOUT));
+        }
+    }
 }

@@ -68,15 +68,14 @@ struct Shared {
     stop: AtomicBool,
 }
 
-/// Stops a running server from another thread (or a signal handler's
-/// watcher thread).
+/// Stops a running server from another thread.
 #[derive(Debug, Clone)]
 pub struct StopHandle(Arc<Shared>);
 
 impl StopHandle {
     /// Asks the server to stop: no new connections; each worker ends its
-    /// connection once no request is half-received, within a fraction of a
-    /// second.
+    /// connection after answering what it has received, waiting at most a
+    /// second for a request that is half-received.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::Relaxed);
     }
@@ -153,16 +152,25 @@ impl Server {
                 idle: AtomicUsize::new(0),
                 alive: AtomicUsize::new(0),
             });
+            pools.push(pool.clone());
             for _ in 0..SPARE_WORKERS {
-                pool.spawn_worker()?;
+                if let Err(e) = pool.spawn_worker() {
+                    // Stop the workers already started before giving up.
+                    self.stop_handle().stop();
+                    wait_for_workers(&pools);
+                    return Err(e);
+                }
             }
-            pools.push(pool);
         }
-        // Workers exit on their own once `stop` is set; wait for that.
-        while pools.iter().any(|p| p.alive.load(Ordering::Acquire) > 0) {
-            thread::sleep(POLL_INTERVAL / 5);
-        }
+        wait_for_workers(&pools);
         Ok(())
+    }
+}
+
+/// Workers exit on their own once `stop` is set; waits for that.
+fn wait_for_workers(pools: &[Arc<Pool>]) {
+    while pools.iter().any(|p| p.alive.load(Ordering::Acquire) > 0) {
+        thread::sleep(POLL_INTERVAL / 5);
     }
 }
 

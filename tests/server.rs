@@ -1,0 +1,161 @@
+//! dc_server and the Server engine under hostile or awkward clients: memory
+//! per connection stays bounded, stopping completes, listeners coexist.
+
+mod common;
+
+use common::{connect_unix, kill_pid, ServerProc};
+use distcache::server::{Server, ServerConfig};
+use distcache::{Address, Client, Flags};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn frame(op: u8, uid: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x00, 0x11, 0x00, 0x00, 0];
+    v.extend_from_slice(&uid.to_be_bytes());
+    v.extend_from_slice(&[0, op, 1]);
+    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS value")
+}
+
+/// Thousands of tiny pipelined GETs for a 32 KiB session, left unread: the
+/// server must not build all the replies (144 MB) in memory, and must still
+/// deliver every one of them in order once the client reads.
+#[test]
+fn pipelined_gets_do_not_amplify_memory() {
+    let srv = ServerProc::start(&[]);
+    let client = Client::new(&srv.address(), Flags::empty()).unwrap();
+    let data: Vec<u8> = (0..32_768u32 - 8 - 11).map(|i| (i % 251) as u8).collect();
+    client.add(b"big-session", &data, 60_000).unwrap();
+
+    let mut conn = connect_unix(&srv.socket, Duration::from_secs(10));
+    let count = 4000u32;
+    let mut burst = Vec::new();
+    for uid in 0..count {
+        burst.extend(frame(1, uid, b"big-session"));
+    }
+    conn.write_all(&burst).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let rss = rss_kib(srv.child.id());
+    assert!(
+        rss < 64 * 1024,
+        "server RSS {rss} KiB with {count} unread 32 KiB replies"
+    );
+
+    let reply_len = 14 * 16 + data.len(); // 16 frames per reply
+    let mut got = vec![0u8; reply_len];
+    for uid in 0..count {
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(u32::from_be_bytes([got[5], got[6], got[7], got[8]]), uid);
+    }
+}
+
+/// Stopping returns promptly even with a client that keeps sending and one
+/// that sent half a request and went quiet.
+#[test]
+fn stop_completes_with_busy_and_half_sent_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let config = ServerConfig {
+        listen: vec![Address::Unix(path.clone())],
+        sessions: 100,
+    };
+    let server = Server::bind(&config).unwrap();
+    let stop = server.stop_handle();
+    let running = thread::spawn(move || server.run());
+
+    let busy_path = path.clone();
+    let busy = thread::spawn(move || {
+        let mut c = connect_unix(&busy_path, Duration::from_secs(5));
+        let mut reply = [0u8; 15];
+        for uid in 0..100 {
+            if c.write_all(&frame(3, uid, b"id")).is_err() || c.read_exact(&mut reply).is_err() {
+                return uid; // the server hung up: it is stopping
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        100
+    });
+    let mut half = connect_unix(&path, Duration::from_secs(5));
+    half.write_all(&frame(3, 1, b"id")[..5]).unwrap();
+    thread::sleep(Duration::from_millis(300));
+
+    let start = Instant::now();
+    stop.stop();
+    while !running.is_finished() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "run() did not return after stop()"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    running.join().unwrap().unwrap();
+    assert!(
+        busy.join().unwrap() < 100,
+        "the busy client was not disconnected"
+    );
+}
+
+/// `IP:port` and `IPv6:port` listen side by side on the same port.
+#[test]
+fn ipv4_and_ipv6_on_one_port() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(common::dc_server_bin())
+        .args([
+            "-listen",
+            &format!("IP:{port}"),
+            "-listen",
+            &format!("IPv6:{port}"),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v4 = format!("IP:127.0.0.1:{port}");
+    let v6 = format!("IPv6:[::1]:{port}");
+    let mut ready = false;
+    while Instant::now() < deadline && !ready {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("dc_server exited ({status}): {err}");
+        }
+        ready = Client::new(&v4, Flags::empty()).unwrap().have(b"x").is_ok()
+            && Client::new(&v6, Flags::empty()).unwrap().have(b"x").is_ok();
+        thread::sleep(Duration::from_millis(20));
+    }
+    let result = ready.then(|| {
+        let a = Client::new(&v4, Flags::empty()).unwrap();
+        let b = Client::new(&v6, Flags::empty()).unwrap();
+        a.add(b"shared", b"one store", 60_000).unwrap();
+        b.get(b"shared").unwrap()
+    });
+    kill_pid(&mut child);
+    assert!(ready, "dc_server did not answer on both addresses");
+    assert_eq!(result.flatten().as_deref(), Some(&b"one store"[..]));
+}
