@@ -31,7 +31,7 @@ typedef struct st_DC_CTX DC_CTX;
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif
 
 /*
  Creates a client context for the server at `target`.
@@ -173,7 +173,7 @@ int DC_CTX_set_timeout(DC_CTX *ctx,
                        unsigned long msecs);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+} /* extern "C" */
+#endif
 
-#endif  /* HEADER_DISTCACHE_DC_CLIENT_H */
+#endif /* HEADER_DISTCACHE_DC_CLIENT_H */
