@@ -1,18 +1,20 @@
 //! Model-based tests of `distcache::cache::MemoryStore`.
 //!
 //! The model is a plain `Vec` of (id, data, expiry, insertion seq) that
-//! follows the semantics documented in src/cache: expiry = now + timeout; a
-//! session is live while expiry > now and never returned once expired (an
-//! expired session touched by an operation is dropped and counted as
-//! expired); ADD of a live id fails with `Exists`, ADD of an expired id
-//! replaces it; an ADD that finds `capacity` entries stored (expired ones
-//! count until purged) drops every expired entry and, if that freed fewer
-//! than max(capacity / 30, 1) places, evicts the live entries with the
-//! smallest (expiry, insertion order) until that many places were freed.
+//! follows the original distcache's rule, as documented in src/cache:
+//! expiry = now + timeout, and a session is live while expiry > now; every
+//! operation (add, get, remove, have, len) first drops every expired session
+//! (expiry <= now), counting each as expired; ADD of a live id fails with
+//! `Exists`; otherwise an ADD that, after that purge, finds `capacity`
+//! sessions stored evicts the clamp(capacity / 30, 1, 2000) sessions with the
+//! smallest (expiry, insertion order), counting them as evicted, and then
+//! inserts.
 
-use distcache::cache::{AddError, DropCounts, MemoryStore, Millis, Store};
+use distcache::cache::{AddError, DropCounts, MemoryStore, Millis, Store, MAX_EVICTION_BATCH};
 use proptest::prelude::*;
-use std::sync::Arc;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 
 // ---------------------------------------------------------------------------
 // The model
@@ -47,40 +49,37 @@ impl Model {
     }
 
     fn batch(&self) -> usize {
-        (self.capacity / 30).max(1)
+        (self.capacity / 30).clamp(1, MAX_EVICTION_BATCH)
     }
 
-    /// The live entry for `id`; an expired one is dropped (and counted).
-    fn live(&mut self, now: Millis, id: &[u8]) -> Option<usize> {
-        let i = self.entries.iter().position(|e| e.id == id)?;
-        if self.entries[i].expiry > now {
-            return Some(i);
-        }
-        self.entries.remove(i);
-        self.expired += 1;
-        None
+    /// Drops every session expired at `now` (and counts it): the first step
+    /// of every operation.
+    fn purge(&mut self, now: Millis) {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.expiry > now);
+        self.expired += (before - self.entries.len()) as u64;
+    }
+
+    /// Purges, then finds the (now necessarily live) entry for `id`.
+    fn find(&mut self, now: Millis, id: &[u8]) -> Option<usize> {
+        self.purge(now);
+        self.entries.iter().position(|e| e.id == id)
     }
 
     fn add(&mut self, now: Millis, timeout: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
-        if self.live(now, id).is_some() {
+        if self.find(now, id).is_some() {
             return Err(AddError::Exists);
         }
         if self.entries.len() >= self.capacity {
-            let before = self.entries.len();
-            self.entries.retain(|e| e.expiry > now);
-            let freed = before - self.entries.len();
-            self.expired += freed as u64;
-            if freed < self.batch() {
-                let need = (self.batch() - freed).min(self.entries.len());
-                self.entries.sort_by_key(|e| (e.expiry, e.seq));
-                self.entries.drain(..need);
-                self.evicted += need as u64;
-            }
+            let k = self.batch().min(self.entries.len());
+            self.entries.sort_by_key(|e| (e.expiry, e.seq));
+            self.entries.drain(..k);
+            self.evicted += k as u64;
         }
         self.entries.push(ModelEntry {
             id: id.to_vec(),
             data: data.to_vec(),
-            expiry: now + Millis::from(timeout),
+            expiry: now.saturating_add(Millis::from(timeout)),
             seq: self.next_seq,
         });
         self.next_seq += 1;
@@ -88,15 +87,15 @@ impl Model {
     }
 
     fn get(&mut self, now: Millis, id: &[u8]) -> Option<Vec<u8>> {
-        self.live(now, id).map(|i| self.entries[i].data.clone())
+        self.find(now, id).map(|i| self.entries[i].data.clone())
     }
 
     fn have(&mut self, now: Millis, id: &[u8]) -> bool {
-        self.live(now, id).is_some()
+        self.find(now, id).is_some()
     }
 
     fn remove(&mut self, now: Millis, id: &[u8]) -> bool {
-        match self.live(now, id) {
+        match self.find(now, id) {
             Some(i) => {
                 self.entries.remove(i);
                 true
@@ -105,8 +104,9 @@ impl Model {
         }
     }
 
-    fn len(&self, now: Millis) -> usize {
-        self.entries.iter().filter(|e| e.expiry > now).count()
+    fn len(&mut self, now: Millis) -> usize {
+        self.purge(now);
+        self.entries.len()
     }
 
     fn drops(&self) -> DropCounts {
@@ -160,16 +160,30 @@ fn timeout() -> impl Strategy<Value = u32> {
     prop_oneof![1 => Just(0u32), 5 => 1u32..40, 2 => 40u32..300]
 }
 
-fn op(ids: u16) -> impl Strategy<Value = Op> {
+/// Mostly short steps of the clock, and a few long ones that expire much of
+/// the store at once.
+fn advance() -> impl Strategy<Value = Millis> {
+    prop_oneof![4 => 0u64..5, 1 => 5u64..60]
+}
+
+fn op_with<T, A>(ids: u16, timeout: T, advance: A) -> impl Strategy<Value = Op>
+where
+    T: Strategy<Value = u32>,
+    A: Strategy<Value = Millis>,
+{
     prop_oneof![
-        5 => (0..ids, timeout(), 0usize..6)
+        5 => (0..ids, timeout, 0usize..6)
             .prop_map(|(id, timeout, data_len)| Op::Add { id, timeout, data_len }),
         2 => (0..ids).prop_map(Op::Get),
         1 => (0..ids).prop_map(Op::Remove),
         1 => (0..ids).prop_map(Op::Have),
         1 => Just(Op::Len),
-        2 => prop_oneof![4 => 0u64..5, 1 => 5u64..60].prop_map(Op::Advance),
+        2 => advance.prop_map(Op::Advance),
     ]
+}
+
+fn op(ids: u16) -> impl Strategy<Value = Op> {
+    op_with(ids, timeout(), advance())
 }
 
 /// (capacity, operations): small capacities, and an id space from a few ids
@@ -189,7 +203,10 @@ fn scenario(max_ops: usize) -> impl Strategy<Value = (usize, Vec<Op>)> {
 fn run_against_model(cap: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let store = MemoryStore::new(cap);
     prop_assert_eq!(store.capacity(), cap);
-    prop_assert_eq!(store.eviction_batch(), (cap / 30).max(1));
+    prop_assert_eq!(
+        store.eviction_batch(),
+        (cap / 30).clamp(1, MAX_EVICTION_BATCH)
+    );
     let mut model = Model::new(cap);
     let mut now: Millis = 1_000;
     let mut max_id = 0u16;
@@ -237,8 +254,21 @@ fn run_against_model(cap: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Len => {
                 prop_assert_eq!(store.is_empty(now), model.len(now) == 0, "step {}", step);
             }
-            Op::Advance(dt) => now += dt,
+            Op::Advance(dt) => {
+                // No check here: the next operation is the first to see the
+                // new time, so it is the one that must purge.
+                now += dt;
+                continue;
+            }
         }
+        // The operation itself, before `len` purges anything.
+        prop_assert_eq!(
+            store.drop_counts(),
+            model.drops(),
+            "drops after step {} {:?}",
+            step,
+            op
+        );
         prop_assert_eq!(
             store.len(now),
             model.len(now),
@@ -250,7 +280,7 @@ fn run_against_model(cap: usize, ops: &[Op]) -> Result<(), TestCaseError> {
         prop_assert_eq!(
             store.drop_counts(),
             model.drops(),
-            "drops after step {} {:?}",
+            "drops after len after step {} {:?}",
             step,
             op
         );
@@ -278,11 +308,21 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(150))]
 
     /// Longer runs on capacities whose eviction batch is 2 or 3 (60..=100),
-    /// so that batch eviction mixes with partially expired stores.
+    /// with timeouts long enough for the store to fill up, so that batch
+    /// eviction alternates with purges of expired sessions (which, when they
+    /// free a place, spare the live ones); the long timeouts are whole tenths
+    /// of a second and the clock mostly creeps, so that evictions meet ties.
     #[test]
     fn memory_store_matches_model_batch_eviction(
         (cap, ops) in (60usize..=100).prop_flat_map(|cap| {
-            (Just(cap), prop::collection::vec(op((cap * 2) as u16), 500..1500))
+            let timeout = prop_oneof![
+                1 => Just(0u32),
+                2 => 1u32..40,
+                5 => (3u32..30).prop_map(|t| t * 100),
+            ];
+            let advance = prop_oneof![6 => 0u64..3, 1 => 3u64..40];
+            let op = op_with((cap * 2) as u16, timeout, advance);
+            (Just(cap), prop::collection::vec(op, 500..1500))
         })
     ) {
         run_against_model(cap, &ops)?;
@@ -290,7 +330,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// Targeted eviction cases (FACTS.md section 2)
+// Targeted cases (FACTS.md section 2)
 // ---------------------------------------------------------------------------
 
 /// Fills a store of `cap` with ids 0..cap at time 0, timeout `timeout(id)`.
@@ -310,10 +350,21 @@ fn present(store: &MemoryStore, now: Millis, ids: std::ops::Range<u16>) -> Vec<u
 
 /// A full store of 64 whose timeouts increase with the id: one more ADD
 /// evicts exactly ids 0 and 1 (64 / 30 = 2); 100 evicts 3; 512 evicts 17
-/// (ids 0..=16); a store of fewer than 30 evicts 1.
+/// (ids 0..=16); a store of fewer than 60 evicts 1.
 #[test]
 fn eviction_drops_soonest_expiring_batch() {
-    for (cap, batch) in [(64usize, 2u16), (100, 3), (512, 17), (10, 1), (1, 1)] {
+    for (cap, batch) in [
+        (64usize, 2u16),
+        (100, 3),
+        (512, 17),
+        (10, 1),
+        (1, 1),
+        (30, 1),
+        (59, 1),
+        (60, 2),
+        (89, 2),
+        (90, 3),
+    ] {
         let store = filled(cap, |id| 1_000 + u32::from(id) * 10);
         let newcomer = cap as u16;
         store.add(1, 5_000, &id_bytes(newcomer), b"new").unwrap();
@@ -343,6 +394,27 @@ fn eviction_ties_go_oldest_first() {
     assert_eq!(store.drop_counts().evicted, 4);
 }
 
+/// Ties on expiry are broken by when the session was added, not by its id
+/// or its timeout: id 0, removed and added again later with the same expiry
+/// (a shorter timeout from a later time), is the youngest of the tie.
+#[test]
+fn eviction_ties_follow_insertion_order() {
+    let store = filled(64, |_| 60_000);
+    assert!(store.remove(10, &id_bytes(0)));
+    store.add(10, 59_990, &id_bytes(0), b"again").unwrap();
+    assert_eq!(store.len(10), 64);
+    store.add(10, 60_000, &id_bytes(64), b"new").unwrap();
+    let want: Vec<u16> = [0].into_iter().chain(3..=64).collect();
+    assert_eq!(present(&store, 10, 0..65), want);
+    assert_eq!(
+        store.drop_counts(),
+        DropCounts {
+            evicted: 2,
+            expired: 0
+        }
+    );
+}
+
 /// With timeouts decreasing with the id, the soonest-expiring entries are
 /// the last ids added (62 and 63), as observed on the original.
 #[test]
@@ -353,8 +425,8 @@ fn eviction_with_decreasing_timeouts_drops_last_ids() {
     assert_eq!(present(&store, 0, 0..65), want);
 }
 
-/// When the store is full, expired entries are purged first; when they free
-/// at least a batch, no live session is evicted.
+/// Expired sessions are purged before the ADD looks at the size of the
+/// store: three expired sessions leave room, and no live one is evicted.
 #[test]
 fn full_store_purges_expired_before_evicting() {
     let store = filled(64, |id| if id % 20 == 5 { 10 } else { 10_000 });
@@ -372,36 +444,64 @@ fn full_store_purges_expired_before_evicting() {
     assert_eq!(store.len(50), 62);
 }
 
-/// One expired entry frees fewer places than the batch of 2: the remaining
-/// place comes from the soonest-expiring live session.
+/// A single expired session is enough: its purge leaves the store below
+/// capacity, so the ADD evicts nothing even though the batch is 2. The next
+/// ADD finds the store full of live sessions and evicts a whole batch.
 #[test]
-fn full_store_tops_up_expired_purge_with_eviction() {
+fn full_store_with_one_expired_session_evicts_nothing() {
     let store = filled(64, |id| if id == 40 { 10 } else { 1_000 + u32::from(id) });
     store.add(50, 10_000, &id_bytes(64), b"new").unwrap();
-    let want: Vec<u16> = (1..65).filter(|&id| id != 40).collect();
+    let want: Vec<u16> = (0..65).filter(|&id| id != 40).collect();
     assert_eq!(present(&store, 50, 0..65), want);
+    assert_eq!(store.len(50), 64);
     assert_eq!(
         store.drop_counts(),
         DropCounts {
-            evicted: 1,
+            evicted: 0,
+            expired: 1
+        }
+    );
+    store.add(50, 10_000, &id_bytes(65), b"new").unwrap();
+    let want: Vec<u16> = (2..66).filter(|&id| id != 40).collect();
+    assert_eq!(present(&store, 50, 0..66), want);
+    assert_eq!(
+        store.drop_counts(),
+        DropCounts {
+            evicted: 2,
             expired: 1
         }
     );
 }
 
-/// Adding an id whose session expired replaces it without any eviction,
-/// even in a full store; adding a live id is refused and changes nothing.
+/// Adding a live id is refused and, even in a full store, changes nothing
+/// but the purge; adding an id whose session expired stores the new one
+/// without any eviction.
 #[test]
-fn add_over_expired_id_replaces_it() {
+fn add_over_live_and_expired_ids() {
     let store = filled(64, |id| if id == 7 { 5 } else { 1_000 });
+    assert_eq!(
+        store.add(4, 1_000, &id_bytes(8), b"other"),
+        Err(AddError::Exists)
+    );
+    assert_eq!(store.len(4), 64);
+    assert_eq!(store.drop_counts(), DropCounts::default());
+    // At 5 the refused ADD still purges id 7, which it did not touch.
     assert_eq!(
         store.add(5, 1_000, &id_bytes(8), b"other"),
         Err(AddError::Exists)
     );
     assert_eq!(
+        store.drop_counts(),
+        DropCounts {
+            evicted: 0,
+            expired: 1
+        }
+    );
+    assert_eq!(
         store_get(&store, 5, &id_bytes(8)).as_deref(),
         Some(&b"data"[..])
     );
+    assert!(!store.have(5, &id_bytes(7)));
     store.add(5, 1_000, &id_bytes(7), b"again").unwrap();
     assert_eq!(
         store_get(&store, 5, &id_bytes(7)).as_deref(),
@@ -415,6 +515,54 @@ fn add_over_expired_id_replaces_it() {
             expired: 1
         }
     );
+}
+
+/// Every operation, whatever id it names, first purges every expired
+/// session: `a` expires at 10 and `b` at 20, and each kind of operation on
+/// another id drops (and counts) them at those times, and only then.
+#[test]
+fn every_operation_purges_all_expired() {
+    type Operation = fn(&MemoryStore, Millis);
+    let operations: [(&str, Operation); 6] = [
+        ("add", |s, now| {
+            let id = format!("other-{now}").into_bytes();
+            s.add(now, 1_000, &id, b"x").unwrap();
+        }),
+        ("add of a live id", |s, now| {
+            assert_eq!(s.add(now, 1_000, b"c", b"y"), Err(AddError::Exists));
+        }),
+        ("get_into", |s, now| {
+            assert_eq!(store_get(s, now, b"other"), None)
+        }),
+        ("remove", |s, now| assert!(!s.remove(now, b"other"))),
+        ("have", |s, now| assert!(!s.have(now, b"other"))),
+        ("len", |s, now| {
+            let live = match now {
+                ..10 => 3,
+                10..20 => 2,
+                _ => 1,
+            };
+            assert_eq!(s.len(now), live);
+        }),
+    ];
+    for (name, operation) in operations {
+        let store = MemoryStore::new(64);
+        store.add(0, 10, b"a", b"x").unwrap();
+        store.add(0, 20, b"b", b"x").unwrap();
+        store.add(0, 1_000, b"c", b"x").unwrap();
+        for (now, expired) in [(9, 0), (10, 1), (19, 1), (20, 2), (25, 2)] {
+            operation(&store, now);
+            assert_eq!(
+                store.drop_counts(),
+                DropCounts {
+                    evicted: 0,
+                    expired
+                },
+                "{name} at {now}"
+            );
+        }
+        assert_eq!(store_get(&store, 25, b"c").as_deref(), Some(&b"x"[..]));
+    }
 }
 
 /// Expiry is exact to the millisecond: a session added at t with timeout d
@@ -442,48 +590,100 @@ fn expiry_boundary() {
 // Concurrency
 // ---------------------------------------------------------------------------
 
+/// A small linear congruential generator: the tests' deterministic "random"
+/// numbers.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
 /// 8 threads share one store (large enough never to evict), each working on
-/// its own ids with its own clock and its own model: every result matches
-/// that thread's model, and in the end the expired counter is the sum of
-/// the models' and the store holds exactly the models' entries.
+/// its own ids with its own model. Since every operation purges every
+/// expired session, whoever's it is, the threads share one clock: they run
+/// in phases, separated by a barrier, all at the same `now`, which moves
+/// forward between phases. Every result matches that thread's model, the
+/// store holds at least that thread's live sessions, and in the end the live
+/// count and the expired counter are the sums of the models'.
 #[test]
 fn concurrent_disjoint_ids_match_per_thread_models() {
-    const THREADS: u64 = 8;
+    const THREADS: usize = 8;
+    const PHASES: u64 = 2_500;
+    const OPS_PER_PHASE: u64 = 8;
     let store = Arc::new(MemoryStore::new(1_000_000));
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let failed = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            let failed = Arc::clone(&failed);
             std::thread::spawn(move || {
                 let mut model = Model::new(1_000_000);
-                let mut seed = 0x5eed_0000 + t;
-                let mut next = move || {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    seed >> 33
-                };
+                let mut rng = Lcg(0x5eed_0000 + t as u64);
+                // The same sequence of clock steps in every thread.
+                let mut clock = Lcg(0xc10c);
                 let mut now: Millis = 1;
-                for step in 0..20_000u64 {
-                    let id = format!("t{t}-{}", next() % 200).into_bytes();
-                    match next() % 6 {
-                        0 | 1 => {
-                            let timeout = (next() % 50) as u32;
-                            let data = step.to_le_bytes();
-                            let got = store.add(now, timeout, &id, &data);
-                            assert_eq!(got, model.add(now, timeout, &id, &data));
+                for phase in 0..PHASES {
+                    let ops = panic::catch_unwind(AssertUnwindSafe(|| {
+                        for i in 0..OPS_PER_PHASE {
+                            let step = phase * OPS_PER_PHASE + i;
+                            let id = format!("t{t}-{}", rng.next() % 200).into_bytes();
+                            match rng.next() % 6 {
+                                0 | 1 => {
+                                    let timeout = (rng.next() % 50) as u32;
+                                    let data = step.to_le_bytes();
+                                    let got = store.add(now, timeout, &id, &data);
+                                    assert_eq!(got, model.add(now, timeout, &id, &data));
+                                }
+                                2 => assert_eq!(store_get(&store, now, &id), model.get(now, &id)),
+                                3 => assert_eq!(store.remove(now, &id), model.remove(now, &id)),
+                                4 => assert_eq!(store.have(now, &id), model.have(now, &id)),
+                                _ => assert!(store.len(now) >= model.len(now)),
+                            }
                         }
-                        2 => assert_eq!(store_get(&store, now, &id), model.get(now, &id)),
-                        3 => assert_eq!(store.remove(now, &id), model.remove(now, &id)),
-                        4 => assert_eq!(store.have(now, &id), model.have(now, &id)),
-                        _ => now += next() % 5,
+                    }));
+                    // A failing thread still meets the others at the barrier,
+                    // so that they stop there too instead of waiting forever.
+                    if let Err(failure) = ops {
+                        failed.store(true, Ordering::SeqCst);
+                        barrier.wait();
+                        panic::resume_unwind(failure);
                     }
+                    barrier.wait();
+                    if failed.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    now += clock.next() % 5;
                 }
-                model
+                let live = model.len(now);
+                Some((model, live, now))
             })
         })
         .collect();
-    let models: Vec<Model> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let expired: u64 = models.iter().map(|m| m.expired).sum();
+    let mut results: Vec<(Model, usize, Millis)> = Vec::new();
+    let mut failure = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(result) => results.extend(result),
+            Err(e) => failure = Some(e),
+        }
+    }
+    if let Some(failure) = failure {
+        panic::resume_unwind(failure);
+    }
+    assert_eq!(results.len(), THREADS);
+    let now = results[0].2;
+    assert!(results.iter().all(|r| r.2 == now));
+    let live: usize = results.iter().map(|r| r.1).sum();
+    assert_eq!(store.len(now), live);
+    let expired: u64 = results.iter().map(|r| r.0.expired).sum();
     assert_eq!(
         store.drop_counts(),
         DropCounts {
@@ -491,12 +691,6 @@ fn concurrent_disjoint_ids_match_per_thread_models() {
             expired
         }
     );
-    // At time 0 every stored entry with a non-zero timeout counts as live.
-    let stored: usize = models
-        .iter()
-        .map(|m| m.entries.iter().filter(|e| e.expiry > 0).count())
-        .sum();
-    assert_eq!(store.len(0), stored);
 }
 
 /// 8 threads add distinct ids into a small shared store (capacity 64) and

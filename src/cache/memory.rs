@@ -1,15 +1,20 @@
 use super::{AddError, Millis, Store};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-/// The in-memory session store: a hash table of sessions with a capacity.
+/// The in-memory session store: a hash table of sessions, an index of them
+/// ordered by expiry, and a capacity.
 ///
-/// `get`, `have`, `remove` and `add` cost one hash lookup. When an ADD finds
-/// the store full, one pass over the table drops every expired session and,
-/// if that freed fewer than `max(capacity / 30, 1)` places, evicts the
-/// sessions that expire soonest (the earliest added first among equals) until
-/// that many are free. Each such pass frees at least `capacity / 30` places,
-/// so its cost spreads to a constant per ADD.
+/// Every operation first drops the sessions that have expired (taken from
+/// the front of the expiry index, so only expired ones are touched). An ADD
+/// that then finds the store full evicts the `max(capacity / 30, 1)`
+/// sessions that expire soonest, the earliest added first among equals: the
+/// original server's rule, for every capacity the original allowed (up to
+/// 60000). Above that the batch stays at [`MAX_EVICTION_BATCH`], so that no
+/// single ADD stalls the store for long. Lookups (`get`, `have`) cost one hash lookup;
+/// `add` and `remove` also update the expiry index, a B-tree (logarithmic,
+/// and shallow: four levels hold about a million sessions). No operation
+/// scans the store.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,
@@ -19,6 +24,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Table {
     map: HashMap<Box<[u8]>, Entry>,
+    /// (expiry, insertion seq) of every stored session, with its id.
+    by_expiry: BTreeMap<(Millis, u64), Box<[u8]>>,
     next_seq: u64,
     evicted: u64,
     expired: u64,
@@ -31,18 +38,16 @@ struct Entry {
     data: Box<[u8]>,
 }
 
-impl Entry {
-    fn live(&self, now: Millis) -> bool {
-        self.expiry > now
-    }
-}
+/// The most sessions one eviction drops: `60000 / 30`, the batch of the
+/// original's largest cache.
+pub const MAX_EVICTION_BATCH: usize = 2000;
 
 /// Counters of what the store dropped on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DropCounts {
     /// Live sessions evicted because the store was full.
     pub evicted: u64,
-    /// Expired sessions removed from memory.
+    /// Sessions dropped because they expired.
     pub expired: u64,
 }
 
@@ -69,77 +74,87 @@ impl MemoryStore {
         }
     }
 
-    /// How many places one eviction pass frees at least.
+    /// How many sessions one eviction drops.
     pub fn eviction_batch(&self) -> usize {
-        (self.capacity / 30).max(1)
+        (self.capacity / 30).clamp(1, MAX_EVICTION_BATCH)
+    }
+
+    /// The table, with every session expired at `now` dropped.
+    fn lock_at(&self, now: Millis) -> MutexGuard<'_, Table> {
+        let mut t = self.lock();
+        t.purge_expired(now);
+        t
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
-        // A panic while the lock was held cannot leave the table half-changed
-        // in a way that matters (each method changes it in one step), so a
-        // poisoned lock is taken over rather than propagated.
+        // Each method leaves the table consistent before anything that can
+        // panic (allocation aside), so a poisoned lock is taken over rather
+        // than propagated to every later request.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Table {
-    /// Removes `id` if it is stored but expired. Returns the live entry.
-    fn live_entry(&mut self, now: Millis, id: &[u8]) -> Option<&Entry> {
-        let live = self.map.get(id)?.live(now);
-        if !live {
-            self.map.remove(id);
+    fn purge_expired(&mut self, now: Millis) {
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.map.remove(&id);
             self.expired += 1;
-            return None;
         }
-        self.map.get(id)
     }
 
-    /// Frees at least `want` places: expired sessions first, then the
-    /// soonest-expiring live ones.
-    fn make_room(&mut self, now: Millis, want: usize) {
-        let before = self.map.len();
-        self.map.retain(|_, e| e.live(now));
-        let freed = before - self.map.len();
-        self.expired += freed as u64;
-        if freed >= want {
-            return;
+    /// Drops the `count` sessions that expire soonest.
+    fn evict(&mut self, count: usize) {
+        for _ in 0..count {
+            let Some((_, id)) = self.by_expiry.pop_first() else {
+                break;
+            };
+            self.map.remove(&id);
+            self.evicted += 1;
         }
-        let need = (want - freed).min(self.map.len());
-        if need == 0 {
-            return;
+    }
+
+    fn remove(&mut self, id: &[u8]) -> bool {
+        match self.map.remove(id) {
+            Some(e) => {
+                self.by_expiry.remove(&(e.expiry, e.seq));
+                true
+            }
+            None => false,
         }
-        let mut order: Vec<(Millis, u64)> = self.map.values().map(|e| (e.expiry, e.seq)).collect();
-        // (expiry, seq) pairs are unique, so the cut-off is exact.
-        let (_, cutoff, _) = order.select_nth_unstable(need - 1);
-        let cutoff = *cutoff;
-        self.map.retain(|_, e| (e.expiry, e.seq) > cutoff);
-        self.evicted += need as u64;
     }
 }
 
 impl Store for MemoryStore {
     fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
-        let mut t = self.lock();
-        if t.live_entry(now, id).is_some() {
+        let mut t = self.lock_at(now);
+        if t.map.contains_key(id) {
             return Err(AddError::Exists);
         }
         if t.map.len() >= self.capacity {
-            t.make_room(now, self.eviction_batch());
+            t.evict(self.eviction_batch());
         }
         let seq = t.next_seq;
         t.next_seq += 1;
-        let entry = Entry {
-            expiry: now + Millis::from(timeout_msecs),
-            seq,
-            data: data.into(),
-        };
-        t.map.insert(id.into(), entry);
+        let expiry = now.saturating_add(Millis::from(timeout_msecs));
+        t.by_expiry.insert((expiry, seq), id.into());
+        t.map.insert(
+            id.into(),
+            Entry {
+                expiry,
+                seq,
+                data: data.into(),
+            },
+        );
         Ok(())
     }
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
-        let mut t = self.lock();
-        match t.live_entry(now, id) {
+        let t = self.lock_at(now);
+        match t.map.get(id) {
             Some(e) => {
                 out.extend_from_slice(&e.data);
                 true
@@ -149,16 +164,27 @@ impl Store for MemoryStore {
     }
 
     fn remove(&self, now: Millis, id: &[u8]) -> bool {
-        let mut t = self.lock();
-        t.live_entry(now, id).is_some() && t.map.remove(id).is_some()
+        self.lock_at(now).remove(id)
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {
-        self.lock().live_entry(now, id).is_some()
+        self.lock_at(now).map.contains_key(id)
     }
 
     fn len(&self, now: Millis) -> usize {
-        let t = self.lock();
-        t.map.values().filter(|e| e.live(now)).count()
+        self.lock_at(now).map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_batch_follows_the_original_then_stays_bounded() {
+        let batch = |cap| MemoryStore::new(cap).eviction_batch();
+        assert_eq!([batch(1), batch(29), batch(64), batch(512)], [1, 1, 2, 17]);
+        assert_eq!(batch(60_000), 2000);
+        assert_eq!(batch(10_000_000), MAX_EVICTION_BATCH);
     }
 }

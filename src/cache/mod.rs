@@ -7,7 +7,7 @@
 
 mod memory;
 
-pub use memory::{DropCounts, MemoryStore};
+pub use memory::{DropCounts, MemoryStore, MAX_EVICTION_BATCH};
 
 use thiserror::Error;
 
