@@ -40,12 +40,7 @@ fn read_request(conn: &mut std::os::unix::net::UnixStream) -> Option<(u32, u8)> 
 }
 
 fn reply(uid: u32, op: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x00, 0x11, 0x00, 0x00, 1];
-    v.extend_from_slice(&uid.to_be_bytes());
-    v.extend_from_slice(&[0, op, 1]);
-    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
+    common::raw_frame(true, op, uid, payload)
 }
 
 fn assert_bounded(start: Instant, timeout: Duration) {

@@ -13,12 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn frame(op: u8, uid: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x00, 0x11, 0x00, 0x00, 0];
-    v.extend_from_slice(&uid.to_be_bytes());
-    v.extend_from_slice(&[0, op, 1]);
-    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
+    common::raw_frame(false, op, uid, payload)
 }
 
 fn rss_kib(pid: u32) -> u64 {

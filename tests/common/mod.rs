@@ -219,3 +219,14 @@ pub fn describe(expected: &[u8], got: &[u8]) -> String {
         window(got)
     )
 }
+
+/// One complete frame, built by hand (no library code), at protocol level
+/// 0x00110000: a request when `is_response` is false, a reply otherwise.
+pub fn raw_frame(is_response: bool, op: u8, uid: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x00, 0x11, 0x00, 0x00, u8::from(is_response)];
+    v.extend_from_slice(&uid.to_be_bytes());
+    v.extend_from_slice(&[0, op, 1]);
+    v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
