@@ -2,7 +2,7 @@ use super::sys::{wait, Ready};
 use super::{Address, NalError};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -135,11 +135,6 @@ impl Stream {
     /// Receives some bytes into `buf` (0 at end of stream).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.socket).read(buf)
-    }
-
-    /// Shuts down both directions (wakes a thread blocked on this socket).
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.socket.shutdown(Shutdown::Both)
     }
 }
 

@@ -25,16 +25,6 @@ impl Command {
     pub fn wire(self) -> u8 {
         self as u8
     }
-
-    /// The upper-case name used in logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Command::Add => "ADD",
-            Command::Get => "GET",
-            Command::Remove => "REMOVE",
-            Command::Have => "HAVE",
-        }
-    }
 }
 
 /// One-byte status codes carried by replies.
