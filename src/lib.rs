@@ -43,6 +43,7 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod nal;
+pub mod plug;
 pub mod proto;
 pub mod server;
 
