@@ -42,9 +42,13 @@ pub mod cache;
 #[doc(hidden)]
 pub mod cli;
 pub mod client;
+#[doc(hidden)]
+pub mod dctest;
 pub mod nal;
 pub mod proto;
 pub mod server;
+#[doc(hidden)]
+pub mod snoop;
 
 mod ffi;
 
