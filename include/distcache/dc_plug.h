@@ -50,6 +50,10 @@ typedef struct st_DC_PLUG DC_PLUG;
 #define DC_PLUG_FLAG_TO_SERVER		(unsigned int)0x0001
 #define DC_PLUG_FLAG_NOFREE_CONN	(unsigned int)0x0002
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  Creates a plug over `conn`. With `DC_PLUG_FLAG_TO_SERVER` it writes
  requests and reads replies (a client); without it, the reverse (a
@@ -208,4 +212,8 @@ int DC_PLUG_commit(DC_PLUG *plug);
  */
 int DC_PLUG_rollback(DC_PLUG *plug);
 
-#endif  /* HEADER_DISTCACHE_DC_PLUG_H */
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HEADER_DISTCACHE_DC_PLUG_H */

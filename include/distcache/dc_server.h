@@ -73,6 +73,10 @@ typedef struct st_DC_CACHE_cb {
 #define DC_CLIENT_FLAG_NOFREE_CONN		(unsigned int)0x0001
 #define DC_CLIENT_FLAG_IN_SERVER		(unsigned int)0x0002
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  Makes new servers use our cache (expired sessions dropped on every
  operation; when full, the sessions that expire soonest make room).
@@ -231,4 +235,8 @@ int DC_SERVER_clients_io(DC_SERVER *ctx,
  */
 int DC_SERVER_clients_empty(const DC_SERVER *ctx);
 
-#endif  /* HEADER_DISTCACHE_DC_SERVER_H */
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HEADER_DISTCACHE_DC_SERVER_H */

@@ -28,6 +28,10 @@ typedef struct st_NAL_BUFFER NAL_BUFFER;
 #define NAL_SELECT_FLAG_SEND	(unsigned int)0x0002
 #define NAL_SELECT_FLAG_RW	(NAL_SELECT_FLAG_READ | NAL_SELECT_FLAG_SEND)
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  Turns Nagle's algorithm on (non-zero) or off (0, the default) for TCP
  connections created or accepted from now on. Off sends small requests
@@ -818,4 +822,8 @@ int NAL_SELECTOR_select(NAL_SELECTOR *sel,
  */
 unsigned int NAL_SELECTOR_num_objects(const NAL_SELECTOR *sel);
 
-#endif  /* HEADER_LIBNAL_NAL_H */
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HEADER_LIBNAL_NAL_H */
