@@ -57,6 +57,20 @@ impl DC_PLUG {
         (unsafe { self.conn.as_mut() }, &mut self.plug)
     }
 
+    /// Runs `f` on the protocol state and the connection's read and send
+    /// buffers; false when the connection is not set up.
+    pub(crate) fn with_buffers(
+        &mut self,
+        f: impl FnOnce(&mut Plug, &mut crate::nal::Buffer, &mut crate::nal::Buffer) -> bool,
+    ) -> bool {
+        let (conn, plug) = self.parts();
+        if !conn.conn.is_active() {
+            return false;
+        }
+        let (read, send) = conn.conn.buffers();
+        f(plug, read, send)
+    }
+
     /// Network I/O on the connection, then decoding what arrived and
     /// framing what waits to be sent. False when the connection failed or
     /// the peer sent something corrupt.
@@ -231,14 +245,8 @@ pub unsafe extern "C" fn DC_PLUG_read(
 pub unsafe extern "C" fn DC_PLUG_consume(plug: *mut DC_PLUG) -> c_int {
     guard(0, || {
         // SAFETY: forwarded from this function's contract.
-        let Some(p) = (unsafe { object_mut(plug) }) else {
-            return 0;
-        };
-        let (conn, plug) = p.parts();
-        if !conn.conn.is_active() {
-            return 0;
-        }
-        int_bool(plug.consume(conn.conn.read_buffer()))
+        let p = unsafe { object_mut(plug) };
+        int_bool(p.is_some_and(|p| p.with_buffers(|plug, read, _| plug.consume(read))))
     })
 }
 
@@ -320,14 +328,8 @@ pub unsafe extern "C" fn DC_PLUG_write_more(
 pub unsafe extern "C" fn DC_PLUG_commit(plug: *mut DC_PLUG) -> c_int {
     guard(0, || {
         // SAFETY: forwarded from this function's contract.
-        let Some(p) = (unsafe { object_mut(plug) }) else {
-            return 0;
-        };
-        let (conn, plug) = p.parts();
-        if !conn.conn.is_active() {
-            return 0;
-        }
-        int_bool(plug.commit(conn.conn.send_buffer()))
+        let p = unsafe { object_mut(plug) };
+        int_bool(p.is_some_and(|p| p.with_buffers(|plug, _, send| plug.commit(send))))
     })
 }
 

@@ -265,12 +265,9 @@ unsafe fn millis(now: *const timeval) -> Millis {
 
 /// Answers the request waiting on `client`'s connection, if any.
 fn process(core: &mut Embedded, client: &mut DC_CLIENT, now: Millis) -> bool {
-    let (conn, plug) = client.plug.parts();
-    if !conn.conn.is_active() {
-        return false;
-    }
-    let (read, send) = conn.conn.buffers();
-    core.process(plug, read, send, now)
+    client
+        .plug
+        .with_buffers(|plug, read, send| core.process(plug, read, send, now))
 }
 
 /// Frees a client (and its connection unless it was made with

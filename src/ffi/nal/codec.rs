@@ -6,16 +6,19 @@ use super::super::boundary::guard;
 use crate::nal::codec::{put, take, take_into};
 use std::ffi::{c_int, c_uchar, c_uint, c_ulong};
 
-/// Runs `f` on the window `*bin`/`*bin_len`, moving the window past what it
-/// used when it succeeds.
+/// Runs `f` on the window of `*bin_len` bytes at `*bin`, made into a slice
+/// by `view`, and moves the window past what `f` used when it succeeds.
 ///
 /// # Safety
 /// `bin` and `bin_len` are NULL or valid; when both are non-NULL and
-/// `*bin_len` is not 0, `*bin` points to `*bin_len` readable bytes.
-unsafe fn decode(
-    bin: *mut *const c_uchar,
+/// `*bin_len` is not 0, `*bin` points to `*bin_len` bytes that `view` may
+/// borrow for the call.
+unsafe fn advance<P: Copy, S>(
+    bin: *mut P,
     bin_len: *mut c_uint,
-    f: impl FnOnce(&mut &[u8]) -> bool,
+    view: impl FnOnce(P, usize) -> S,
+    f: impl FnOnce(&mut S) -> Option<usize>,
+    step: impl FnOnce(P, usize) -> P,
 ) -> c_int {
     guard(0, || {
         if bin.is_null() || bin_len.is_null() {
@@ -23,62 +26,82 @@ unsafe fn decode(
         }
         // SAFETY: both non-NULL and valid per the contract.
         let (start, len) = unsafe { (*bin, *bin_len as usize) };
-        let whole: &[u8] = if start.is_null() || len == 0 {
-            &[]
-        } else {
-            // SAFETY: `start` points to `len` readable bytes per the contract.
-            unsafe { std::slice::from_raw_parts(start, len) }
-        };
-        let mut window = whole;
-        if !f(&mut window) {
+        let mut window = view(start, len);
+        let Some(used) = f(&mut window) else {
             return 0;
-        }
-        let used = whole.len() - window.len();
-        // SAFETY: `used <= len`, so the new pointer stays within the window
-        // (or one past it); both out-pointers are valid.
+        };
+        // SAFETY: `used <= len` (f reports what it took from the window),
+        // and both out-pointers are valid.
         unsafe {
-            *bin = start.wrapping_add(used);
+            *bin = step(start, used);
             *bin_len -= used as c_uint;
         }
         1
     })
 }
 
-/// Runs `f` on the writable window `*bin`/`*bin_len`, moving the window past
-/// what it wrote when it succeeds.
+/// Runs `f` on the readable window `*bin`/`*bin_len`.
 ///
 /// # Safety
-/// As for [`decode`], with the window writable.
+/// As for [`advance`], with the window readable.
+unsafe fn decode(
+    bin: *mut *const c_uchar,
+    bin_len: *mut c_uint,
+    f: impl FnOnce(&mut &[u8]) -> bool,
+) -> c_int {
+    let view = |p: *const c_uchar, len: usize| -> &[u8] {
+        if p.is_null() || len == 0 {
+            &[]
+        } else {
+            // SAFETY: `p` points to `len` readable bytes per the contract.
+            unsafe { std::slice::from_raw_parts(p, len) }
+        }
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        advance(
+            bin,
+            bin_len,
+            view,
+            |w| {
+                let before = w.len();
+                f(w).then(|| before - w.len())
+            },
+            |p, used| p.wrapping_add(used),
+        )
+    }
+}
+
+/// Runs `f` on the writable window `*bin`/`*bin_len`.
+///
+/// # Safety
+/// As for [`advance`], with the window writable.
 unsafe fn encode(
     bin: *mut *mut c_uchar,
     bin_len: *mut c_uint,
     f: impl FnOnce(&mut &mut [u8]) -> bool,
 ) -> c_int {
-    guard(0, || {
-        if bin.is_null() || bin_len.is_null() {
-            return 0;
-        }
-        // SAFETY: both non-NULL and valid per the contract.
-        let (start, len) = unsafe { (*bin, *bin_len as usize) };
-        let whole: &mut [u8] = if start.is_null() || len == 0 {
+    let view = |p: *mut c_uchar, len: usize| -> &mut [u8] {
+        if p.is_null() || len == 0 {
             &mut []
         } else {
-            // SAFETY: `start` points to `len` writable bytes per the contract.
-            unsafe { std::slice::from_raw_parts_mut(start, len) }
-        };
-        let mut window = whole;
-        if !f(&mut window) {
-            return 0;
+            // SAFETY: `p` points to `len` writable bytes per the contract.
+            unsafe { std::slice::from_raw_parts_mut(p, len) }
         }
-        let used = len - window.len();
-        // SAFETY: `used <= len`, so the new pointer stays within the window
-        // (or one past it); both out-pointers are valid.
-        unsafe {
-            *bin = start.wrapping_add(used);
-            *bin_len -= used as c_uint;
-        }
-        1
-    })
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        advance(
+            bin,
+            bin_len,
+            view,
+            |w| {
+                let before = w.len();
+                f(w).then(|| before - w.len())
+            },
+            |p, used| p.wrapping_add(used),
+        )
+    }
 }
 
 /// Decodes a big-endian 32-bit integer.
