@@ -172,6 +172,36 @@ fn every_page_renders_without_warnings() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// Rendered for an 80-column terminal (man's 78-character lines), no line
+/// overflows and no word is hyphenated across lines (which would split
+/// identifiers such as DC_CTX_get_session).
+#[test]
+fn every_page_fits_an_80_column_terminal() {
+    require_groff();
+    let dir = root().join("man");
+    let mut bad = Vec::new();
+    for (name, _) in pages() {
+        let out = run(Command::new("groff")
+            .args(["-man", "-Tutf8", "-rLL=78n", "-P-cbou"])
+            .arg(dir.join(&name)))
+        .expect("groff runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().count() > 10,
+            "{name} rendered to almost nothing"
+        );
+        for line in text.lines() {
+            if line.chars().count() > 78 {
+                bad.push(format!("{name}: too wide: {line}"));
+            }
+            if line.ends_with('\u{2010}') {
+                bad.push(format!("{name}: hyphenated: {line}"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 fn have_mandoc() -> bool {
     // mandoc has no --version; -V prints it.
     run(Command::new("mandoc").arg("-V")).is_some_and(|o| o.status.success())
