@@ -29,8 +29,10 @@ NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 LIBDIR    = $(DESTDIR)$(PREFIX)/lib
 INCDIR    = $(DESTDIR)$(PREFIX)/include
 BINDIR    = $(DESTDIR)$(PREFIX)/bin
+MANDIR    = $(DESTDIR)$(PREFIX)/share/man
+EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 
-.PHONY: all build demo test lint check headers install stage clean
+.PHONY: all build demo test lint check headers install install-docs stage clean
 
 all: build
 
@@ -55,6 +57,23 @@ install: build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 		-e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' libdistcache.pc.in > $(LIBDIR)/pkgconfig/libdistcache.pc
 	@for t in $(TOOLS_BIN); do install -m 755 $(REL)/$$t $(BINDIR)/$$t || exit 1; done
+
+# Manual pages, one .so page per other name in man/links (so that
+# `man DC_CTX_get_session` works), and the example systemd units with their
+# option files, pointed at $(PREFIX)/bin. The units are examples to copy into
+# /etc/systemd/system, so they go where a distribution puts examples.
+install: install-docs
+install-docs:
+	install -d $(MANDIR)/man1 $(MANDIR)/man3 $(MANDIR)/man7 $(MANDIR)/man8 $(EXAMPLEDIR)/systemd
+	@for p in man/*.[1378]; do install -m 644 $$p $(MANDIR)/man$${p##*.}/ || exit 1; done
+	@grep -v '^#' man/links | while read -r alias page; do \
+		test -n "$$alias" || continue; \
+		test -f man/$$page || { echo "man/links: man/$$page does not exist" >&2; exit 1; }; \
+		echo ".so man$${page##*.}/$$page" > $(MANDIR)/man$${alias##*.}/$$alias || exit 1; \
+	done
+	@for u in contrib/systemd/*; do \
+		sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(EXAMPLEDIR)/systemd/$${u##*/} || exit 1; \
+	done
 
 # A private install that the C tests and the demo use.
 stage:
