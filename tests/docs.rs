@@ -655,7 +655,11 @@ fn usage_options(bin: &Path) -> Vec<String> {
                 break;
             };
             let opt = opt.trim_start_matches('-');
-            if !opt.is_empty() {
+            // A word such as "-timeout)" in a wrapped description is prose.
+            let is_name = opt
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '?');
+            if !opt.is_empty() && is_name {
                 opts.push(opt.to_string());
             }
         }
