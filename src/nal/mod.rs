@@ -4,6 +4,7 @@
 mod address;
 mod error;
 mod listener;
+pub(crate) mod process;
 mod stream;
 mod sys;
 
