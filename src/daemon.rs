@@ -35,8 +35,7 @@ use std::sync::OnceLock;
 use thiserror::Error;
 
 /// Usage lines for the shared options, in the layout of the tools' usage.
-pub const USAGE: &str = "\
-  -daemon            detach and run in the background; the command returns
+pub const USAGE: &str = "  -daemon            detach and run in the background; the command returns
                      once the service is ready, non-zero if it cannot start
   -pidfile <path>    write the process id to <path> (removed on a clean stop)
   -user <user>       run as <user>, with its groups, once the sockets exist
@@ -149,6 +148,14 @@ pub enum DaemonError {
     /// Detaching from the terminal failed.
     #[error("can't detach: {0}")]
     Detach(#[source] io::Error),
+    /// What went wrong carrying out one option (named without its dash).
+    #[error("-{option}: {source}")]
+    Option {
+        /// The option.
+        option: &'static str,
+        /// What went wrong.
+        source: Box<DaemonError>,
+    },
     /// Signal handling could not be set up.
     #[error("can't set up signal handling: {0}")]
     Signals(#[source] io::Error),
@@ -488,19 +495,35 @@ impl Daemon {
                 "-sockowner, -sockgroup and -sockperms apply to UNIX sockets only; none is listened on",
             );
         }
+        let within = |option: &'static str| {
+            move |e: DaemonError| DaemonError::Option {
+                option,
+                source: Box::new(e),
+            }
+        };
         for path in socket_paths {
             if o.sockowner.is_some() || o.sockgroup.is_some() {
-                set_socket_owner(path, o.sockowner.as_deref(), o.sockgroup.as_deref())?;
+                set_socket_owner(path, o.sockowner.as_deref(), o.sockgroup.as_deref()).map_err(
+                    |e| {
+                        let blame_group =
+                            matches!(e, DaemonError::NoSuchGroup(_)) || o.sockowner.is_none();
+                        within(if blame_group {
+                            "sockgroup"
+                        } else {
+                            "sockowner"
+                        })(e)
+                    },
+                )?;
             }
             if let Some(mode) = o.sockperms {
-                set_socket_mode(path, mode)?;
+                set_socket_mode(path, mode).map_err(within("sockperms"))?;
             }
         }
         if let Some(path) = &o.pidfile {
-            self.pidfile = Some(PidFile::write(path)?);
+            self.pidfile = Some(PidFile::write(path).map_err(within("pidfile"))?);
         }
         if let Some(user) = &o.user {
-            drop_privileges(user)?;
+            drop_privileges(user).map_err(within("user"))?;
         }
         Ok(())
     }
@@ -668,6 +691,7 @@ mod tests {
 
     #[test]
     fn usage_names_every_option() {
+        assert!(USAGE.lines().all(|l| l.starts_with("  ")), "{USAGE}");
         for o in [
             "-daemon",
             "-pidfile",

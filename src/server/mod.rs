@@ -5,9 +5,11 @@
 mod conn;
 mod engine;
 mod handler;
+mod progress;
 
 pub use engine::{Server, ServerConfig, ServerError, StopHandle};
-pub use handler::{handle_request, Clock};
+pub use handler::{handle_request, handle_request_with, Clock, Policy};
+pub use progress::Progress;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
