@@ -268,10 +268,18 @@ pub(crate) enum Forked {
 /// Forks the process. Refused unless the process has a single thread, so
 /// that the child cannot inherit a lock some other thread held.
 pub(crate) fn fork() -> io::Result<Forked> {
-    if thread_count() != Some(1) {
-        return Err(io::Error::other(
-            "cannot fork: the process already runs several threads",
-        ));
+    match thread_count() {
+        Some(1) => {}
+        Some(_) => {
+            return Err(io::Error::other(
+                "cannot fork: the process already runs several threads",
+            ))
+        }
+        None => {
+            return Err(io::Error::other(
+                "cannot fork: /proc/self/stat is unreadable, so the threads cannot be counted",
+            ))
+        }
     }
     // SAFETY: the process has one thread (checked above), so the child's
     // memory, locks included, is in a consistent state.
