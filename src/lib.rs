@@ -43,6 +43,8 @@ pub mod cache;
 pub mod cli;
 pub mod client;
 #[doc(hidden)]
+pub mod daemon;
+#[doc(hidden)]
 pub mod dctest;
 pub mod nal;
 pub mod plug;

@@ -6,7 +6,7 @@ use super::sys::{lookup_group, lookup_user, PollFd};
 use super::{Address, Listener, NalError};
 use socket2::Socket;
 use std::io::{self, ErrorKind};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 /// A listener, possibly not (or no longer) listening.
@@ -40,10 +40,7 @@ impl Acceptor {
             )));
         }
         let listener = Listener::bind(addr)?;
-        match &listener {
-            Listener::Tcp(l) => l.set_nonblocking(true)?,
-            Listener::Unix(l) => l.set_nonblocking(true)?,
-        }
+        listener.set_nonblocking(true)?;
         self.unix_path = match addr {
             Address::Unix(path) => Some(path.clone()),
             Address::Tcp { .. } => None,
@@ -54,7 +51,8 @@ impl Acceptor {
         Ok(())
     }
 
-    /// Stops listening (the socket file, if any, stays, as the original's).
+    /// Stops listening, removing the socket file it created (if that file
+    /// is still its own).
     pub fn reset(&mut self) {
         self.listener = None;
         self.unix_path = None;
@@ -69,10 +67,7 @@ impl Acceptor {
     /// The `poll(2)` entry for the next wait: readable unless a connection
     /// is already waiting to be accepted.
     pub fn poll_entry(&self) -> Option<PollFd> {
-        let fd = match self.listener.as_ref()? {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l) => l.as_raw_fd(),
-        };
+        let fd = self.listener.as_ref()?.as_fd().as_raw_fd();
         Some(PollFd {
             fd,
             events: if self.caught { 0 } else { libc::POLLIN },
@@ -103,8 +98,7 @@ impl Acceptor {
         }
         self.caught = false;
         match self.listener.as_ref() {
-            Some(Listener::Tcp(l)) => Ok((Socket::from(l.accept()?.0), true)),
-            Some(Listener::Unix(l)) => Ok((Socket::from(l.accept()?.0), false)),
+            Some(l) => Ok(l.accept_socket()?),
             None => Err(NalError::Closed),
         }
     }

@@ -10,6 +10,7 @@ pub mod codec;
 mod connection;
 mod error;
 mod listener;
+pub(crate) mod process;
 mod stream;
 mod sys;
 

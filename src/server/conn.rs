@@ -1,7 +1,7 @@
 //! Serving one connection: read, decode, answer, until the peer goes away,
 //! sends something malformed, or the server stops.
 
-use super::{handle_request, Clock, Stats};
+use super::{handle_request_with, Clock, Policy, Stats};
 use crate::cache::Store;
 use crate::nal::Stream;
 use crate::proto::{Decoder, Role};
@@ -44,6 +44,7 @@ pub(super) fn serve(
     clock: &Clock,
     stats: &Stats,
     stop: &AtomicBool,
+    policy: Policy,
 ) -> End {
     if stream.set_read_timeout(Some(POLL_INTERVAL)).is_err()
         || stream.set_write_timeout(Some(SEND_TIMEOUT)).is_err()
@@ -87,7 +88,7 @@ pub(super) fn serve(
             };
             input = &input[used..];
             if let Some(req) = msg {
-                if handle_request(store, now, &req, &mut out).is_err() {
+                if handle_request_with(policy, store, now, &req, &mut out).is_err() {
                     let _ = sender.send(&mut out);
                     return End::Malformed;
                 }

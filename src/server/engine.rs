@@ -10,13 +10,15 @@
 //! has a thread of its own.
 
 use super::conn::{serve, POLL_INTERVAL};
-use super::{Clock, Stats};
+use super::{Clock, Policy, Progress, Stats};
 use crate::cache::{MemoryStore, Store};
 use crate::nal::{Address, Listener, NalError};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Workers started waiting in `accept` on each listener.
@@ -26,6 +28,8 @@ const SPARE_WORKERS: usize = 2;
 const MAX_IDLE_WORKERS: usize = 32;
 /// Stack size of a worker (buffers live on the heap).
 const WORKER_STACK: usize = 256 * 1024;
+/// How often the progress reporter looks at the counters.
+const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 /// What a server is told to do.
 #[derive(Debug, Clone)]
@@ -66,6 +70,15 @@ struct Shared {
     clock: Clock,
     stats: Stats,
     stop: AtomicBool,
+    min_expiry: AtomicU32,
+}
+
+impl Shared {
+    fn policy(&self) -> Policy {
+        Policy {
+            min_expiry_msecs: self.min_expiry.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Stops a running server from another thread.
@@ -110,6 +123,7 @@ impl Server {
             clock: Clock::start(),
             stats: Stats::default(),
             stop: AtomicBool::new(false),
+            min_expiry: AtomicU32::new(0),
         };
         Ok(Server {
             listeners,
@@ -120,6 +134,61 @@ impl Server {
     /// The listeners, in the order of the addresses given.
     pub fn listeners(&self) -> impl Iterator<Item = &Listener> {
         self.listeners.iter().map(|l| &**l)
+    }
+
+    /// The absolute paths of the socket files of the UNIX listeners.
+    pub fn socket_paths(&self) -> Vec<&Path> {
+        self.listeners().filter_map(Listener::socket_path).collect()
+    }
+
+    /// Deletes the socket files of the UNIX listeners (each only if it is
+    /// still the one the listener created; see
+    /// [`Listener::remove_socket_file`]), so that clients find no server
+    /// rather than one that does not answer. Call it once [`Server::run`]
+    /// has returned; dropping the server does the same, silently. Returns
+    /// the files that could not be deleted, with why.
+    pub fn remove_socket_files(&self) -> Vec<(PathBuf, io::Error)> {
+        let mut failed = Vec::new();
+        for l in self.listeners() {
+            if let Err(e) = l.remove_socket_file() {
+                failed.push((l.socket_path().unwrap_or(Path::new("")).into(), e));
+            }
+        }
+        failed
+    }
+
+    /// Stores every ADD asking for less than `msecs` milliseconds for
+    /// `msecs` instead (0, the default: lifetimes are kept as asked). Takes
+    /// effect for connections accepted afterwards.
+    pub fn set_min_expiry(&self, msecs: u32) {
+        self.shared.min_expiry.store(msecs, Ordering::Relaxed);
+    }
+
+    /// Starts a thread that passes a progress line (see [`Progress`]) to
+    /// `sink` whenever one is due, until the server stops. `every` is the
+    /// operation step that also triggers a line (0: none); counters are
+    /// looked at ten times a second.
+    pub fn spawn_progress(
+        &self,
+        every: u64,
+        mut sink: impl FnMut(&str) + Send + 'static,
+    ) -> Result<thread::JoinHandle<()>, ServerError> {
+        let shared = self.shared.clone();
+        thread::Builder::new()
+            .name("dc-progress".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || {
+                let mut progress = Progress::new(every, Instant::now());
+                while !shared.stop.load(Ordering::Relaxed) {
+                    thread::sleep(PROGRESS_TICK);
+                    let ops = shared.stats.operations();
+                    let sessions = || shared.store.len(shared.clock.now());
+                    if let Some(line) = progress.check(Instant::now(), ops, sessions) {
+                        sink(&line);
+                    }
+                }
+            })
+            .map_err(ServerError::Thread)
     }
 
     /// The server's counters.
@@ -142,7 +211,9 @@ impl Server {
         StopHandle(self.shared.clone())
     }
 
-    /// Serves until stopped; returns once every worker has finished.
+    /// Serves until stopped; returns once every worker has finished. The
+    /// listeners stay open (and their socket files in place) until the
+    /// server is dropped or [`Server::remove_socket_files`] is called.
     pub fn run(&self) -> Result<(), ServerError> {
         let mut pools = Vec::new();
         for listener in &self.listeners {
@@ -223,7 +294,14 @@ impl Pool {
                 // after its connection, so service degrades but goes on.
                 let _ = self.spawn_worker();
             }
-            serve(stream, &*sh.store, &sh.clock, &sh.stats, &sh.stop);
+            serve(
+                stream,
+                &*sh.store,
+                &sh.clock,
+                &sh.stats,
+                &sh.stop,
+                sh.policy(),
+            );
             if self.idle.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
                 self.idle.fetch_sub(1, Ordering::AcqRel);
                 break;

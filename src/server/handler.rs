@@ -17,6 +17,16 @@ impl Clock {
     }
 }
 
+/// Rules a server applies to requests beyond the protocol's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// An ADD asking for a shorter lifetime is stored for this many
+    /// milliseconds instead (0: lifetimes are kept as asked). Stock Apache
+    /// mod_socache_dc sends only the millisecond part of the lifetime,
+    /// 0..999 ms.
+    pub min_expiry_msecs: u32,
+}
+
 /// Carries out one request against `store` and appends the reply's frames
 /// to `out`.
 ///
@@ -29,7 +39,18 @@ pub fn handle_request(
     req: &Message,
     out: &mut Vec<u8>,
 ) -> Result<(), ProtoError> {
-    let payload = reply_payload(store, now, req.command, &req.payload)?;
+    handle_request_with(Policy::default(), store, now, req, out)
+}
+
+/// [`handle_request`] under `policy`.
+pub fn handle_request_with(
+    policy: Policy,
+    store: &dyn Store,
+    now: Millis,
+    req: &Message,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
+    let payload = reply_payload_with(policy, store, now, req.command, &req.payload)?;
     encode_message(out, true, req.uid, req.command, &payload)
 }
 
@@ -42,16 +63,30 @@ pub fn reply_payload(
     command: Command,
     payload: &[u8],
 ) -> Result<Vec<u8>, ProtoError> {
+    reply_payload_with(Policy::default(), store, now, command, payload)
+}
+
+/// [`reply_payload`] under `policy`.
+pub fn reply_payload_with(
+    policy: Policy,
+    store: &dyn Store,
+    now: Millis,
+    command: Command,
+    payload: &[u8],
+) -> Result<Vec<u8>, ProtoError> {
     let status = |s: Status| vec![s.wire()];
     let found = |yes: bool| status(if yes { Status::Ok } else { Status::NotFound });
     Ok(match command {
         Command::Add => status(match AddRequest::parse(payload)? {
             Err(refusal) => refusal,
-            Ok(add) => match store.add(now, add.timeout_msecs, add.id, add.data) {
-                Ok(()) => Status::Ok,
-                Err(AddError::Exists) => Status::AddMatchingSession,
-                Err(AddError::Refused) => Status::AddDataRange,
-            },
+            Ok(add) => {
+                let timeout = add.timeout_msecs.max(policy.min_expiry_msecs);
+                match store.add(now, timeout, add.id, add.data) {
+                    Ok(()) => Status::Ok,
+                    Err(AddError::Exists) => Status::AddMatchingSession,
+                    Err(AddError::Refused) => Status::AddDataRange,
+                }
+            }
         }),
         Command::Get => {
             let mut data = Vec::new();
@@ -123,6 +158,41 @@ mod tests {
         assert_eq!(run(&s, 0, Command::Add, add(1000, b"id3", b"d")), [0x00]);
         assert_eq!(run(&s, 1, Command::Remove, b"id3".to_vec()), [0x00]);
         assert_eq!(run(&s, 1, Command::Remove, b"id3".to_vec()), [0x01]);
+    }
+
+    #[test]
+    fn min_expiry_raises_short_lifetimes_only() {
+        let s = MemoryStore::new(100);
+        let policy = Policy {
+            min_expiry_msecs: 2000,
+        };
+        let mut out = Vec::new();
+        for (id, timeout) in [(&b"short"[..], 300), (b"zero", 0), (b"long", 5000)] {
+            let req = Message {
+                is_response: false,
+                uid: 1,
+                command: Command::Add,
+                payload: add(timeout, id, b"data"),
+            };
+            handle_request_with(policy, &s, 0, &req, &mut out).unwrap();
+        }
+        assert!(s.have(1999, b"short") && s.have(1999, b"zero"));
+        assert!(!s.have(2000, b"short") && !s.have(2000, b"zero"));
+        assert!(s.have(4999, b"long") && !s.have(5000, b"long"));
+        // Without the policy, 300 ms means 300 ms.
+        assert_eq!(run(&s, 0, Command::Add, add(300, b"plain", b"d")), [0x00]);
+        assert!(s.have(299, b"plain") && !s.have(300, b"plain"));
+        // A lifetime over 7 days is still refused.
+        let req = Message {
+            is_response: false,
+            uid: 1,
+            command: Command::Add,
+            payload: add(604_800_001, b"x", b"d"),
+        };
+        out.clear();
+        handle_request_with(policy, &s, 0, &req, &mut out).unwrap();
+        let (msgs, _) = decode_all(Role::Client, &out).unwrap();
+        assert_eq!(msgs[0].payload, [0x66]);
     }
 
     #[test]

@@ -6,10 +6,12 @@ mod conn;
 mod embedded;
 mod engine;
 mod handler;
+mod progress;
 
 pub use embedded::Embedded;
 pub use engine::{Server, ServerConfig, ServerError, StopHandle};
-pub use handler::{handle_request, reply_payload, Clock};
+pub use handler::{handle_request, handle_request_with, reply_payload, Clock, Policy};
+pub use progress::Progress;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

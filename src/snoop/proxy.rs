@@ -83,13 +83,13 @@ impl Sock {
 }
 
 fn accept(listener: &Listener) -> io::Result<Sock> {
-    match listener {
-        Listener::Tcp(l) => l.accept().map(|(s, _)| {
-            // Best effort: small messages go out at once.
-            let _ = s.set_nodelay(true);
-            Sock::Tcp(s)
-        }),
-        Listener::Unix(l) => l.accept().map(|(s, _)| Sock::Unix(s)),
+    let (socket, tcp) = listener.accept_socket()?;
+    if tcp {
+        // Best effort: small messages go out at once.
+        let _ = socket.set_nodelay(true);
+        Ok(Sock::Tcp(socket.into()))
+    } else {
+        Ok(Sock::Unix(socket.into()))
     }
 }
 
