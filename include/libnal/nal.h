@@ -640,7 +640,8 @@ NAL_LISTENER *NAL_LISTENER_new(void);
 
 /*
  Closes and releases a listener, taking it out of its selector first.
- The socket file of a UNIX listener is left in place. NULL is ignored.
+ A UNIX listener removes the socket file it created (if that file is
+ still its own, and not from a forked child). NULL is ignored.
 
  # Safety
  `list` is NULL or an object from `NAL_LISTENER_new()` not yet freed.
@@ -648,8 +649,9 @@ NAL_LISTENER *NAL_LISTENER_new(void);
 void NAL_LISTENER_free(NAL_LISTENER *list);
 
 /*
- Stops listening and takes the listener out of its selector, so that the
- object can listen again.
+ Stops listening (removing the socket file it created, as
+ `NAL_LISTENER_free()` does) and takes the listener out of its selector,
+ so that the object can listen again.
 
  # Safety
  `list` is NULL or a live listener object.
