@@ -44,6 +44,7 @@ pub mod cli;
 pub mod client;
 pub mod nal;
 pub mod proto;
+pub mod proxy;
 pub mod server;
 
 mod ffi;

@@ -3,6 +3,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use std::fs;
 use std::io;
 use std::net::TcpListener;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -61,6 +62,14 @@ impl Listener {
         }
     }
 
+    /// Switches the listener between blocking and non-blocking accepts.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(nonblocking),
+            Listener::Unix(l) => l.set_nonblocking(nonblocking),
+        }
+    }
+
     /// Bounds how long [`Listener::accept`] blocks (`None`: no bound).
     pub fn set_accept_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         let sock = match self {
@@ -99,5 +108,14 @@ fn clear_stale_socket(path: &Path) -> Result<(), NalError> {
             "a server is listening on it (busy)",
         )),
         Err(e) => Err(e),
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
+        }
     }
 }

@@ -4,11 +4,13 @@
 mod address;
 mod error;
 mod listener;
+mod poll;
 mod stream;
 mod sys;
 
 pub use address::Address;
 pub use error::NalError;
 pub use listener::Listener;
+pub use poll::{poll, PollFd};
 pub use stream::{Deadline, Stream};
 pub use sys::raise_fd_limit;
