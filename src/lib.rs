@@ -42,6 +42,8 @@ pub mod cache;
 #[doc(hidden)]
 pub mod cli;
 pub mod client;
+#[doc(hidden)]
+pub mod daemon;
 pub mod nal;
 pub mod proto;
 pub mod proxy;

@@ -299,7 +299,21 @@ fn help_prints_usage_on_stdout() {
         assert_eq!(code, 0, "{flag}: exit code");
         assert!(err.is_empty(), "{flag}: stderr {err:?}");
         assert!(out.starts_with("Usage: dc_client"), "{flag}: {out}");
-        for opt in ["-server", "-connect", "-listen", "-retry", "-idle", "-h"] {
+        for opt in [
+            "-server",
+            "-connect",
+            "-listen",
+            "-retry",
+            "-idle",
+            "-daemon",
+            "-pidfile",
+            "-user",
+            "-sockowner",
+            "-sockgroup",
+            "-sockperms",
+            "-killable",
+            "-h",
+        ] {
             assert!(out.contains(opt), "{flag}: usage lacks {opt}");
         }
         assert!(out.contains("UNIX:/tmp/scache") && out.contains("5000"));
@@ -866,4 +880,217 @@ fn many_concurrent_clients_get_correct_answers() {
     }
     assert_eq!(total, 16 * 500);
     assert!(proxy.is_running());
+}
+
+// ---------------------------------------------------------------------------
+// Daemon options and signals
+// ---------------------------------------------------------------------------
+
+/// Sends a signal (TERM, INT, USR1, ...) to a process by its PID.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Waits (bounded) for a child to exit; its exit code.
+fn exit_code_within(child: &mut Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// SIGTERM and SIGINT always, SIGUSR1 and SIGUSR2 with -killable: a clean
+/// stop, exit 0, the socket file and the pid file removed.
+#[test]
+fn stop_signals_end_it_cleanly() {
+    let srv = ServerProc::start(&[]);
+    for (sig, killable) in [
+        ("TERM", false),
+        ("INT", false),
+        ("USR1", true),
+        ("USR2", true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("dc_client.pid");
+        let pidfile_arg = pidfile.display().to_string();
+        let mut args = vec!["-pidfile", pidfile_arg.as_str()];
+        if killable {
+            args.push("-killable");
+        }
+        let mut proxy = ProxyProc::start(&srv.address(), &args);
+        let pid = proxy.child.id();
+        assert_eq!(
+            std::fs::read_to_string(&pidfile).unwrap().trim(),
+            pid.to_string()
+        );
+        // Serving, with a persistent client connected, when the signal comes.
+        let client = Client::new(&proxy.address(), Flags::PERSISTENT).unwrap();
+        assert!(!client.have(b"before-the-signal").unwrap());
+        signal(pid, sig);
+        let code = exit_code_within(&mut proxy.child, LIMIT);
+        assert_eq!(code, Some(0), "SIG{sig}: {}", proxy.stderr());
+        assert!(!proxy.socket.exists(), "SIG{sig}: socket file left behind");
+        assert!(!pidfile.exists(), "SIG{sig}: pid file left behind");
+        assert!(
+            proxy.stderr().contains(&format!("stopping on SIG{sig}")),
+            "{}",
+            proxy.stderr()
+        );
+    }
+}
+
+#[test]
+fn usr_signals_are_ignored_without_killable() {
+    let srv = ServerProc::start(&[]);
+    let mut proxy = ProxyProc::start(&srv.address(), &[]);
+    signal(proxy.child.id(), "USR1");
+    signal(proxy.child.id(), "USR2");
+    thread::sleep(Duration::from_millis(200));
+    assert!(proxy.is_running());
+    let client = Client::new(&proxy.address(), Flags::empty()).unwrap();
+    assert!(!client.have(b"still-here").unwrap());
+}
+
+/// A stop stops the accepting at once, but a request already held still
+/// gets the reply the server sends within a second.
+#[test]
+fn stop_answers_requests_in_flight() {
+    let fake = FakeServer::new();
+    let mut proxy = ProxyProc::start(&fake.address(), &[]);
+    let mut upstream = fake.accept(LIMIT).expect("dc_client connects at start");
+    let mut c = proxy.connect();
+    c.write_all(&request(3, 31, b"held")).unwrap();
+    assert_eq!(read_n(&mut upstream, 18).unwrap(), request(3, 1, b"held"));
+    signal(proxy.child.id(), "TERM");
+    let start = Instant::now();
+    while proxy.socket.exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "socket file not removed at the stop"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(UnixStream::connect(&proxy.socket).is_err());
+    upstream.write_all(&reply(3, 1, &[0])).unwrap();
+    assert_eq!(read_n(&mut c, 15).unwrap(), reply(3, 31, &[0]));
+    assert_eq!(exit_code_within(&mut proxy.child, LIMIT), Some(0));
+}
+
+/// -daemon: the command returns 0 once the service is ready; the detached
+/// process serves, and stops cleanly by the pid in its pid file.
+#[test]
+fn daemon_mode_detaches_and_stops_by_pid_file() {
+    let srv = ServerProc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("d.sock");
+    let pidfile = dir.path().join("d.pid");
+    let mut launcher = Command::new(dc_client_bin())
+        .arg("-daemon")
+        .arg("-pidfile")
+        .arg(&pidfile)
+        .arg("-listen")
+        .arg(format!("UNIX:{}", socket.display()))
+        .arg("-server")
+        .arg(srv.address())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(exit_code_within(&mut launcher, LIMIT), Some(0));
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        pid,
+        launcher.id(),
+        "the service runs in a process of its own"
+    );
+    let result = std::panic::catch_unwind(|| {
+        let client = Client::new(&format!("UNIX:{}", socket.display()), Flags::empty()).unwrap();
+        client
+            .add(b"daemon-session", b"served in the background", 10_000)
+            .unwrap();
+        assert!(client.have(b"daemon-session").unwrap());
+    });
+    signal(pid, "TERM");
+    let start = Instant::now();
+    while pidfile.exists() || socket.exists() {
+        assert!(start.elapsed() < LIMIT, "the daemon did not stop cleanly");
+        thread::sleep(Duration::from_millis(5));
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// -sockperms, -sockowner, -sockgroup and -user, as far as a test can use
+/// them without other accounts: the mode is applied, the running user and
+/// group are accepted, unknown ones stop it at start with nothing left.
+#[test]
+fn socket_file_and_user_options() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let srv = ServerProc::start(&[]);
+    let me = std::fs::metadata(srv.dir.path()).unwrap();
+    let (uid, gid) = (me.uid().to_string(), me.gid().to_string());
+    let proxy = ProxyProc::start(
+        &srv.address(),
+        &[
+            "-sockperms",
+            "600",
+            "-sockowner",
+            &uid,
+            "-sockgroup",
+            &gid,
+            "-user",
+            &uid,
+        ],
+    );
+    let meta = std::fs::metadata(&proxy.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!((meta.uid(), meta.gid()), (me.uid(), me.gid()));
+    let client = Client::new(&proxy.address(), Flags::empty()).unwrap();
+    assert!(!client.have(b"with-options").unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("p.sock");
+    let pidfile = dir.path().join("p.pid");
+    let listen = format!("UNIX:{}", socket.display());
+    let pidfile_arg = pidfile.display().to_string();
+    let server = srv.address();
+    for (opt, value) in [
+        ("-user", "no-such-user-xyzzy"),
+        ("-sockgroup", "no-such-group-xyzzy"),
+    ] {
+        let (code, _, err) = run_cli(&[
+            "-server",
+            &server,
+            "-listen",
+            &listen,
+            "-pidfile",
+            &pidfile_arg,
+            opt,
+            value,
+        ]);
+        assert_eq!(code, 1, "{opt}: {err}");
+        assert!(err.contains(value), "{opt}: {err}");
+        assert!(
+            !socket.exists() && !pidfile.exists(),
+            "{opt}: files left behind"
+        );
+    }
+    let (code, _, err) = run_cli(&["-server", &server, "-listen", &listen, "-sockperms", "999"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("-sockperms"), "{err}");
 }

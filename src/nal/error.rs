@@ -14,8 +14,9 @@ pub enum NalError {
     /// The address can be listened on but not connected to (no host given).
     #[error("address '{0}' names no host to connect to")]
     NotConnectable(String),
-    /// Something other than a stale socket is at a UNIX listener's path.
-    #[error("refusing to listen on '{0}': {1}")]
+    /// Something other than a stale socket is at a UNIX listener's path
+    /// (the text says what, and that it was left alone).
+    #[error("'{0}' {1}")]
     PathInUse(PathBuf, &'static str),
     /// The operation ran out of time.
     #[error("timed out")]

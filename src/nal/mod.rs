@@ -5,6 +5,7 @@ mod address;
 mod error;
 mod listener;
 mod poll;
+pub(crate) mod process;
 mod stream;
 mod sys;
 

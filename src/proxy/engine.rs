@@ -7,18 +7,16 @@ use super::{Notice, ProxyConfig, ProxyError};
 use crate::nal::{poll, Listener, PollFd};
 use crate::proto::{Message, Status};
 use std::collections::VecDeque;
-use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest sleep in poll(2), so that a stop asked for by another thread is
-/// seen promptly (a signal cuts the sleep short anyway).
-const MAX_SLEEP: Duration = Duration::from_millis(250);
+/// Longest sleep in poll(2) when no deadline is nearer.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// How long a stopping proxy waits for the replies to requests it holds.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Bytes read at once from a client or the server.
@@ -37,8 +35,7 @@ type NoticeFn = Box<dyn FnMut(&Notice) + Send>;
 pub struct Proxy {
     config: ProxyConfig,
     listener: Listener,
-    socket_file: Option<SocketFile>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     notice: Option<NoticeFn>,
 }
 
@@ -51,16 +48,49 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// Stops a running proxy from another thread.
+/// Stops a running proxy from another thread (a signal handling thread,
+/// say).
 #[derive(Debug, Clone)]
-pub struct StopHandle(Arc<AtomicBool>);
+pub struct StopHandle(Arc<Stop>);
 
 impl StopHandle {
     /// Asks the proxy to stop: it stops accepting, removes its UNIX socket
     /// file, waits at most a second for the replies to the requests it
     /// holds, and [`Proxy::run`] returns.
     pub fn stop(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.asked.store(true, Ordering::Release);
+        // Wakes the event loop; a full pipe already holds a wake-up.
+        let _ = (&self.0.wake_tx).write(&[1]);
+    }
+}
+
+/// The stop request and the line that wakes the event loop for it.
+#[derive(Debug)]
+struct Stop {
+    asked: AtomicBool,
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+}
+
+impl Stop {
+    fn new() -> io::Result<Stop> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok(Stop {
+            asked: AtomicBool::new(false),
+            wake_tx,
+            wake_rx,
+        })
+    }
+
+    fn asked(&self) -> bool {
+        self.asked.load(Ordering::Acquire)
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
 }
 
@@ -87,15 +117,11 @@ impl Proxy {
         listener
             .set_nonblocking(true)
             .map_err(|e| listen_err(e.into()))?;
-        let socket_file = match &config.listen {
-            crate::nal::Address::Unix(path) => SocketFile::of(path.clone()),
-            crate::nal::Address::Tcp { .. } => None,
-        };
+        let stop = Stop::new().map_err(ProxyError::Poll)?;
         Ok(Proxy {
             config,
             listener,
-            socket_file,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(stop),
             notice: None,
         })
     }
@@ -103,6 +129,12 @@ impl Proxy {
     /// The configuration in force.
     pub fn config(&self) -> &ProxyConfig {
         &self.config
+    }
+
+    /// The socket file of a UNIX listening address (absolute), for setting
+    /// its owner and mode.
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.listener.socket_path()
     }
 
     /// A handle that stops [`Proxy::run`].
@@ -118,11 +150,13 @@ impl Proxy {
 
     /// Serves until stopped. On return the listener is closed and its UNIX
     /// socket file removed (if it is still the one this proxy made).
+    ///
+    /// A request held when the stop comes is still answered if the reply
+    /// comes within a second.
     pub fn run(self) -> Result<(), ProxyError> {
         let Proxy {
             config,
             listener,
-            socket_file,
             stop,
             notice,
         } = self;
@@ -136,7 +170,6 @@ impl Proxy {
         );
         let mut engine = Engine {
             listener: Some(listener),
-            socket_file,
             backend,
             clients: Vec::new(),
             free: Vec::new(),
@@ -160,38 +193,11 @@ impl Proxy {
     }
 }
 
-/// The UNIX socket file a proxy made, identified so that it is removed only
-/// if nothing else has replaced it since.
-#[derive(Debug)]
-struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl SocketFile {
-    fn of(path: PathBuf) -> Option<SocketFile> {
-        let meta = fs::symlink_metadata(&path).ok()?;
-        Some(SocketFile {
-            path,
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })
-    }
-
-    fn remove(&self) {
-        if let Ok(meta) = fs::symlink_metadata(&self.path) {
-            if meta.dev() == self.dev && meta.ino() == self.ino {
-                let _ = fs::remove_file(&self.path);
-            }
-        }
-    }
-}
-
 /// Who a polled descriptor belongs to.
 #[derive(Debug, Clone, Copy)]
 enum Owner {
     Listener,
+    Wake,
     Backend,
     Client(usize),
 }
@@ -199,7 +205,6 @@ enum Owner {
 struct Engine {
     config: ProxyConfig,
     listener: Option<Listener>,
-    socket_file: Option<SocketFile>,
     backend: Backend,
     /// Clients by slot; a closed client's slot is reused.
     clients: Vec<Option<Local>>,
@@ -218,7 +223,7 @@ struct Engine {
     refused: u64,
     last_report: Option<Instant>,
     accept_paused_until: Option<Instant>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     stopping_since: Option<Instant>,
 }
 
@@ -228,7 +233,7 @@ impl Engine {
         let mut owners: Vec<Owner> = Vec::new();
         loop {
             let now = Instant::now();
-            if self.stop.load(Ordering::Relaxed) && self.stopping_since.is_none() {
+            if self.stop.asked() && self.stopping_since.is_none() {
                 self.stopping_since = Some(now);
                 self.close_listener();
             }
@@ -253,6 +258,8 @@ impl Engine {
                     owners.push(Owner::Listener);
                 }
             }
+            fds.push(PollFd::new(self.stop.wake_rx.as_raw_fd(), true, false));
+            owners.push(Owner::Wake);
             if let Some((fd, r, w)) = self.backend.interest() {
                 fds.push(PollFd::new(fd, r, w));
                 owners.push(Owner::Backend);
@@ -288,6 +295,7 @@ impl Engine {
                 }
                 match *owner {
                     Owner::Listener => self.accept(now),
+                    Owner::Wake => self.stop.drain(),
                     Owner::Backend => self.backend_ready(pfd, now),
                     Owner::Client(slot) => self.client_ready(slot, pfd, now),
                 }
@@ -295,12 +303,9 @@ impl Engine {
         }
     }
 
+    /// Stops accepting; dropping the listener removes its socket file.
     fn close_listener(&mut self) {
-        if self.listener.take().is_some() {
-            if let Some(f) = self.socket_file.take() {
-                f.remove();
-            }
-        }
+        self.listener = None;
     }
 
     fn notify(&mut self, notice: Notice) {
