@@ -22,6 +22,7 @@ CBINDGEN  := $(TOOLS)/bin/cbindgen
 HEADERS   := distcache/dc_client.h distcache/dc_plug.h distcache/dc_server.h libnal/nal.h
 FILTERS   := libnal libdistcacheserver
 TOOLS_BIN := dc_server
+TOOLS_BIN += dc_client
 # What a static link of libdistcache.a needs besides (rustc --print native-static-libs).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 

@@ -43,12 +43,18 @@ impl ProxyProc {
     /// Starts `dc_client -listen UNIX:<tmp>/p.sock -server <server> extra...`
     /// and waits until it accepts connections.
     fn start(server: &str, extra: &[&str]) -> ProxyProc {
+        Self::start_on(None, server, extra)
+    }
+
+    /// The same, listening on `listen` when given (a TCP address, say).
+    fn start_on(listen: Option<&str>, server: &str, extra: &[&str]) -> ProxyProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("p.sock");
         let stderr = File::create(dir.path().join("stderr")).expect("stderr file");
+        let listen = listen.map_or_else(|| format!("UNIX:{}", socket.display()), str::to_string);
         let child = Command::new(dc_client_bin())
             .arg("-listen")
-            .arg(format!("UNIX:{}", socket.display()))
+            .arg(&listen)
             .arg("-server")
             .arg(server)
             .args(extra)
@@ -63,7 +69,11 @@ impl ProxyProc {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("dc_client exited early: {status}: {}", p.stderr());
             }
-            if UnixStream::connect(&p.socket).is_ok() {
+            let up = match listen.strip_prefix("IP:") {
+                Some(tcp) => std::net::TcpStream::connect(tcp).is_ok(),
+                None => UnixStream::connect(&p.socket).is_ok(),
+            };
+            if up {
                 return p;
             }
             assert!(
@@ -562,6 +572,55 @@ fn recorded_exchanges_pass_through_unchanged() {
     }
     assert!(played >= 25, "only {played} vectors played");
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A free TCP port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// TCP on both legs: the proxy starts before its server (a connection
+/// refused asynchronously), fails requests meanwhile, and connects once the
+/// server is up.
+#[test]
+fn tcp_on_both_legs() {
+    let (server_port, proxy_port) = (free_port(), free_port());
+    let server_addr = format!("IP:127.0.0.1:{server_port}");
+    let proxy_addr = format!("IP:127.0.0.1:{proxy_port}");
+    let mut proxy = ProxyProc::start_on(Some(&proxy_addr), &server_addr, &["-retry", "200"]);
+    let client = Client::new(&proxy_addr, Flags::empty()).unwrap();
+    assert!(client.have(b"tcp-session").is_err(), "no server yet");
+
+    let mut server = Command::new(common::dc_server_bin())
+        .args(["-listen", &server_addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dc_server");
+    let result = std::panic::catch_unwind(|| {
+        let start = Instant::now();
+        while client.have(b"tcp-session").is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "not connected to the server"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        let persistent = Client::new(&proxy_addr, Flags::PERSISTENT).unwrap();
+        let data = vec![7u8; 20_000];
+        persistent.add(b"tcp-session", &data, 10_000).unwrap();
+        assert_eq!(client.get(b"tcp-session").unwrap(), Some(data));
+        assert!(persistent.remove(b"tcp-session").unwrap());
+    });
+    kill_pid(&mut server);
+    assert!(proxy.is_running());
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -89,10 +89,12 @@ impl Backend {
         &self.address
     }
 
-    /// Whether requests can go to the server (connected or connecting);
-    /// otherwise the proxy answers them itself.
+    /// Whether requests can go to the server; otherwise the proxy answers
+    /// them itself. A connection attempt still in progress does not count:
+    /// a server whose host does not answer must not hold requests for the
+    /// whole connect timeout.
     pub(super) fn is_available(&self) -> bool {
-        !matches!(self.state, State::Down { .. })
+        matches!(self.state, State::Up { .. })
     }
 
     /// Whether another request may be forwarded now.
