@@ -341,3 +341,63 @@ fn would_block(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> Backend {
+        let addr = Address::parse("UNIX:/nonexistent/dc.sock").expect("address");
+        Backend::new(
+            addr,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            2,
+            Instant::now(),
+        )
+    }
+
+    fn to(slot: usize) -> InFlight {
+        InFlight {
+            slot,
+            client: slot as u64,
+            command: Command::Have,
+        }
+    }
+
+    #[test]
+    fn uids_count_from_one_and_skip_zero_and_those_in_flight() {
+        let mut b = backend();
+        assert_eq!((b.take_uid(), b.take_uid()), (1, 2));
+        b.next_uid = u32::MAX;
+        assert_eq!(b.take_uid(), u32::MAX);
+        assert_eq!(b.take_uid(), 1, "0 is never used");
+        b.in_flight.insert(2, to(0));
+        assert_eq!(b.take_uid(), 3, "a uid still in flight is skipped");
+    }
+
+    #[test]
+    fn unreachable_server_takes_no_requests_and_in_flight_is_bounded() {
+        let mut b = backend();
+        let now = Instant::now();
+        assert!(matches!(b.tick(now), Some(Change::Unreachable(_))));
+        assert!(!b.is_available() && !b.has_room());
+        assert_eq!(b.deadline(), Some(now + Duration::from_secs(1)));
+
+        // As if connected: two requests fill the table of two.
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        b.state = State::Up {
+            stream: Stream::from_unix(ours),
+        };
+        assert!(b.has_room());
+        assert!(b.forward(Command::Have, b"a", to(0), now));
+        assert!(b.forward(Command::Have, b"b", to(1), now));
+        assert!(!b.has_room());
+        // Nothing answered within the timeout: both are given back.
+        match b.tick(now + Duration::from_secs(2)) {
+            Some(Change::Lost(_, lost)) => assert_eq!(lost.len(), 2),
+            other => panic!("expected a lost connection, got {other:?}"),
+        }
+        assert!(!b.is_available());
+    }
+}
