@@ -23,6 +23,7 @@ HEADERS   := distcache/dc_client.h distcache/dc_plug.h distcache/dc_server.h lib
 FILTERS   := libnal libdistcacheserver
 TOOLS_BIN := dc_server
 TOOLS_BIN += dc_test dc_snoop
+TOOLS_BIN += dc_client
 # What a static link of libdistcache.a needs besides (rustc --print native-static-libs).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 

@@ -49,6 +49,7 @@ pub mod dctest;
 pub mod nal;
 pub mod plug;
 pub mod proto;
+pub mod proxy;
 pub mod server;
 #[doc(hidden)]
 pub mod snoop;

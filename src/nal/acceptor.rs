@@ -2,7 +2,7 @@
 //! the selector reports a waiting connection, and one accept takes it.
 
 use super::connection::Ready;
-use super::sys::{lookup_group, lookup_user, PollFd};
+use super::sys::{lookup_group, lookup_user, RawPollFd};
 use super::{Address, Listener, NalError};
 use socket2::Socket;
 use std::io::{self, ErrorKind};
@@ -66,9 +66,9 @@ impl Acceptor {
 
     /// The `poll(2)` entry for the next wait: readable unless a connection
     /// is already waiting to be accepted.
-    pub fn poll_entry(&self) -> Option<PollFd> {
+    pub fn poll_entry(&self) -> Option<RawPollFd> {
         let fd = self.listener.as_ref()?.as_fd().as_raw_fd();
-        Some(PollFd {
+        Some(RawPollFd {
             fd,
             events: if self.caught { 0 } else { libc::POLLIN },
             revents: 0,

@@ -6,7 +6,7 @@
 //! [`Connection::io`], which moves bytes between the socket and the buffers.
 
 use super::buffer::Buffer;
-use super::sys::PollFd;
+use super::sys::RawPollFd;
 use super::{Acceptor, Address, NalError};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, ErrorKind, Read};
@@ -191,7 +191,7 @@ impl Connection {
     /// The `poll(2)` entry for the next wait: readable when established with
     /// room to read into, writable while connecting or with bytes to send.
     /// `None` when the connection is not set up.
-    pub fn poll_entry(&self) -> Option<PollFd> {
+    pub fn poll_entry(&self) -> Option<RawPollFd> {
         let socket = self.socket.as_ref()?;
         let mut events = 0;
         if self.established && !self.read.is_full() {
@@ -200,7 +200,7 @@ impl Connection {
         if !self.established || !self.send.is_empty() {
             events |= libc::POLLOUT;
         }
-        Some(PollFd {
+        Some(RawPollFd {
             fd: socket.as_raw_fd(),
             events,
             revents: 0,

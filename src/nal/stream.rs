@@ -65,6 +65,50 @@ impl Stream {
         Ok(Stream::from_socket(socket))
     }
 
+    /// Starts connecting to `addr` without waiting. Returns the stream and
+    /// whether it is already connected; if not, wait until it is writable
+    /// and ask [`Stream::connect_result`]. The stream is non-blocking.
+    pub fn connect_start(addr: &Address) -> Result<(Stream, bool), NalError> {
+        let (domain, sockaddr) = match addr {
+            Address::Tcp {
+                connectable: false, ..
+            } => return Err(NalError::NotConnectable(addr.to_string())),
+            Address::Tcp { addr, .. } => (Domain::for_address(*addr), SockAddr::from(*addr)),
+            Address::Unix(path) => (Domain::UNIX, SockAddr::unix(path)?),
+        };
+        let socket = Socket::new(domain, Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        if matches!(addr, Address::Tcp { .. }) {
+            socket.set_nodelay(true)?;
+        }
+        match socket.connect(&sockaddr) {
+            Ok(()) => Ok((Stream::from_socket(socket), true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                Ok((Stream::from_socket(socket), false))
+            }
+            Err(e) => Err(NalError::Io(e)),
+        }
+    }
+
+    /// How a connection started by [`Stream::connect_start`] ended, once
+    /// the stream is writable: `Ok` when it is connected.
+    pub fn connect_result(&self) -> Result<(), NalError> {
+        match self.socket.take_error()? {
+            Some(e) => Err(NalError::Io(e)),
+            None => {
+                // Writable without a pending error means connected, unless
+                // the attempt is still going on (a spurious wake-up).
+                self.socket.peer_addr()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Switches the socket between blocking and non-blocking mode.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.socket.set_nonblocking(nonblocking)
+    }
+
     fn from_socket(socket: Socket) -> Stream {
         Stream { socket }
     }

@@ -76,14 +76,15 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-/// One descriptor's entry for [`poll_fds`].
-pub type PollFd = libc::pollfd;
+/// One descriptor's entry for [`poll_fds`], as `poll(2)` takes it (the
+/// event loops of the tools use [`super::poll::PollFd`] instead).
+pub type RawPollFd = libc::pollfd;
 
 /// Waits with `poll(2)` for any of `fds`, or until `timeout` passes (`None`:
 /// no bound). Returns how many entries have events. Unlike [`wait`], a
 /// signal ends the wait with an `Interrupted` error, so that a caller's loop
 /// can look at what the signal changed.
-pub fn poll_fds(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
+pub fn poll_fds(fds: &mut [RawPollFd], timeout: Option<Duration>) -> io::Result<usize> {
     let ms = match timeout {
         None => -1,
         Some(t) => t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,

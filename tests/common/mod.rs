@@ -14,6 +14,11 @@ pub fn dc_server_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dc_server"))
 }
 
+/// Path of the dc_client binary cargo built for these tests.
+pub fn dc_client_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dc_client"))
+}
+
 /// A dc_server process listening on a UNIX socket in its own temp dir.
 /// Dropping it kills the process (by PID) and waits for it.
 pub struct ServerProc {

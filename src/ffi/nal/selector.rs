@@ -9,7 +9,7 @@
 
 use super::super::boundary::{free_handle, guard, into_handle, object, object_mut};
 use super::{NAL_CONNECTION, NAL_LISTENER};
-use crate::nal::{poll_fds, PollFd, Ready};
+use crate::nal::{poll_fds, RawPollFd, Ready};
 use std::ffi::{c_int, c_uint, c_ulong};
 use std::ptr::{self, NonNull};
 use std::time::Duration;
@@ -73,7 +73,7 @@ impl NAL_SELECTOR {
 impl Member {
     /// # Safety
     /// The object is live and not otherwise borrowed.
-    unsafe fn poll_entry(self) -> Option<PollFd> {
+    unsafe fn poll_entry(self) -> Option<RawPollFd> {
         // SAFETY: per this function's contract.
         unsafe {
             match self {

@@ -1,0 +1,144 @@
+//! dc_client: the local proxy to a distcache server.
+
+use distcache::cli::{is_help, number_in, Args, CliError};
+use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
+use distcache::proxy::{Notice, Proxy, ProxyConfig};
+use distcache::Address;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE_HEAD: &str = "\
+Usage: dc_client -server <addr> [options]
+  -server <addr>     forward requests to the dc_server at <addr> (required)
+  -connect <addr>    the same as -server
+  -listen <addr>     accept local clients on <addr> (default UNIX:/tmp/scache)
+  -retry <msecs>     while the server is unreachable, try to reconnect every
+                     <msecs> milliseconds (default 5000, 1 to 3600000)
+  -idle <msecs>      close client connections idle for <msecs> milliseconds
+                     (default 0: never; at most 3600000)
+";
+
+const USAGE_TAIL: &str = "\
+  -h, -help, -?      show this text
+
+Options may be written with one dash or two (-server, --server).
+Addresses: UNIX:/path/to/socket, IP:host:port, IPv6:[addr]:port; to listen,
+also IP:port (all IPv4 interfaces) and IPv6:port (all IPv6 interfaces).
+
+It keeps one connection to the server and carries every local client's
+requests over it. While the server is unreachable, requests fail at once.
+
+Eg. dc_client -listen UNIX:/tmp/scache -server IP:cache.example.net:9001
+";
+
+const DEFAULT_LISTEN: &str = "UNIX:/tmp/scache";
+const MAX_PERIOD_MS: u64 = 3_600_000;
+
+enum Command {
+    Help,
+    Run(Box<(ProxyConfig, DaemonOptions)>),
+}
+
+fn parse(mut args: Args) -> Result<Command, CliError> {
+    let mut listen = None;
+    let mut server: Option<Address> = None;
+    let mut retry = 5000;
+    let mut idle = 0;
+    let mut daemon = DaemonOptions::default();
+    while let Some(opt) = args.next_option()? {
+        match opt.as_str() {
+            h if is_help(h) => return Ok(Command::Help),
+            "listen" => listen = Some(args.parsed("listen", Address::parse)?),
+            "server" | "connect" => {
+                let name = if opt == "server" { "server" } else { "connect" };
+                let addr = args.parsed(name, Address::parse)?;
+                if let Some(first) = &server {
+                    return Err(CliError::BadValue {
+                        option: name,
+                        value: addr.to_string(),
+                        why: format!("a server was already given ({first}); give only one"),
+                    });
+                }
+                server = Some(addr);
+            }
+            "retry" => retry = args.parsed("retry", number_in(1, MAX_PERIOD_MS))?,
+            "idle" => idle = args.parsed("idle", number_in(0, MAX_PERIOD_MS))?,
+            other => {
+                if !daemon.take(other, &mut args)? {
+                    return Err(args.unknown());
+                }
+            }
+        }
+    }
+    let server = server.ok_or(CliError::Missing("no -server address given"))?;
+    let listen = match listen {
+        Some(l) => l,
+        None => Address::parse(DEFAULT_LISTEN).map_err(|e| CliError::BadValue {
+            option: "listen",
+            value: DEFAULT_LISTEN.into(),
+            why: e.to_string(),
+        })?,
+    };
+    let mut config = ProxyConfig::new(listen, server);
+    config.retry = Duration::from_millis(retry);
+    config.idle = (idle > 0).then(|| Duration::from_millis(idle));
+    Ok(Command::Run(Box::new((config, daemon))))
+}
+
+fn main() -> ExitCode {
+    let (config, options) = match parse(Args::from_env()) {
+        Ok(Command::Help) => {
+            print!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run(run)) => *run,
+        Err(e) => {
+            eprintln!("dc_client: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Before any thread exists: signals, and with -daemon the fork (the
+    // parent waits until the service is ready, or exits with its status).
+    let mut daemon = match Daemon::start(c"dc_client", options) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("dc_client: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match serve(&mut daemon, config) {
+        Ok(()) => {
+            daemon.finish();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log(Level::Error, &e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(daemon: &mut Daemon, config: ProxyConfig) -> Result<(), String> {
+    // One descriptor per client connection: allow as many as the system
+    // lets this process have. Failing to raise it only lowers the ceiling.
+    let _ = distcache::nal::raise_fd_limit();
+    let mut proxy = Proxy::bind(config).map_err(|e| e.to_string())?;
+    let sockets: Vec<&std::path::Path> = proxy.socket_path().into_iter().collect();
+    daemon.secure(&sockets).map_err(|e| e.to_string())?;
+    proxy.on_notice(|n| {
+        let level = match n {
+            Notice::ServerUp(_) => Level::Notice,
+            Notice::AcceptFailed(_) => Level::Error,
+            _ => Level::Warning,
+        };
+        log(level, &n.to_string());
+    });
+    let stop = proxy.stop_handle();
+    daemon
+        .ready(move |signal| {
+            log(Level::Notice, &format!("stopping on {}", signal.name()));
+            stop.stop();
+        })
+        .map_err(|e| e.to_string())?;
+    proxy.run().map_err(|e| e.to_string())
+}

@@ -1,0 +1,403 @@
+//! The proxy's one connection to the server: connecting and reconnecting,
+//! the requests in flight under the proxy's own uids, and the replies.
+
+use crate::nal::{Address, Stream};
+use crate::proto::{encode_message, Command, Decoder, Message, Role};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Requests are forwarded only while fewer than this many bytes wait to be
+/// written to the server; the rest wait in their clients.
+const MAX_PENDING_OUT: usize = 256 * 1024;
+
+/// A request forwarded to the server, waiting for its reply.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InFlight {
+    /// The client's slot and connection id.
+    pub(super) slot: usize,
+    pub(super) client: u64,
+    /// The command, which the reply must repeat.
+    pub(super) command: Command,
+}
+
+#[derive(Debug)]
+enum State {
+    /// No connection; the next attempt is due at this instant.
+    Down { retry_at: Instant },
+    /// A connection attempt in progress since `started`.
+    Connecting { stream: Stream, started: Instant },
+    /// Connected.
+    Up { stream: Stream },
+}
+
+/// What became of the connection in a call that can change it.
+#[derive(Debug)]
+pub(super) enum Change {
+    /// The connection is now up.
+    Up,
+    /// An attempt to connect failed.
+    Unreachable(String),
+    /// An established connection (or an attempt in progress) was lost;
+    /// these requests will never be answered.
+    Lost(String, Vec<InFlight>),
+}
+
+#[derive(Debug)]
+pub(super) struct Backend {
+    address: Address,
+    retry: Duration,
+    timeout: Duration,
+    max_in_flight: usize,
+    state: State,
+    next_uid: u32,
+    in_flight: HashMap<u32, InFlight>,
+    out: Vec<u8>,
+    sent: usize,
+    decoder: Decoder,
+    /// When the server last made progress (bytes read or written) while
+    /// it had work, or when it was last given work after having none.
+    progress: Instant,
+}
+
+impl Backend {
+    /// A server leg that makes its first attempt at once.
+    pub(super) fn new(
+        address: Address,
+        retry: Duration,
+        timeout: Duration,
+        max_in_flight: usize,
+        now: Instant,
+    ) -> Backend {
+        Backend {
+            address,
+            retry,
+            timeout,
+            max_in_flight,
+            state: State::Down { retry_at: now },
+            next_uid: 1,
+            in_flight: HashMap::new(),
+            out: Vec::new(),
+            sent: 0,
+            decoder: Decoder::new(Role::Client),
+            progress: now,
+        }
+    }
+
+    pub(super) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Whether requests can go to the server; otherwise the proxy answers
+    /// them itself. A connection attempt still in progress does not count:
+    /// a server whose host does not answer must not hold requests for the
+    /// whole connect timeout.
+    pub(super) fn is_available(&self) -> bool {
+        matches!(self.state, State::Up { .. })
+    }
+
+    /// Whether another request may be forwarded now.
+    pub(super) fn has_room(&self) -> bool {
+        self.is_available()
+            && self.in_flight.len() < self.max_in_flight
+            && self.out.len() - self.sent < MAX_PENDING_OUT
+    }
+
+    fn busy(&self) -> bool {
+        !self.in_flight.is_empty() || self.sent < self.out.len()
+    }
+
+    /// The descriptor to watch and for what (read, write), if any.
+    pub(super) fn interest(&self) -> Option<(RawFd, bool, bool)> {
+        match &self.state {
+            State::Down { .. } => None,
+            State::Connecting { stream, .. } => Some((raw(stream), false, true)),
+            State::Up { stream } => Some((raw(stream), true, self.sent < self.out.len())),
+        }
+    }
+
+    /// When [`Backend::tick`] has something to do.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Down { retry_at } => Some(*retry_at),
+            State::Connecting { started, .. } => Some(*started + self.timeout),
+            State::Up { .. } => self.busy().then(|| self.progress + self.timeout),
+        }
+    }
+
+    /// Attempts a connection when one is due, and gives up on a server that
+    /// stalled or a connection attempt that takes too long.
+    pub(super) fn tick(&mut self, now: Instant) -> Option<Change> {
+        match &self.state {
+            State::Down { retry_at } if now >= *retry_at => self.connect(now),
+            State::Connecting { started, .. } if now >= *started + self.timeout => {
+                Some(self.fail("connection attempt timed out".into(), now))
+            }
+            State::Up { .. } if self.busy() && now >= self.progress + self.timeout => {
+                Some(self.fail(format!("no reply for {} ms", self.timeout.as_millis()), now))
+            }
+            _ => None,
+        }
+    }
+
+    fn connect(&mut self, now: Instant) -> Option<Change> {
+        match Stream::connect_start(&self.address) {
+            Ok((stream, true)) => {
+                self.state = State::Up { stream };
+                self.progress = now;
+                Some(Change::Up)
+            }
+            Ok((stream, false)) => {
+                self.state = State::Connecting {
+                    stream,
+                    started: now,
+                };
+                self.progress = now;
+                // Reported once the attempt ends.
+                None
+            }
+            Err(e) => {
+                self.state = State::Down {
+                    retry_at: now + self.retry,
+                };
+                Some(Change::Unreachable(e.to_string()))
+            }
+        }
+    }
+
+    /// Drops the connection: nothing in flight will be answered.
+    fn fail(&mut self, reason: String, now: Instant) -> Change {
+        let was_up = matches!(self.state, State::Up { .. });
+        self.state = State::Down {
+            retry_at: now + self.retry,
+        };
+        self.out = Vec::new();
+        self.sent = 0;
+        self.decoder = Decoder::new(Role::Client);
+        let lost: Vec<InFlight> = self.in_flight.drain().map(|(_, f)| f).collect();
+        if was_up || !lost.is_empty() {
+            Change::Lost(reason, lost)
+        } else {
+            Change::Unreachable(reason)
+        }
+    }
+
+    /// Queues a request for the server under the next uid of the proxy's
+    /// own counter. Call only when [`Backend::has_room`].
+    pub(super) fn forward(
+        &mut self,
+        command: Command,
+        payload: &[u8],
+        to: InFlight,
+        now: Instant,
+    ) -> bool {
+        if !self.busy() {
+            self.progress = now;
+        }
+        let uid = self.take_uid();
+        if self.sent > 0 && self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
+        if encode_message(&mut self.out, false, uid, command, payload).is_err() {
+            return false;
+        }
+        self.in_flight.insert(uid, to);
+        true
+    }
+
+    /// The next uid not in flight (1, 2, 3, ...; 0 is skipped on wrapping).
+    fn take_uid(&mut self) -> u32 {
+        loop {
+            let uid = self.next_uid;
+            self.next_uid = self.next_uid.wrapping_add(1).max(1);
+            if !self.in_flight.contains_key(&uid) {
+                return uid;
+            }
+        }
+    }
+
+    /// Writes queued requests while the socket takes them.
+    pub(super) fn flush(&mut self, now: Instant) -> Option<Change> {
+        let State::Up { stream } = &self.state else {
+            return None;
+        };
+        let mut failure = None;
+        while self.sent < self.out.len() {
+            match stream.send(&self.out[self.sent..]) {
+                Ok(0) => {
+                    failure = Some("connection closed".to_string());
+                    break;
+                }
+                Ok(n) => {
+                    self.sent += n;
+                    self.progress = now;
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        } else if self.sent > MAX_PENDING_OUT {
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
+        failure.map(|why| self.fail(why, now))
+    }
+
+    /// Handles readiness of the server's socket: finishes a connection
+    /// attempt, writes queued requests, reads replies into `replies`.
+    pub(super) fn ready(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        scratch: &mut [u8],
+        replies: &mut Vec<(InFlight, Message)>,
+        now: Instant,
+    ) -> Option<Change> {
+        if let State::Connecting { stream, .. } = &self.state {
+            if !writable {
+                return None;
+            }
+            return match stream.connect_result() {
+                Ok(()) => {
+                    let State::Connecting { stream, .. } =
+                        std::mem::replace(&mut self.state, State::Down { retry_at: now })
+                    else {
+                        return None;
+                    };
+                    self.state = State::Up { stream };
+                    self.progress = now;
+                    Some(self.flush(now).unwrap_or(Change::Up))
+                }
+                Err(e) => Some(self.fail(e.to_string(), now)),
+            };
+        }
+        if writable {
+            if let Some(change) = self.flush(now) {
+                return Some(change);
+            }
+        }
+        if readable {
+            return self.read(scratch, replies, now);
+        }
+        None
+    }
+
+    fn read(
+        &mut self,
+        scratch: &mut [u8],
+        replies: &mut Vec<(InFlight, Message)>,
+        now: Instant,
+    ) -> Option<Change> {
+        let State::Up { stream } = &self.state else {
+            return None;
+        };
+        let n = match stream.recv(scratch) {
+            Ok(0) => return Some(self.fail("the server closed the connection".into(), now)),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return None,
+            Err(e) => return Some(self.fail(e.to_string(), now)),
+        };
+        self.progress = now;
+        let mut input = &scratch[..n];
+        while !input.is_empty() {
+            let (used, msg) = match self.decoder.decode(input) {
+                Ok(r) => r,
+                Err(e) => return Some(self.fail(format!("invalid reply: {e}"), now)),
+            };
+            input = &input[used..];
+            let Some(msg) = msg else { continue };
+            let Some(to) = self.in_flight.remove(&msg.uid) else {
+                return Some(self.fail(
+                    format!("reply for request uid {} not in flight", msg.uid),
+                    now,
+                ));
+            };
+            if to.command != msg.command {
+                // Its client is answered with the others in flight.
+                self.in_flight.insert(msg.uid, to);
+                return Some(self.fail("reply for another operation".into(), now));
+            }
+            replies.push((to, msg));
+        }
+        None
+    }
+}
+
+fn raw(stream: &Stream) -> RawFd {
+    stream.as_fd().as_raw_fd()
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> Backend {
+        let addr = Address::parse("UNIX:/nonexistent/dc.sock").expect("address");
+        Backend::new(
+            addr,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            2,
+            Instant::now(),
+        )
+    }
+
+    fn to(slot: usize) -> InFlight {
+        InFlight {
+            slot,
+            client: slot as u64,
+            command: Command::Have,
+        }
+    }
+
+    #[test]
+    fn uids_count_from_one_and_skip_zero_and_those_in_flight() {
+        let mut b = backend();
+        assert_eq!((b.take_uid(), b.take_uid()), (1, 2));
+        b.next_uid = u32::MAX;
+        assert_eq!(b.take_uid(), u32::MAX);
+        assert_eq!(b.take_uid(), 1, "0 is never used");
+        b.in_flight.insert(2, to(0));
+        assert_eq!(b.take_uid(), 3, "a uid still in flight is skipped");
+    }
+
+    #[test]
+    fn unreachable_server_takes_no_requests_and_in_flight_is_bounded() {
+        let mut b = backend();
+        let now = Instant::now();
+        assert!(matches!(b.tick(now), Some(Change::Unreachable(_))));
+        assert!(!b.is_available() && !b.has_room());
+        assert_eq!(b.deadline(), Some(now + Duration::from_secs(1)));
+
+        // As if connected: two requests fill the table of two.
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        b.state = State::Up {
+            stream: Stream::from_unix(ours),
+        };
+        assert!(b.has_room());
+        assert!(b.forward(Command::Have, b"a", to(0), now));
+        assert!(b.forward(Command::Have, b"b", to(1), now));
+        assert!(!b.has_room());
+        // Nothing answered within the timeout: both are given back.
+        match b.tick(now + Duration::from_secs(2)) {
+            Some(Change::Lost(_, lost)) => assert_eq!(lost.len(), 2),
+            other => panic!("expected a lost connection, got {other:?}"),
+        }
+        assert!(!b.is_available());
+    }
+}
