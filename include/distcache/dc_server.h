@@ -8,8 +8,11 @@
 #define HEADER_DISTCACHE_DC_SERVER_H
 
 
-/* The session capacity range of the original's cache. Our dc_server accepts
- * capacities from 1 to 100000000. */
+#include <sys/time.h>
+#include <libnal/nal.h>
+
+/* The session capacities DC_SERVER_new() accepts with the default cache.
+ * (dc_server itself accepts 1 to 100000000.) */
 #define DC_CACHE_MIN_SIZE		64
 #define DC_CACHE_MAX_SIZE		60000
 
@@ -19,4 +22,221 @@
 /* Most bytes of session data. */
 #define DC_MAX_DATA_LEN			32768
 
-#endif  /* HEADER_DISTCACHE_DC_SERVER_H */
+/* The server, its clients, and a program's own cache: all opaque. */
+typedef struct st_DC_SERVER DC_SERVER;
+typedef struct st_DC_CLIENT DC_CLIENT;
+typedef struct st_DC_CACHE  DC_CACHE;
+
+/* A cache implementation a program supplies with DC_SERVER_set_cache().
+ * Every function gets the current time; ids are 1 to 64 bytes, sessions 1 to
+ * DC_MAX_DATA_LEN bytes, timeouts at most DC_MAX_EXPIRY milliseconds.
+ *   cache_new:       a cache for up to max_sessions sessions, NULL on failure
+ *   cache_free:      destroy it
+ *   cache_add:       store a session; non-zero on success, 0 when the id is
+ *                    already stored (the server replies "matching session")
+ *   cache_get:       copy up to store_size bytes of a session to store and
+ *                    return its full length, 0 when absent; with store NULL,
+ *                    only return the length
+ *   cache_remove:    non-zero when the session was there and is now gone
+ *   cache_have:      non-zero when the session is there
+ *   cache_num_items: the number of (unexpired) sessions */
+typedef struct st_DC_CACHE_cb {
+	DC_CACHE *	(*cache_new)(unsigned int max_sessions);
+	void		(*cache_free)(DC_CACHE *cache);
+	int		(*cache_add)(DC_CACHE *cache,
+				const struct timeval *now,
+				unsigned long timeout_msecs,
+				const unsigned char *session_id,
+				unsigned int session_id_len,
+				const unsigned char *data,
+				unsigned int data_len);
+	unsigned int	(*cache_get)(DC_CACHE *cache,
+				const struct timeval *now,
+				const unsigned char *session_id,
+				unsigned int session_id_len,
+				unsigned char *store,
+				unsigned int store_size);
+	int		(*cache_remove)(DC_CACHE *cache,
+				const struct timeval *now,
+				const unsigned char *session_id,
+				unsigned int session_id_len);
+	int		(*cache_have)(DC_CACHE *cache,
+				const struct timeval *now,
+				const unsigned char *session_id,
+				unsigned int session_id_len);
+	unsigned int	(*cache_num_items)(DC_CACHE *cache,
+				const struct timeval *now);
+} DC_CACHE_cb;
+
+/* DC_SERVER_new_client() flags: leave the connection alone when the client
+ * is deleted; let DC_SERVER_clients_io() drive (and delete) the client. */
+#define DC_CLIENT_FLAG_NOFREE_CONN		(unsigned int)0x0001
+#define DC_CLIENT_FLAG_IN_SERVER		(unsigned int)0x0002
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ Makes new servers use our cache (expired sessions dropped on every
+ operation; when full, the sessions that expire soonest make room).
+
+ # Safety
+ None.
+
+ # Returns
+ 1.
+ */
+int DC_SERVER_set_default_cache(void);
+
+/*
+ Makes new servers use the program's cache implementation. The table is
+ copied: later changes to it do not affect servers.
+
+ # Safety
+ `impl_` is NULL or points to a valid table whose functions follow the
+ documented conventions.
+
+ # Returns
+ 1 on success; 0 for NULL or a table with a NULL function.
+ */
+int DC_SERVER_set_cache(const DC_CACHE_cb *impl_);
+
+/*
+ Creates a server holding up to `max_sessions` sessions, in the cache
+ chosen with `DC_SERVER_set_default_cache()` or `DC_SERVER_set_cache()`.
+
+ # Safety
+ None beyond the chosen table's own contract.
+
+ # Returns
+ The server, to be released with `DC_SERVER_free()`; NULL when no cache
+ was chosen, when our cache is given fewer than `DC_CACHE_MIN_SIZE` or
+ more than `DC_CACHE_MAX_SIZE` sessions, or when the program's
+ `cache_new` fails.
+ */
+DC_SERVER *DC_SERVER_new(unsigned int max_sessions);
+
+/*
+ Releases a server, its cache, and its `DC_CLIENT_FLAG_IN_SERVER`
+ clients. Other clients should be deleted first; any left are detached
+ and must still be deleted with `DC_SERVER_del_client()`. NULL is ignored.
+
+ # Safety
+ `ctx` is NULL or a server from `DC_SERVER_new()` not yet freed.
+ */
+void DC_SERVER_free(DC_SERVER *ctx);
+
+/*
+ The number of sessions stored at `now` (NULL: the current time), after
+ dropping expired ones.
+
+ # Safety
+ `ctx` is NULL or a live server; `now` is NULL or a valid timeval.
+
+ # Returns
+ The count; 0 for NULL.
+ */
+unsigned int DC_SERVER_items_stored(DC_SERVER *ctx,
+                                    const struct timeval *now);
+
+/*
+ Sets the server's operation count back to zero.
+
+ # Safety
+ `ctx` is NULL or a live server.
+ */
+void DC_SERVER_reset_operations(DC_SERVER *ctx);
+
+/*
+ The number of requests answered since the server was created or its
+ count was reset.
+
+ # Safety
+ `ctx` is NULL or a live server.
+
+ # Returns
+ The count; 0 for NULL.
+ */
+unsigned long DC_SERVER_num_operations(DC_SERVER *ctx);
+
+/*
+ Makes `conn` a client of the server. The client owns the connection
+ (deleting it frees the connection) unless `DC_CLIENT_FLAG_NOFREE_CONN`
+ is given. With `DC_CLIENT_FLAG_IN_SERVER`, `DC_SERVER_clients_io()`
+ drives it and deletes it when its connection ends; otherwise the program
+ calls `NAL_CONNECTION_io()` and `DC_SERVER_process_client()` itself.
+
+ # Safety
+ `ctx` is NULL or a live server; `conn` is NULL or a live connection
+ (normally already in the program's selector) that outlives the client.
+
+ # Returns
+ The client; NULL for NULL arguments.
+ */
+DC_CLIENT *DC_SERVER_new_client(DC_SERVER *ctx,
+                                NAL_CONNECTION *conn,
+                                unsigned int flags);
+
+/*
+ Deletes a client: takes it off its server and frees it (and its
+ connection unless it was made with `DC_CLIENT_FLAG_NOFREE_CONN`).
+
+ # Safety
+ `clnt` is NULL or a client from `DC_SERVER_new_client()` not yet
+ deleted; its server, if not freed, is not in use elsewhere.
+
+ # Returns
+ 1 on success (also for a client whose server was freed); 0 for NULL or
+ a client its server does not list.
+ */
+int DC_SERVER_del_client(DC_CLIENT *clnt);
+
+/*
+ Answers the request that has arrived on the client's connection, if
+ any (decoding what the connection has read, and framing the reply into
+ its send buffer). One request per call; a request waits while the
+ client has not taken the previous reply.
+
+ # Safety
+ `clnt` is NULL or a live client whose server is live; `now` is NULL or
+ a valid timeval (NULL: the current time).
+
+ # Returns
+ 1 when all is well (also when nothing had arrived); 0 when the client
+ sent something corrupt or malformed and must be deleted, or for NULL or
+ a client whose server was freed.
+ */
+int DC_SERVER_process_client(DC_CLIENT *clnt,
+                             const struct timeval *now);
+
+/*
+ Drives every `DC_CLIENT_FLAG_IN_SERVER` client after a select: network
+ I/O, then answering a request. Clients whose connection ended or who
+ sent something corrupt are deleted.
+
+ # Safety
+ `ctx` is NULL or a live server; `now` is NULL or a valid timeval.
+
+ # Returns
+ 1; 0 for NULL.
+ */
+int DC_SERVER_clients_io(DC_SERVER *ctx,
+                         const struct timeval *now);
+
+/*
+ Whether the server has no clients.
+
+ # Safety
+ `ctx` is NULL or a live server.
+
+ # Returns
+ 1 or 0; 1 for NULL (it has none).
+ */
+int DC_SERVER_clients_empty(const DC_SERVER *ctx);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HEADER_DISTCACHE_DC_SERVER_H */

@@ -14,4 +14,816 @@
 #ifndef HEADER_LIBNAL_NAL_H
 #define HEADER_LIBNAL_NAL_H
 
-#endif  /* HEADER_LIBNAL_NAL_H */
+
+/* The objects, all opaque: create them with the _new() functions, release
+ * them with the _free() functions. */
+typedef struct st_NAL_ADDRESS NAL_ADDRESS;
+typedef struct st_NAL_LISTENER NAL_LISTENER;
+typedef struct st_NAL_CONNECTION NAL_CONNECTION;
+typedef struct st_NAL_SELECTOR NAL_SELECTOR;
+typedef struct st_NAL_BUFFER NAL_BUFFER;
+
+/* Readiness flags (for the original's NAL_CONNECTION_add_to_selector_ex()). */
+#define NAL_SELECT_FLAG_READ	(unsigned int)0x0001
+#define NAL_SELECT_FLAG_SEND	(unsigned int)0x0002
+#define NAL_SELECT_FLAG_RW	(NAL_SELECT_FLAG_READ | NAL_SELECT_FLAG_SEND)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ Turns Nagle's algorithm on (non-zero) or off (0, the default) for TCP
+ connections created or accepted from now on. Off sends small requests
+ and replies at once.
+
+ # Safety
+ None: any value is accepted.
+ */
+void NAL_config_set_nagle(int enabled);
+
+/*
+ Creates an empty address object.
+
+ # Safety
+ None.
+
+ # Returns
+ The object, to be released with `NAL_ADDRESS_free()`.
+ */
+NAL_ADDRESS *NAL_ADDRESS_new(void);
+
+/*
+ Releases an address object. NULL is ignored.
+
+ # Safety
+ `addr` is NULL or an object from `NAL_ADDRESS_new()` not yet freed.
+ */
+void NAL_ADDRESS_free(NAL_ADDRESS *addr);
+
+/*
+ Forgets the parsed address, so that the object can be created again.
+
+ # Safety
+ `addr` is NULL or a live address object.
+ */
+void NAL_ADDRESS_reset(NAL_ADDRESS *addr);
+
+/*
+ Parses `addr_string` (`IP:port`, `IP:host:port`, `IPv4:...`, `IPv6:port`,
+ `IPv6:[addr]:port`, `UNIX:/path`) into `addr`, resolving a host name,
+ and sets the default buffer size of connections made with it.
+
+ # Safety
+ `addr` is NULL or a live address object; `addr_string` is NULL or a
+ NUL-terminated string.
+
+ # Returns
+ 1 on success; 0 if either pointer is NULL, `addr` already holds an
+ address, `def_buffer_size` exceeds 32768, or the string is not a valid
+ address (or is longer than 255 bytes).
+ */
+int NAL_ADDRESS_create(NAL_ADDRESS *addr,
+                       const char *addr_string,
+                       unsigned int def_buffer_size);
+
+/*
+ The default buffer size of connections made with `addr`.
+
+ # Safety
+ `addr` is NULL or a live address object.
+
+ # Returns
+ The size in bytes; 0 for NULL.
+ */
+unsigned int NAL_ADDRESS_get_def_buffer_size(const NAL_ADDRESS *addr);
+
+/*
+ Sets the default buffer size of connections made with `addr`.
+
+ # Safety
+ `addr` is NULL or a live address object.
+
+ # Returns
+ 1 on success; 0 for NULL or a size above 32768.
+ */
+int NAL_ADDRESS_set_def_buffer_size(NAL_ADDRESS *addr,
+                                    unsigned int def_buffer_size);
+
+/*
+ Whether a connection can be made to `addr` (every form but the host-less
+ `IP:port` and `IPv6:port`).
+
+ # Safety
+ `addr` is NULL or a live address object.
+
+ # Returns
+ 1 or 0; 0 for NULL or an object with no address.
+ */
+int NAL_ADDRESS_can_connect(const NAL_ADDRESS *addr);
+
+/*
+ Whether `addr` can be listened on.
+
+ # Safety
+ `addr` is NULL or a live address object.
+
+ # Returns
+ 1 or 0; 0 for NULL or an object with no address.
+ */
+int NAL_ADDRESS_can_listen(const NAL_ADDRESS *addr);
+
+/*
+ Creates a buffer of size 0; give it a size with `NAL_BUFFER_set_size()`.
+
+ # Safety
+ None.
+
+ # Returns
+ The buffer, to be released with `NAL_BUFFER_free()`.
+ */
+NAL_BUFFER *NAL_BUFFER_new(void);
+
+/*
+ Releases a buffer made by `NAL_BUFFER_new()`. NULL is ignored.
+
+ # Safety
+ `buf` is NULL or a buffer from `NAL_BUFFER_new()` not yet freed (never a
+ connection's buffer).
+ */
+void NAL_BUFFER_free(NAL_BUFFER *buf);
+
+/*
+ Empties a buffer, keeping its size.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+ */
+void NAL_BUFFER_reset(NAL_BUFFER *buf);
+
+/*
+ Resizes a buffer. A different size empties it; the same size keeps its
+ contents.
+
+ # Safety
+ `buf` is NULL or a live buffer, and no pointer from
+ `NAL_BUFFER_data()` or `NAL_BUFFER_write_ptr()` is used afterwards.
+
+ # Returns
+ 1 on success; 0 for NULL or a size above 32768.
+ */
+int NAL_BUFFER_set_size(NAL_BUFFER *buf,
+                        unsigned int size);
+
+/*
+ Whether the buffer holds nothing.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ 1 or 0; 0 for NULL.
+ */
+int NAL_BUFFER_empty(const NAL_BUFFER *buf);
+
+/*
+ Whether the buffer has no room left.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ 1 or 0; 0 for NULL.
+ */
+int NAL_BUFFER_full(const NAL_BUFFER *buf);
+
+/*
+ Whether the buffer holds something.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ 1 or 0; 0 for NULL.
+ */
+int NAL_BUFFER_notempty(const NAL_BUFFER *buf);
+
+/*
+ Whether the buffer has room left.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ 1 or 0; 0 for NULL.
+ */
+int NAL_BUFFER_notfull(const NAL_BUFFER *buf);
+
+/*
+ Bytes held.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ The count; 0 for NULL.
+ */
+unsigned int NAL_BUFFER_used(const NAL_BUFFER *buf);
+
+/*
+ Room left.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ The count; 0 for NULL.
+ */
+unsigned int NAL_BUFFER_unused(const NAL_BUFFER *buf);
+
+/*
+ The buffer's size.
+
+ # Safety
+ `buf` is NULL or a live buffer.
+
+ # Returns
+ The size; 0 for NULL.
+ */
+unsigned int NAL_BUFFER_size(const NAL_BUFFER *buf);
+
+/*
+ The bytes held, oldest first: `NAL_BUFFER_used()` of them.
+
+ # Safety
+ `buf` is NULL or a live buffer. The pointer is valid until the buffer is
+ next changed, resized or freed.
+
+ # Returns
+ A pointer to the first byte; NULL for NULL or a buffer of size 0.
+ */
+const unsigned char *NAL_BUFFER_data(const NAL_BUFFER *buf);
+
+/*
+ Appends up to `size` bytes from `ptr`, as many as fit.
+
+ # Safety
+ `buf` is NULL or a live buffer; `ptr` is NULL or points to `size`
+ readable bytes that do not overlap the buffer's storage.
+
+ # Returns
+ The number of bytes taken; 0 for NULL pointers or a full buffer.
+ */
+unsigned int NAL_BUFFER_write(NAL_BUFFER *buf,
+                              const unsigned char *ptr,
+                              unsigned int size);
+
+/*
+ Takes up to `size` bytes from the head of the buffer, copying them to
+ `ptr` unless it is NULL (then they are discarded).
+
+ # Safety
+ `buf` is NULL or a live buffer; `ptr` is NULL or points to `size`
+ writable bytes that do not overlap the buffer's storage.
+
+ # Returns
+ The number of bytes taken; 0 for a NULL buffer or an empty one.
+ */
+unsigned int NAL_BUFFER_read(NAL_BUFFER *buf,
+                             unsigned char *ptr,
+                             unsigned int size);
+
+/*
+ Moves up to `max` bytes (0: as many as fit) from the head of `src` to
+ the tail of `dest`.
+
+ # Safety
+ `dest` and `src` are NULL or live buffers.
+
+ # Returns
+ The number of bytes moved; 0 for NULL, or when both are the same buffer.
+ */
+unsigned int NAL_BUFFER_transfer(NAL_BUFFER *dest,
+                                 NAL_BUFFER *src,
+                                 unsigned int max);
+
+/*
+ The free space at the tail of the buffer, `NAL_BUFFER_unused()` bytes,
+ for writing in place; declare what was written with
+ `NAL_BUFFER_wrote()`.
+
+ # Safety
+ `buf` is NULL or a live buffer. The pointer is valid until the buffer is
+ next changed, resized or freed.
+
+ # Returns
+ The pointer; NULL for NULL or a buffer of size 0.
+ */
+unsigned char *NAL_BUFFER_write_ptr(NAL_BUFFER *buf);
+
+/*
+ Declares `size` bytes written in place at `NAL_BUFFER_write_ptr()`.
+ A size beyond the room left is ignored (the original asserted).
+
+ # Safety
+ `buf` is NULL or a live buffer.
+ */
+void NAL_BUFFER_wrote(NAL_BUFFER *buf,
+                      unsigned int size);
+
+/*
+ Decodes a big-endian 32-bit integer.
+
+ # Safety
+ `bin`, `bin_len` and `val` are NULL or valid; `*bin` points to
+ `*bin_len` readable bytes.
+
+ # Returns
+ 1 on success; 0 (changing nothing) for NULL or fewer than 4 bytes.
+ */
+int NAL_decode_uint32(const unsigned char **bin,
+                      unsigned int *bin_len,
+                      unsigned long *val);
+
+/*
+ Decodes a big-endian 16-bit integer.
+
+ # Safety
+ As for `NAL_decode_uint32()`.
+
+ # Returns
+ 1 on success; 0 (changing nothing) for NULL or fewer than 2 bytes.
+ */
+int NAL_decode_uint16(const unsigned char **bin,
+                      unsigned int *bin_len,
+                      unsigned int *val);
+
+/*
+ Decodes one byte.
+
+ # Safety
+ As for `NAL_decode_uint32()`.
+
+ # Returns
+ 1 on success; 0 (changing nothing) for NULL or no bytes left.
+ */
+int NAL_decode_char(const unsigned char **bin,
+                    unsigned int *bin_len,
+                    unsigned char *val);
+
+/*
+ Copies `val_len` bytes out of the window into `val`.
+
+ # Safety
+ As for `NAL_decode_uint32()`; `val` is NULL or points to `val_len`
+ writable bytes.
+
+ # Returns
+ 1 on success (also for `val_len` 0); 0 (changing nothing) for NULL or
+ fewer than `val_len` bytes.
+ */
+int NAL_decode_bin(const unsigned char **bin,
+                   unsigned int *bin_len,
+                   unsigned char *val,
+                   unsigned int val_len);
+
+/*
+ Encodes the low 32 bits of `val`, big-endian.
+
+ # Safety
+ `bin` and `bin_len` are NULL or valid; `*bin` points to `*bin_len`
+ writable bytes.
+
+ # Returns
+ 1 on success; 0 (changing nothing) for NULL or fewer than 4 bytes of room.
+ */
+int NAL_encode_uint32(unsigned char **bin,
+                      unsigned int *bin_len,
+                      unsigned long val);
+
+/*
+ Encodes the low 16 bits of `val`, big-endian.
+
+ # Safety
+ As for `NAL_encode_uint32()`.
+
+ # Returns
+ 1 on success; 0 (changing nothing) for NULL or fewer than 2 bytes of room.
+ */
+int NAL_encode_uint16(unsigned char **bin,
+                      unsigned int *bin_len,
+                      unsigned int val);
+
+/*
+ Encodes one byte.
+
+ # Safety
+ As for `NAL_encode_uint32()`.
+
+ # Returns
+ 1 on success; 0 (changing nothing) for NULL or no room.
+ */
+int NAL_encode_char(unsigned char **bin,
+                    unsigned int *bin_len,
+                    unsigned char val);
+
+/*
+ Copies `val_len` bytes from `val` into the window.
+
+ # Safety
+ As for `NAL_encode_uint32()`; `val` is NULL or points to `val_len`
+ readable bytes that do not overlap the window.
+
+ # Returns
+ 1 on success (also for `val_len` 0); 0 (changing nothing) for NULL or
+ fewer than `val_len` bytes of room.
+ */
+int NAL_encode_bin(unsigned char **bin,
+                   unsigned int *bin_len,
+                   const unsigned char *val,
+                   unsigned int val_len);
+
+/*
+ Creates a connection object that is not connected yet.
+
+ # Safety
+ None.
+
+ # Returns
+ The object, to be released with `NAL_CONNECTION_free()`.
+ */
+NAL_CONNECTION *NAL_CONNECTION_new(void);
+
+/*
+ Closes and releases a connection, taking it out of its selector first.
+ NULL is ignored.
+
+ # Safety
+ `conn` is NULL or an object from `NAL_CONNECTION_new()` not yet freed
+ (and not owned by a `DC_PLUG` or `DC_SERVER` client that will free it).
+ */
+void NAL_CONNECTION_free(NAL_CONNECTION *conn);
+
+/*
+ Closes a connection and takes it out of its selector, so that the
+ object can be connected again; its buffers keep their size.
+
+ # Safety
+ `conn` is NULL or a live connection object.
+ */
+void NAL_CONNECTION_reset(NAL_CONNECTION *conn);
+
+/*
+ Starts a non-blocking connect to `addr`; both buffers get the address's
+ default size. A UNIX connect completes at once; a TCP one completes
+ during later `NAL_CONNECTION_io()` calls (see
+ `NAL_CONNECTION_is_established()`).
+
+ # Safety
+ `conn` and `addr` are NULL or live objects.
+
+ # Returns
+ 1 on success; 0 for NULL, a connection already in use, an address that
+ cannot be connected to, or a failed connect (refused, no such socket).
+ */
+int NAL_CONNECTION_create(NAL_CONNECTION *conn,
+                          const NAL_ADDRESS *addr);
+
+/*
+ Accepts the connection a selector found waiting on `list`; both
+ buffers get the listener's default size.
+
+ # Safety
+ `conn` and `list` are NULL or live objects.
+
+ # Returns
+ 1 on success; 0 for NULL, a connection already in use, or when the last
+ select found no connection waiting on `list`.
+ */
+int NAL_CONNECTION_accept(NAL_CONNECTION *conn,
+                          NAL_LISTENER *list);
+
+/*
+ Resizes both buffers of a connection (a new size empties them).
+
+ # Safety
+ `conn` is NULL or a live connection object; no pointer into its buffers
+ is used afterwards.
+
+ # Returns
+ 1 on success; 0 for NULL, a connection not set up, or a size over 32768.
+ */
+int NAL_CONNECTION_set_size(NAL_CONNECTION *conn,
+                            unsigned int size);
+
+/*
+ The buffer of bytes received from the peer, to be read with
+ `NAL_BUFFER_read()`.
+
+ # Safety
+ `conn` is NULL or a live connection object. The buffer lives as long as
+ the connection object.
+
+ # Returns
+ The buffer; NULL for NULL or a connection not set up.
+ */
+NAL_BUFFER *NAL_CONNECTION_get_read(NAL_CONNECTION *conn);
+
+/*
+ The buffer of bytes to send to the peer, to be filled with
+ `NAL_BUFFER_write()`.
+
+ # Safety
+ As for `NAL_CONNECTION_get_read()`.
+
+ # Returns
+ The buffer; NULL for NULL or a connection not set up.
+ */
+NAL_BUFFER *NAL_CONNECTION_get_send(NAL_CONNECTION *conn);
+
+/*
+ `NAL_CONNECTION_get_read()` for looking only.
+
+ # Safety
+ As for `NAL_CONNECTION_get_read()`.
+
+ # Returns
+ The buffer; NULL for NULL or a connection not set up.
+ */
+const NAL_BUFFER *NAL_CONNECTION_get_read_c(const NAL_CONNECTION *conn);
+
+/*
+ `NAL_CONNECTION_get_send()` for looking only.
+
+ # Safety
+ As for `NAL_CONNECTION_get_read()`.
+
+ # Returns
+ The buffer; NULL for NULL or a connection not set up.
+ */
+const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *conn);
+
+/*
+ Moves bytes as the last `NAL_SELECTOR_select()` found possible:
+ completes a pending connect, reads into the read buffer, sends from the
+ send buffer.
+
+ # Safety
+ `conn` is NULL or a live connection object.
+
+ # Returns
+ 1 when the connection is fine (also when nothing was ready); 0 when it
+ failed or the peer closed it (the caller then frees or resets it), for
+ NULL, and for a connection that is in no selector.
+ */
+int NAL_CONNECTION_io(NAL_CONNECTION *conn);
+
+/*
+ Whether the connect has completed.
+
+ # Safety
+ `conn` is NULL or a live connection object.
+
+ # Returns
+ 1 or 0; 0 for NULL or a connection not set up.
+ */
+int NAL_CONNECTION_is_established(const NAL_CONNECTION *conn);
+
+/*
+ Adds a connection to a selector, so that `NAL_SELECTOR_select()` waits
+ for it.
+
+ # Safety
+ `conn` and `sel` are NULL or live objects.
+
+ # Returns
+ 1 on success; 0 for NULL, a connection not set up, or one already in a
+ selector.
+ */
+int NAL_CONNECTION_add_to_selector(NAL_CONNECTION *conn,
+                                   NAL_SELECTOR *sel);
+
+/*
+ Takes a connection out of its selector. Nothing happens for NULL or a
+ connection in no selector.
+
+ # Safety
+ `conn` is NULL or a live connection object.
+ */
+void NAL_CONNECTION_del_from_selector(NAL_CONNECTION *conn);
+
+/*
+ Connects two unused connection objects to each other (a UNIX socket
+ pair), both with buffers of `def_buffer_size` bytes.
+
+ # Safety
+ `conn1` and `conn2` are NULL or live connection objects.
+
+ # Returns
+ 1 on success; 0 for NULL, the same object twice, an object already in
+ use, or a size over 32768.
+ */
+int NAL_CONNECTION_create_pair(NAL_CONNECTION *conn1,
+                               NAL_CONNECTION *conn2,
+                               unsigned int def_buffer_size);
+
+/*
+ Creates a listener object that is not listening yet.
+
+ # Safety
+ None.
+
+ # Returns
+ The object, to be released with `NAL_LISTENER_free()`.
+ */
+NAL_LISTENER *NAL_LISTENER_new(void);
+
+/*
+ Closes and releases a listener, taking it out of its selector first.
+ The socket file of a UNIX listener is left in place. NULL is ignored.
+
+ # Safety
+ `list` is NULL or an object from `NAL_LISTENER_new()` not yet freed.
+ */
+void NAL_LISTENER_free(NAL_LISTENER *list);
+
+/*
+ Stops listening and takes the listener out of its selector, so that the
+ object can listen again.
+
+ # Safety
+ `list` is NULL or a live listener object.
+ */
+void NAL_LISTENER_reset(NAL_LISTENER *list);
+
+/*
+ Listens on `addr`; accepted connections get the address's default buffer
+ size. A UNIX address replaces a stale socket file, but never a regular
+ file or the socket of a server that is still running.
+
+ # Safety
+ `list` and `addr` are NULL or live objects.
+
+ # Returns
+ 1 on success; 0 for NULL, a listener already listening, an address that
+ cannot be listened on, or a failure to bind (address in use, path
+ taken).
+ */
+int NAL_LISTENER_create(NAL_LISTENER *list,
+                        const NAL_ADDRESS *addr);
+
+/*
+ Adds a listener to a selector, so that `NAL_SELECTOR_select()` reports
+ waiting connections.
+
+ # Safety
+ `list` and `sel` are NULL or live objects.
+
+ # Returns
+ 1 on success; 0 for NULL, a listener not listening, or one already in a
+ selector.
+ */
+int NAL_LISTENER_add_to_selector(NAL_LISTENER *list,
+                                 NAL_SELECTOR *sel);
+
+/*
+ Takes a listener out of its selector. Nothing happens for NULL or a
+ listener in no selector.
+
+ # Safety
+ `list` is NULL or a live listener object.
+ */
+void NAL_LISTENER_del_from_selector(NAL_LISTENER *list);
+
+/*
+ Whether the listener will accept no more connections. Socket listeners
+ never finish, so this is always 0, as in the original.
+
+ # Safety
+ `list` is NULL or a live listener object.
+
+ # Returns
+ 0.
+ */
+int NAL_LISTENER_finished(const NAL_LISTENER *list);
+
+/*
+ Gives a UNIX listener's socket file to a user and/or group (either may
+ be NULL; a user alone also sets the user's primary group).
+
+ # Safety
+ `list` is NULL or a live listener object; `ownername` and `groupname`
+ are NULL or NUL-terminated strings.
+
+ # Returns
+ 1 on success; 0 for a NULL listener, one that is not a UNIX listener, an
+ unknown user or group, or a failed `chown(2)`.
+ */
+int NAL_LISTENER_set_fs_owner(NAL_LISTENER *list,
+                              const char *ownername,
+                              const char *groupname);
+
+/*
+ Sets a UNIX listener's socket file mode from an octal string such as
+ `"660"`.
+
+ # Safety
+ `list` is NULL or a live listener object; `octal_string` is NULL or a
+ NUL-terminated string.
+
+ # Returns
+ 1 on success; 0 for NULL, a listener that is not a UNIX listener, a
+ string that is not an octal mode, or a failed `chmod(2)`.
+ */
+int NAL_LISTENER_set_fs_perms(NAL_LISTENER *list,
+                              const char *octal_string);
+
+/*
+ Creates a selector whose kind is chosen when the first object is added.
+
+ # Safety
+ None.
+
+ # Returns
+ The selector, to be released with `NAL_SELECTOR_free()`.
+ */
+NAL_SELECTOR *NAL_SELECTOR_new(void);
+
+/*
+ Creates a selector of the original's `select(2)` kind (it waits with
+ `poll(2)`, so descriptors above 1023 work too).
+
+ # Safety
+ None.
+
+ # Returns
+ The selector, to be released with `NAL_SELECTOR_free()`.
+ */
+NAL_SELECTOR *NAL_SELECTOR_new_fdselect(void);
+
+/*
+ Creates a selector that waits with `poll(2)`.
+
+ # Safety
+ None.
+
+ # Returns
+ The selector, to be released with `NAL_SELECTOR_free()`.
+ */
+NAL_SELECTOR *NAL_SELECTOR_new_fdpoll(void);
+
+/*
+ Releases a selector. Objects still in it are taken out (they stay
+ usable and can be added to another selector). NULL is ignored.
+
+ # Safety
+ `sel` is NULL or a selector not yet freed, and neither it nor its
+ objects are in use by another thread.
+ */
+void NAL_SELECTOR_free(NAL_SELECTOR *sel);
+
+/*
+ Takes every object out of the selector, keeping its kind.
+
+ # Safety
+ As for `NAL_SELECTOR_free()`, with `sel` live.
+ */
+void NAL_SELECTOR_reset(NAL_SELECTOR *sel);
+
+/*
+ Waits until one of the selector's objects is ready (readable, writable
+ while it has bytes to send or a connect pending, a connection waiting on
+ a listener), or `usec_timeout` microseconds pass when `use_timeout` is
+ non-zero. Each object keeps what was found for its next
+ `NAL_CONNECTION_io()` or `NAL_CONNECTION_accept()`.
+
+ # Safety
+ `sel` is NULL or a live selector; its objects are not in use by another
+ thread.
+
+ # Returns
+ The number of ready objects; 0 when the time ran out; -1 with `errno`
+ set on failure, when a signal interrupted the wait (`EINTR`), for NULL,
+ for a `NAL_SELECTOR_new()` selector that never had an object, and for a
+ wait with no objects and no timeout (which could never end).
+ */
+int NAL_SELECTOR_select(NAL_SELECTOR *sel,
+                        unsigned long usec_timeout,
+                        int use_timeout);
+
+/*
+ The number of connections and listeners in the selector.
+
+ # Safety
+ `sel` is NULL or a live selector.
+
+ # Returns
+ The count; 0 for NULL.
+ */
+unsigned int NAL_SELECTOR_num_objects(const NAL_SELECTOR *sel);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* HEADER_LIBNAL_NAL_H */

@@ -26,6 +26,16 @@ pub(crate) unsafe fn object<'a, T>(ptr: *const T) -> Option<&'a T> {
     unsafe { ptr.as_ref() }
 }
 
+/// Borrows a caller's object for changing it.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` that nothing else accesses while
+/// the returned reference is in use.
+pub(crate) unsafe fn object_mut<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
+    // SAFETY: the caller guarantees ptr is NULL or valid and unaliased for 'a.
+    unsafe { ptr.as_mut() }
+}
+
 /// Borrows `len` bytes at `ptr`; `None` for NULL or a zero length.
 ///
 /// # Safety

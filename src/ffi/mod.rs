@@ -4,3 +4,6 @@
 
 mod boundary;
 pub mod dc_client;
+pub mod dc_plug;
+pub mod dc_server;
+pub mod nal;

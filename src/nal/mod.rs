@@ -1,14 +1,23 @@
 //! Transport: address parsing, connected streams with deadlines, and
-//! listeners, over TCP (IPv4 and IPv6) and UNIX sockets.
+//! listeners, over TCP (IPv4 and IPv6) and UNIX sockets; and libnal's
+//! selector-driven objects: FIFO buffers, non-blocking connections and
+//! listeners, and the byte codecs.
 
+mod acceptor;
 mod address;
+pub mod buffer;
+pub mod codec;
+mod connection;
 mod error;
 mod listener;
 mod stream;
 mod sys;
 
+pub use acceptor::{parse_mode, Acceptor};
 pub use address::Address;
+pub use buffer::{Buffer, MAX_BUFFER_SIZE};
+pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;
 pub use listener::Listener;
 pub use stream::{Deadline, Stream};
-pub use sys::raise_fd_limit;
+pub use sys::{poll_fds, raise_fd_limit, PollFd};

@@ -29,34 +29,41 @@ pub fn handle_request(
     req: &Message,
     out: &mut Vec<u8>,
 ) -> Result<(), ProtoError> {
-    let status = |s: Status| [s.wire()];
+    let payload = reply_payload(store, now, req.command, &req.payload)?;
+    encode_message(out, true, req.uid, req.command, &payload)
+}
+
+/// Carries out one request against `store` and returns the reply's payload:
+/// a status byte, or a GET hit's session data. `Err` as for
+/// [`handle_request`].
+pub fn reply_payload(
+    store: &dyn Store,
+    now: Millis,
+    command: Command,
+    payload: &[u8],
+) -> Result<Vec<u8>, ProtoError> {
+    let status = |s: Status| vec![s.wire()];
     let found = |yes: bool| status(if yes { Status::Ok } else { Status::NotFound });
-    let reply = |out: &mut Vec<u8>, payload: &[u8]| {
-        encode_message(out, true, req.uid, req.command, payload)
-    };
-    match req.command {
-        Command::Add => {
-            let code = match AddRequest::parse(&req.payload)? {
-                Err(refusal) => refusal,
-                Ok(add) => match store.add(now, add.timeout_msecs, add.id, add.data) {
-                    Ok(()) => Status::Ok,
-                    Err(AddError::Exists) => Status::AddMatchingSession,
-                    Err(AddError::Refused) => Status::AddDataRange,
-                },
-            };
-            reply(out, &status(code))
-        }
+    Ok(match command {
+        Command::Add => status(match AddRequest::parse(payload)? {
+            Err(refusal) => refusal,
+            Ok(add) => match store.add(now, add.timeout_msecs, add.id, add.data) {
+                Ok(()) => Status::Ok,
+                Err(AddError::Exists) => Status::AddMatchingSession,
+                Err(AddError::Refused) => Status::AddDataRange,
+            },
+        }),
         Command::Get => {
             let mut data = Vec::new();
-            if store.get_into(now, &req.payload, &mut data) {
-                reply(out, &data)
+            if store.get_into(now, payload, &mut data) {
+                data
             } else {
-                reply(out, &status(Status::NotFound))
+                status(Status::NotFound)
             }
         }
-        Command::Remove => reply(out, &found(store.remove(now, &req.payload))),
-        Command::Have => reply(out, &found(store.have(now, &req.payload))),
-    }
+        Command::Remove => found(store.remove(now, payload)),
+        Command::Have => found(store.have(now, payload)),
+    })
 }
 
 #[cfg(test)]

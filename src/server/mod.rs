@@ -3,11 +3,13 @@
 //! a pool of worker threads with blocking sockets, and counters.
 
 mod conn;
+mod embedded;
 mod engine;
 mod handler;
 
+pub use embedded::Embedded;
 pub use engine::{Server, ServerConfig, ServerError, StopHandle};
-pub use handler::{handle_request, Clock};
+pub use handler::{handle_request, reply_payload, Clock};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -7,7 +7,7 @@
  * Proves, for each address: DC_CTX_new with PERSISTENT (and not LATE)
  * returns NULL; flags 0, PERSISTENT|LATE, PERSISTENT|LATE|RETRY and
  * PERSISTENT|LATE|PIDCHECK return a ctx; then add, get, reget and remove
- * return 0 and has returns -1, each in under 100 ms (measured with
+ * return 0 and has returns -1, each in under a second, long before any timeout (measured with
  * CLOCK_MONOTONIC), repeatedly, and *result_used is left untouched. */
 #include <distcache/dc_client.h>
 
@@ -17,7 +17,7 @@
 
 #include "harness.h"
 
-#define LIMIT_MS 100.0
+#define LIMIT_MS 1000.0
 
 /* Runs `expr`, checks its value and that it took under LIMIT_MS. */
 #define TIMED(expr, want, what)                                          \

@@ -230,3 +230,42 @@ pub fn raw_frame(is_response: bool, op: u8, uid: u32, payload: &[u8]) -> Vec<u8>
     v.extend_from_slice(payload);
     v
 }
+
+/// A tool process run to its end: its exit code and what it printed.
+#[derive(Debug)]
+pub struct ToolRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end with stdout and stderr captured in files (so that
+/// no pipe fills up); kills it by its PID and panics if it takes longer
+/// than `limit`.
+pub fn run_tool(cmd: &mut Command, limit: Duration) -> ToolRun {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("spawn tool");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tool") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            kill_pid(&mut child);
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).expect("tool output");
+    ToolRun {
+        code: status.code(),
+        stdout: read(&out),
+        stderr: read(&err),
+    }
+}

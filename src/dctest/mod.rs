@@ -1,0 +1,12 @@
+//! dc_test: random operations against a session cache, every answer checked
+//! against a model of what the cache must hold, with throughput and latency
+//! figures at the end. The `dc_test` binary is a shell over this module.
+
+pub mod latency;
+pub mod model;
+pub mod options;
+pub mod rng;
+mod run;
+
+pub use options::{parse, Command, Options, USAGE};
+pub use run::{run, Failure, Report, RunError};
