@@ -168,12 +168,18 @@ fn dc_server(lib: &Lib, address: &str) -> DcServer {
 /// The embedded server (dc_embed.c), driven through its stdin.
 struct Embed {
     proc: Proc,
+    started: Instant,
 }
 
 impl Embed {
-    fn start(prog: &Path, address: &str, args: &[&str]) -> Embed {
+    /// Starts `prog address args...`, with `--ext` for our library.
+    fn start(lib: &Lib, prog: &Path, address: &str, args: &[&str]) -> Embed {
+        let started = Instant::now();
         let mut cmd = Command::new(prog);
         cmd.arg(address).args(args);
+        if lib.is_ours() {
+            cmd.arg("--ext");
+        }
         let mut proc = Proc::spawn(
             &format!("dc_embed {address} {}", args.join(" ")),
             &mut cmd,
@@ -186,7 +192,7 @@ impl Embed {
             "c"
         };
         assert_eq!(ready, format!("READY {address} cache={cache}"));
-        Embed { proc }
+        Embed { proc, started }
     }
 
     /// The counters of a "stats" command.
@@ -224,7 +230,13 @@ impl Embed {
     fn stop(mut self) {
         self.proc.send_line("stop");
         self.proc.wait_line("BYE", Duration::from_secs(10));
-        self.proc.finish_ok(Duration::from_secs(10));
+        self.exit_ok();
+    }
+
+    /// Waits at most 10 s more for the exit, which must be a success.
+    fn exit_ok(self) {
+        let limit = self.started.elapsed() + Duration::from_secs(10);
+        self.proc.finish_ok(limit);
     }
 
     /// Stops it with SIGTERM (sent to its PID); same expectations.
@@ -238,7 +250,7 @@ impl Embed {
         .finish(Duration::from_secs(10));
         done.assert_ok();
         self.proc.wait_line("BYE", Duration::from_secs(10));
-        self.proc.finish_ok(Duration::from_secs(10));
+        self.exit_ok();
     }
 }
 
@@ -325,12 +337,12 @@ fn nal_echo(lib: &Lib) {
     let unix = unix_address(dir.path(), "echo.sock");
     let tcp = tcp_address();
     let refused = tcp_address();
+    let mut args = vec!["--refused", &refused, &unix, &tcp];
+    if lib.is_ours() {
+        args.push("--ext");
+    }
     let _guard = timing();
-    run_ok(
-        &prog,
-        &["--refused", &refused, &unix, &tcp],
-        Duration::from_secs(120),
-    );
+    run_ok(&prog, &args, Duration::from_secs(120));
 }
 
 fn dc_plug_client_against_dc_server(lib: &Lib) {
@@ -376,7 +388,7 @@ fn dc_embed_serves_clients(lib: &Lib) {
         (unix_address(dir.path(), "d.sock"), &["--default-cache"]),
     ];
     for (address, args) in setups.iter() {
-        let mut server = Embed::start(&embed, address, args);
+        let mut server = Embed::start(lib, &embed, address, args);
         let mut running = Vec::new();
         let mut plug_args = vec![];
         if lib.is_ours() {
@@ -426,7 +438,7 @@ fn dc_embed_counters(lib: &Lib) {
     let plug = lib.build("dc_plug_client", dir.path());
     for args in [&[][..], &["--default-cache"][..]] {
         let address = unix_address(dir.path(), &format!("{}.sock", args.len()));
-        let mut server = Embed::start(&embed, &address, args);
+        let mut server = Embed::start(lib, &embed, &address, args);
         let s = server.stats();
         assert_eq!(
             (s["items"], s["ops"], s["empty"]),
@@ -452,10 +464,10 @@ fn dc_embed_counters(lib: &Lib) {
     }
 }
 
-fn start_embed_target(prog: &Path, args: &[&str]) -> Box<dyn Target> {
+fn start_embed_target(lib: &Lib, prog: &Path, args: &[&str]) -> Box<dyn Target> {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("e.sock");
-    let embed = Embed::start(prog, &format!("UNIX:{}", socket.display()), args);
+    let embed = Embed::start(lib, prog, &format!("UNIX:{}", socket.display()), args);
     Box::new(EmbedTarget {
         embed,
         socket,
@@ -475,7 +487,7 @@ fn vectors_against_dc_embed(lib: &Lib) {
         vectors.retain(|v| !CRASHERS.contains(&&*v.name) && !TRICKLE_BUGS.contains(&&*v.name));
     }
     for args in [&[][..], &["--default-cache"][..]] {
-        let outcomes = replay_all(&vectors, &|| start_embed_target(&prog, args));
+        let outcomes = replay_all(&vectors, &|| start_embed_target(lib, &prog, args));
         assert_all_passed(&format!("dc_embed {args:?} ({})", lib.name()), &outcomes);
     }
 }
@@ -619,7 +631,7 @@ fn dc_embed_over_ipv6() {
     let embed = Lib::Ours.build("dc_embed", dir.path());
     let plug = Lib::Ours.build("dc_plug_client", dir.path());
     let basic = c_support::compile_harness("basic", dir.path());
-    let server = Embed::start(&embed, &v6, &[]);
+    let server = Embed::start(&Lib::Ours, &embed, &v6, &[]);
     finish_all_ok(
         vec![
             run(&plug, "dc_plug_client", &[&v6]),

@@ -5,7 +5,10 @@
  * library's default cache.
  *
  * usage: dc_embed <listen-address> [--default-cache] [--sessions N]
- *                 [--selector fdselect|fdpoll|new]
+ *                 [--selector fdselect|fdpoll|new] [--ext]
+ *   --ext   also this project's extension: a client made without
+ *           DC_CLIENT_FLAG_IN_SERVER is served by the program's
+ *           NAL_CONNECTION_io plus DC_SERVER_process_client
  *
  * Before serving it proves: DC_SERVER_new fails while no cache is set;
  * DC_SERVER_set_cache refuses NULL and a table with a missing handler;
@@ -32,7 +35,8 @@
  *
  * The C cache (a table with expiry) checks the library's side of the
  * contract in dc_server.h: every handler gets the `now` the program
- * passed to DC_SERVER_clients_io / DC_SERVER_items_stored; cache_add gets
+ * passed to DC_SERVER_clients_io / DC_SERVER_items_stored (or that time
+ * in whole milliseconds, as this project passes it); cache_add gets
  * ids of 1..64 bytes, sessions of 1..32768 bytes and timeouts of at most
  * 604800000 ms (lookups get the request's id as it came, even empty);
  * cache_add returns 0 for an id already stored; cache_get with a NULL
@@ -42,6 +46,7 @@
 #include <sys/time.h>
 
 #include <libnal/nal.h>
+#include <distcache/dc_plug.h>
 #include <distcache/dc_server.h>
 
 #include <errno.h>
@@ -81,10 +86,14 @@ static struct timeval g_now;
 static unsigned long c_new, c_free, c_add, c_get, c_getlen, c_remove, c_have,
 	c_items;
 
+/* The handlers get the caller's time: as it was (the original), or in
+ * whole milliseconds (this project works in milliseconds). */
 static void check_now(const struct timeval *now, const char *who)
 {
 	CHECK(now != NULL, "%s: now is NULL", who);
-	CHECK(now->tv_sec == g_now.tv_sec && now->tv_usec == g_now.tv_usec,
+	CHECK(now->tv_sec == g_now.tv_sec &&
+		      (now->tv_usec == g_now.tv_usec ||
+		       now->tv_usec == g_now.tv_usec / 1000 * 1000),
 	      "%s: now is %ld.%06ld, the program passed %ld.%06ld", who,
 	      (long)now->tv_sec, (long)now->tv_usec, (long)g_now.tv_sec,
 	      (long)g_now.tv_usec);
@@ -312,6 +321,58 @@ static void setup_checks(int use_default)
 	}
 }
 
+/* The extension: a client made without DC_CLIENT_FLAG_IN_SERVER is
+ * served by the caller's NAL_CONNECTION_io plus DC_SERVER_process_client
+ * (the original never decoded its requests). A HAVE for an unknown id
+ * through a DC_PLUG at the pair's other end gets "not found". */
+static void own_io_client(DC_SERVER *server)
+{
+	NAL_CONNECTION *a = NAL_CONNECTION_new(), *b = NAL_CONNECTION_new();
+	NAL_SELECTOR *sel = NAL_SELECTOR_new_fdpoll();
+	DC_CLIENT *cl;
+	DC_PLUG *p;
+	unsigned long uid = 0, ops = DC_SERVER_num_operations(server);
+	DC_CMD cmd = DC_CMD_ERROR;
+	const unsigned char *data = NULL;
+	unsigned int len = 0;
+	double start = now_ms();
+
+	CHECK(a && b && sel && NAL_CONNECTION_create_pair(a, b, BUFSZ),
+	      "pair");
+	cl = DC_SERVER_new_client(server, a, 0);
+	p = DC_PLUG_new(b, DC_PLUG_FLAG_TO_SERVER);
+	CHECK(cl && p, "client and plug");
+	CHECK(NAL_CONNECTION_add_to_selector(a, sel) &&
+		      DC_PLUG_to_select(p, sel),
+	      "to the selector");
+	CHECK(DC_PLUG_write(p, 0, 77, DC_CMD_HAVE,
+			    (const unsigned char *)"unknown-id", 10) &&
+		      DC_PLUG_commit(p),
+	      "write HAVE");
+	while (!DC_PLUG_read(p, 0, &uid, &cmd, &data, &len)) {
+		CHECK(now_ms() - start < 5000,
+		      "a client without DC_CLIENT_FLAG_IN_SERVER was not "
+		      "answered within 5 s");
+		CHECK(NAL_SELECTOR_select(sel, 20000, 1) >= 0, "select");
+		gettimeofday(&g_now, NULL);
+		CHECK(NAL_CONNECTION_io(a), "NAL_CONNECTION_io");
+		CHECK(DC_SERVER_process_client(cl, &g_now) == 1,
+		      "DC_SERVER_process_client");
+		CHECK(DC_PLUG_io(p), "DC_PLUG_io");
+	}
+	CHECK(uid == 77 && cmd == DC_CMD_HAVE && len == 1 && data[0] == 1,
+	      "reply: uid %lu cmd %d len %u", uid, (int)cmd, len);
+	CHECK(DC_PLUG_consume(p) == 1, "consume");
+	CHECK(DC_SERVER_num_operations(server) == ops + 1, "num_operations");
+	DC_SERVER_reset_operations(server);
+	CHECK(DC_SERVER_del_client(cl) == 1, "del_client");
+	CHECK(DC_PLUG_free(p) == 1, "DC_PLUG_free");
+	CHECK(NAL_SELECTOR_num_objects(sel) == 0,
+	      "del_client left the connection in the selector");
+	NAL_SELECTOR_free(sel);
+	printf("own-I/O client (extension): ok\n");
+}
+
 static void client_checks(DC_SERVER *server)
 {
 	NAL_CONNECTION *a = NAL_CONNECTION_new(), *b = NAL_CONNECTION_new();
@@ -412,7 +473,7 @@ int main(int argc, char **argv)
 {
 	const char *address = NULL, *kind = "new";
 	unsigned int sessions = 4096;
-	int use_default = 0, i, stdin_open = 1, r;
+	int use_default = 0, ext = 0, i, stdin_open = 1, r;
 	struct sigaction sa;
 	NAL_ADDRESS *addr;
 	NAL_LISTENER *list;
@@ -427,6 +488,8 @@ int main(int argc, char **argv)
 			sessions = (unsigned int)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--selector") == 0 && i + 1 < argc)
 			kind = argv[++i];
+		else if (strcmp(argv[i], "--ext") == 0)
+			ext = 1;
 		else if (argv[i][0] != '-' && !address)
 			address = argv[i];
 		else {
@@ -437,7 +500,8 @@ int main(int argc, char **argv)
 	if (!address) {
 		fprintf(stderr,
 			"usage: %s <listen-address> [--default-cache] "
-			"[--sessions N] [--selector fdselect|fdpoll|new]\n",
+			"[--sessions N] [--selector fdselect|fdpoll|new] "
+			"[--ext]\n",
 			argv[0]);
 		return 2;
 	}
@@ -451,6 +515,8 @@ int main(int argc, char **argv)
 	server = DC_SERVER_new(sessions);
 	CHECK(server != NULL, "DC_SERVER_new(%u)", sessions);
 	client_checks(server);
+	if (ext)
+		own_io_client(server);
 
 	addr = NAL_ADDRESS_new();
 	list = NAL_LISTENER_new();

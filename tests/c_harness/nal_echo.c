@@ -1,11 +1,17 @@
 /* nal_echo.c: a libnal echo server and its clients in one process, driven
  * by one NAL_SELECTOR.
  *
- * usage: nal_echo [--refused <tcp-address>] <address>...
+ * usage: nal_echo [--ext] [--refused <tcp-address>] <address>...
  *   <address>   where to listen and connect: UNIX:/path (a fresh path per
  *               run is made by appending ".<selector kind>"), IP:host:port
  *               or any other form the library takes for both
  *   --refused   a TCP address nothing listens on
+ *   --ext       also this project's extensions: a selector reset or freed
+ *               with objects in it lets them go, usable in another one
+ *               (the original left them pointing at it); sending to a
+ *               closed peer fails the I/O and raises no SIGPIPE (the
+ *               original's write(2) killed a process that did not ignore
+ *               it)
  *
  * For every address and each selector constructor (NAL_SELECTOR_new_fdselect,
  * NAL_SELECTOR_new_fdpoll, NAL_SELECTOR_new) it proves:
@@ -567,9 +573,85 @@ static void run_refused(const char *str)
 	g_addr = g_kind = NULL;
 }
 
+/* Moves one byte from a to b through sel. */
+static void one_byte(NAL_SELECTOR *sel, NAL_CONNECTION *a, NAL_CONNECTION *b)
+{
+	unsigned char ch = 0;
+	double t0 = now_ms();
+
+	CHECK(NAL_BUFFER_write(NAL_CONNECTION_get_send(a),
+			       (const unsigned char *)"#", 1) == 1,
+	      "write");
+	while (NAL_BUFFER_empty(NAL_CONNECTION_get_read(b))) {
+		CHECK(now_ms() - t0 < 5000, "a byte did not get through");
+		CHECK(NAL_SELECTOR_select(sel, 100000, 1) >= 0, "select");
+		must_io(a, "pair a");
+		must_io(b, "pair b");
+	}
+	CHECK(NAL_BUFFER_read(NAL_CONNECTION_get_read(b), &ch, 1) == 1 &&
+		      ch == '#',
+	      "the byte");
+}
+
+/* The extensions: a selector reset or freed with objects in it lets them
+ * go (they join another selector and work); sending to a closed peer fails
+ * the I/O without raising SIGPIPE. */
+static void run_ext(void)
+{
+	NAL_SELECTOR *s1 = NAL_SELECTOR_new_fdpoll();
+	NAL_SELECTOR *s2 = NAL_SELECTOR_new_fdselect();
+	NAL_CONNECTION *a = NAL_CONNECTION_new(), *b = NAL_CONNECTION_new();
+	struct sigaction dfl, old;
+	double t0;
+
+	g_addr = "pair";
+	g_kind = "ext";
+	CHECK(s1 && s2 && a && b && NAL_CONNECTION_create_pair(a, b, 256),
+	      "pair");
+	CHECK(NAL_CONNECTION_add_to_selector(a, s1) &&
+		      NAL_CONNECTION_add_to_selector(b, s1),
+	      "add");
+	one_byte(s1, a, b);
+	NAL_SELECTOR_reset(s1);
+	CHECK(NAL_SELECTOR_num_objects(s1) == 0, "reset left %u objects",
+	      NAL_SELECTOR_num_objects(s1));
+	CHECK(NAL_CONNECTION_add_to_selector(a, s2) &&
+		      NAL_CONNECTION_add_to_selector(b, s2),
+	      "the connections of a reset selector join another one");
+	one_byte(s2, b, a);
+	NAL_SELECTOR_free(s2);
+	CHECK(NAL_CONNECTION_add_to_selector(a, s1) &&
+		      NAL_CONNECTION_add_to_selector(b, s1),
+	      "the connections of a freed selector join another one");
+	one_byte(s1, a, b);
+
+	/* SIGPIPE at its default action: the write to a closed peer must
+	 * not raise it. */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	CHECK(sigaction(SIGPIPE, &dfl, &old) == 0, "sigaction");
+	NAL_CONNECTION_free(b);
+	t0 = now_ms();
+	for (;;) {
+		CHECK(now_ms() - t0 < 5000, "the closed peer was not noticed");
+		if (NAL_BUFFER_empty(NAL_CONNECTION_get_send(a)))
+			NAL_BUFFER_write(NAL_CONNECTION_get_send(a),
+					 (const unsigned char *)"x", 1);
+		CHECK(NAL_SELECTOR_select(s1, 100000, 1) >= 0, "select");
+		if (!NAL_CONNECTION_io(a))
+			break;
+	}
+	CHECK(sigaction(SIGPIPE, &old, NULL) == 0, "sigaction");
+	NAL_CONNECTION_free(a);
+	NAL_SELECTOR_free(s1);
+	printf("selector reset/free with objects, no SIGPIPE (extension): ok\n");
+	g_addr = g_kind = NULL;
+}
+
 int main(int argc, char **argv)
 {
-	int i, k, n = 0;
+	int i, k, n = 0, ext = 0;
 
 	fail_context = print_context;
 	ignore_sigpipe();
@@ -578,16 +660,23 @@ int main(int argc, char **argv)
 			run_refused(argv[++i]);
 			continue;
 		}
+		if (strcmp(argv[i], "--ext") == 0) {
+			ext = 1;
+			continue;
+		}
 		for (k = 0; k < NUM_SELECTOR_KINDS; k++)
 			run_echo(argv[i], SELECTOR_KINDS[k]);
 		n++;
 	}
-	if (n == 0) {
+	if (n == 0 && !ext) {
 		fprintf(stderr,
-			"usage: %s [--refused <tcp-address>] <address>...\n",
+			"usage: %s [--ext] [--refused <tcp-address>] "
+			"<address>...\n",
 			argv[0]);
 		return 2;
 	}
+	if (ext)
+		run_ext();
 	printf("nal_echo OK\n");
 	return 0;
 }
