@@ -174,8 +174,13 @@ struct Embed {
 impl Embed {
     /// Starts `prog address args...`, with `--ext` for our library.
     fn start(lib: &Lib, prog: &Path, address: &str, args: &[&str]) -> Embed {
+        Embed::start_in(Command::new(prog), lib, address, args)
+    }
+
+    /// [`Embed::start`] with `cmd` as the command so far (the program, or
+    /// a tool that runs it).
+    fn start_in(mut cmd: Command, lib: &Lib, address: &str, args: &[&str]) -> Embed {
         let started = Instant::now();
-        let mut cmd = Command::new(prog);
         cmd.arg(address).args(args);
         if lib.is_ours() {
             cmd.arg("--ext");
@@ -690,8 +695,26 @@ fn nal_and_plug_programs_under_valgrind() {
         }
         running.push(Proc::spawn(&format!("valgrind {name}"), &mut cmd, false));
     }
+    // The embedded server, serving a DC_PLUG client, then stopped.
+    let embed = Lib::Ours.build("dc_embed", dir.path());
+    let plug = Lib::Ours.build("dc_plug_client", dir.path());
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "-q",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+    ])
+    .arg(&embed);
     let _guard = timing();
+    let server = Embed::start_in(cmd, &Lib::Ours, &unix_address(dir.path(), "e.sock"), &[]);
+    running.push(run(
+        &plug,
+        "dc_plug_client",
+        &[&unix_address(dir.path(), "e.sock")],
+    ));
     finish_all_ok(running, Duration::from_secs(300));
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
