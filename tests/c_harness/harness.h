@@ -1,10 +1,12 @@
 /* harness.h: what the C harness programs in tests/c_harness/ share.
  *
- * Include it after the distcache header:
+ * Include it after the distcache headers:
  *
  *     #include <distcache/dc_client.h>
  *
  *     #include "harness.h"
+ *
+ * (roundtrip_ok() exists only when <distcache/dc_client.h> came first.)
  *
  * It is private to the tests (not part of the installed API). Everything
  * here is a macro or a static inline function, so a program pays only for
@@ -168,7 +170,9 @@ static inline int count_sockets(void)
 }
 
 /* ---------------------------------------------------------------------------
- * DC_CTX */
+ * DC_CTX (only when <distcache/dc_client.h> was included first) */
+
+#ifdef HEADER_DISTCACHE_DC_CLIENT_H
 
 /* add (timeout 60 s), get (checked byte for byte), has and remove of `id`
  * on ctx, each of which must succeed; `who` names the round trip in the
@@ -193,5 +197,7 @@ static inline void roundtrip_ok(DC_CTX *ctx, const unsigned char *id,
 	CHECK(DC_CTX_has_session(ctx, id, id_len) == 1, "%s: has", who);
 	CHECK(DC_CTX_remove_session(ctx, id, id_len) == 1, "%s: remove", who);
 }
+
+#endif /* HEADER_DISTCACHE_DC_CLIENT_H */
 
 #endif /* DC_TEST_HARNESS_H */

@@ -230,6 +230,41 @@ impl Proc {
         }
     }
 
+    /// Waits (at most `limit`) for a stdout line starting with `prefix`
+    /// and returns it.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn wait_line_prefix(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(_) => {
+                    self.kill();
+                    std::thread::sleep(Duration::from_millis(50));
+                    panic!(
+                        "{}: no line starting with {prefix:?} within {limit:?}\n{}",
+                        self.what,
+                        self.output_so_far()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The child's process id.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the child is still running.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Writes a line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("spawned with stdin");
