@@ -1153,3 +1153,38 @@ fn socket_file_and_user_options() {
     assert_eq!(code, 1);
     assert!(err.contains("-sockperms"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// dc_test through the proxy
+// ---------------------------------------------------------------------------
+
+/// dc_test's checked random load through dc_client to a real dc_server,
+/// with a connection per operation and with persistent connections: every
+/// answer is right (exit 0) and every operation is counted.
+#[test]
+fn dc_test_passes_through_the_proxy() {
+    let server = ServerProc::start(&["-sessions", "10000"]);
+    let proxy = ProxyProc::start(&server.address(), &[]);
+    for extra in [&[][..], &["-persistent", "-clients", "2"][..]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dc_test"));
+        cmd.args([
+            "-connect",
+            &proxy.address(),
+            "-sessions",
+            "40",
+            "-ops",
+            "20000",
+        ])
+        .args(extra);
+        let r = common::run_tool(&mut cmd, Duration::from_secs(180));
+        assert_eq!(
+            r.code,
+            Some(0),
+            "dc_test {extra:?} through dc_client: {r:?}"
+        );
+        assert!(r.stderr.contains("Info, all tests complete\n"), "{r:?}");
+        let clients: u64 = if extra.is_empty() { 1 } else { 2 };
+        let want = format!("operations  {} ", 20_000 * clients);
+        assert!(r.stdout.contains(&want), "want {want:?} in {r:?}");
+    }
+}
