@@ -104,6 +104,27 @@ unsafe fn encode(
     }
 }
 
+/// Decodes `N` bytes into `*val` through `convert`.
+///
+/// # Safety
+/// As for [`decode`]; `val` is NULL or valid for writing.
+unsafe fn decode_value<const N: usize, T>(
+    bin: *mut *const c_uchar,
+    bin_len: *mut c_uint,
+    val: *mut T,
+    convert: impl FnOnce([u8; N]) -> T,
+) -> c_int {
+    if val.is_null() {
+        return 0;
+    }
+    // SAFETY: forwarded from this function's contract; `val` is non-NULL.
+    unsafe {
+        decode(bin, bin_len, |w| {
+            take::<N>(w).map(|b| *val = convert(b)).is_some()
+        })
+    }
+}
+
 /// Decodes a big-endian 32-bit integer.
 ///
 /// # Safety
@@ -118,15 +139,10 @@ pub unsafe extern "C" fn NAL_decode_uint32(
     bin_len: *mut c_uint,
     val: *mut c_ulong,
 ) -> c_int {
-    if val.is_null() {
-        return 0;
-    }
-    // SAFETY: forwarded from this function's contract; `val` is non-NULL.
+    // SAFETY: forwarded from this function's contract.
     unsafe {
-        decode(bin, bin_len, |w| {
-            take::<4>(w)
-                .map(|b| *val = c_ulong::from(u32::from_be_bytes(b)))
-                .is_some()
+        decode_value(bin, bin_len, val, |b: [u8; 4]| {
+            c_ulong::from(u32::from_be_bytes(b))
         })
     }
 }
@@ -144,15 +160,10 @@ pub unsafe extern "C" fn NAL_decode_uint16(
     bin_len: *mut c_uint,
     val: *mut c_uint,
 ) -> c_int {
-    if val.is_null() {
-        return 0;
-    }
-    // SAFETY: forwarded from this function's contract; `val` is non-NULL.
+    // SAFETY: forwarded from this function's contract.
     unsafe {
-        decode(bin, bin_len, |w| {
-            take::<2>(w)
-                .map(|b| *val = c_uint::from(u16::from_be_bytes(b)))
-                .is_some()
+        decode_value(bin, bin_len, val, |b: [u8; 2]| {
+            c_uint::from(u16::from_be_bytes(b))
         })
     }
 }
@@ -170,15 +181,8 @@ pub unsafe extern "C" fn NAL_decode_char(
     bin_len: *mut c_uint,
     val: *mut c_uchar,
 ) -> c_int {
-    if val.is_null() {
-        return 0;
-    }
-    // SAFETY: forwarded from this function's contract; `val` is non-NULL.
-    unsafe {
-        decode(bin, bin_len, |w| {
-            take::<1>(w).map(|b| *val = b[0]).is_some()
-        })
-    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { decode_value(bin, bin_len, val, |b: [u8; 1]| b[0]) }
 }
 
 /// Copies `val_len` bytes out of the window into `val`.
