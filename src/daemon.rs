@@ -23,6 +23,7 @@
 #![deny(unsafe_code)]
 
 use crate::cli::{Args, CliError};
+use crate::nal::parse_mode;
 use crate::nal::process::{self, Forked, IdentityStep, Priority, SignalSet, UserEntry};
 use std::ffi::CStr;
 use std::fs;
@@ -93,18 +94,6 @@ fn non_empty(s: &str) -> Result<String, &'static str> {
         Err("must not be empty")
     } else {
         Ok(s.to_string())
-    }
-}
-
-/// Parses file permission bits written in octal, as `chmod` takes them
-/// (`660`, `0660`, at most `7777`).
-pub fn parse_mode(s: &str) -> Result<u32, &'static str> {
-    if s.is_empty() || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err("not an octal mode (e.g. 660)");
-    }
-    match u32::from_str_radix(s, 8) {
-        Ok(m) if m <= 0o7777 => Ok(m),
-        _ => Err("an octal mode is at most 7777"),
     }
 }
 

@@ -25,8 +25,8 @@ mod c_support;
 mod replay;
 
 use c_support::{
-    compile_with, finish_all_ok, free_tcp_port, manifest_dir, run_ok, stage, tool_available, Link,
-    Proc,
+    compile_with, finish_all_ok, free_tcp_port, manifest_dir, memcheck, run_ok, stage,
+    tool_available, Link, Proc,
 };
 use common::{all_vectors, Vector};
 use replay::{
@@ -678,14 +678,7 @@ fn nal_and_plug_programs_under_valgrind() {
     let mut running = Vec::new();
     for (name, args) in runs.iter() {
         let prog = Lib::Ours.build(name, dir.path());
-        let mut cmd = Command::new("valgrind");
-        cmd.args([
-            "-q",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-        ])
-        .arg(&prog);
+        let mut cmd = memcheck(&prog);
         for a in args {
             if *a == "PATH" {
                 cmd.arg(&bad_sock);
@@ -698,14 +691,7 @@ fn nal_and_plug_programs_under_valgrind() {
     // The embedded server, serving a DC_PLUG client, then stopped.
     let embed = Lib::Ours.build("dc_embed", dir.path());
     let plug = Lib::Ours.build("dc_plug_client", dir.path());
-    let mut cmd = Command::new("valgrind");
-    cmd.args([
-        "-q",
-        "--error-exitcode=99",
-        "--leak-check=full",
-        "--errors-for-leak-kinds=definite",
-    ])
-    .arg(&embed);
+    let cmd = memcheck(&embed);
     let _guard = timing();
     let server = Embed::start_in(cmd, &Lib::Ours, &unix_address(dir.path(), "e.sock"), &[]);
     running.push(run(

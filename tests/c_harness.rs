@@ -11,7 +11,7 @@ mod c_support;
 
 use c_support::{
     compile, compile_harness, compile_with, dynamic_entries, entries_of, finish_all_ok,
-    free_tcp_port, run_ok, stage, tool_available, Link, Proc, Server, Silent,
+    free_tcp_port, memcheck, run_ok, stage, tool_available, Link, Proc, Server, Silent,
 };
 use std::os::unix::net::UnixListener;
 use std::process::Command;
@@ -417,16 +417,8 @@ fn valgrind_memcheck() {
             &format!("{name}-{i}"),
             Link::Distcache,
         );
-        let mut cmd = Command::new("valgrind");
-        cmd.args([
-            "-q",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-        ])
-        .arg(&prog)
-        .arg(&server.address)
-        .args(*args);
+        let mut cmd = memcheck(&prog);
+        cmd.arg(&server.address).args(*args);
         let what = format!("valgrind {name} {}", args.join(" "));
         running.push(Proc::spawn(&what, &mut cmd, false));
     }

@@ -2,7 +2,8 @@
 //! the selector reports a waiting connection, and one accept takes it.
 
 use super::connection::Ready;
-use super::sys::{lookup_group, lookup_user, RawPollFd};
+use super::poll::RawPollFd;
+use super::process::{group_by_name, user_by_name};
 use super::{Address, Listener, NalError};
 use socket2::Socket;
 use std::io::{self, ErrorKind};
@@ -110,12 +111,12 @@ impl Acceptor {
         let mut uid = None;
         let mut gid = None;
         if let Some(name) = user {
-            let (u, g) = lookup_user(name)?.ok_or_else(|| not_found("user", name))?;
-            uid = Some(u);
-            gid = Some(g);
+            let u = user_by_name(name)?.ok_or_else(|| not_found("user", name))?;
+            uid = Some(u.uid);
+            gid = Some(u.gid);
         }
         if let Some(name) = group {
-            gid = Some(lookup_group(name)?.ok_or_else(|| not_found("group", name))?);
+            gid = Some(group_by_name(name)?.ok_or_else(|| not_found("group", name))?);
         }
         std::os::unix::fs::chown(path, uid, gid)?;
         Ok(())
@@ -125,10 +126,10 @@ impl Acceptor {
     /// `660`.
     pub fn set_mode(&self, octal: &str) -> Result<(), NalError> {
         use std::os::unix::fs::PermissionsExt;
-        let mode = parse_mode(octal).ok_or_else(|| {
+        let mode = parse_mode(octal).map_err(|why| {
             NalError::Io(io::Error::new(
                 ErrorKind::InvalidInput,
-                format!("'{octal}' is not an octal file mode"),
+                format!("'{octal}': {why}"),
             ))
         })?;
         let path = self.socket_path()?;
@@ -153,13 +154,16 @@ fn not_found(what: &str, name: &str) -> NalError {
     ))
 }
 
-/// Parses a file mode written in octal (`600`, `0660`); `None` for anything
-/// else or a mode above `7777`.
-pub fn parse_mode(s: &str) -> Option<u32> {
+/// Parses file permission bits written in octal, as `chmod` takes them
+/// (`660`, `0660`, at most `7777`); the error says what is wrong.
+pub fn parse_mode(s: &str) -> Result<u32, &'static str> {
     if s.is_empty() || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return None;
+        return Err("not an octal mode (e.g. 660)");
     }
-    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err("an octal mode is at most 7777"),
+    }
 }
 
 #[cfg(test)]
@@ -168,11 +172,11 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(parse_mode("600"), Some(0o600));
-        assert_eq!(parse_mode("0660"), Some(0o660));
-        assert_eq!(parse_mode("7777"), Some(0o7777));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0660"), Ok(0o660));
+        assert_eq!(parse_mode("7777"), Ok(0o7777));
         for bad in ["", "8", "60a", "-600", "17777", " 600"] {
-            assert_eq!(parse_mode(bad), None, "{bad:?}");
+            assert!(parse_mode(bad).is_err(), "{bad:?}");
         }
     }
 }

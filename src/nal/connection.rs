@@ -6,7 +6,7 @@
 //! [`Connection::io`], which moves bytes between the socket and the buffers.
 
 use super::buffer::Buffer;
-use super::sys::RawPollFd;
+use super::poll::RawPollFd;
 use super::{Acceptor, Address, NalError};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, ErrorKind, Read};
@@ -71,10 +71,7 @@ impl Connection {
     /// `buffer_size` bytes. Fails when the connection is already set up.
     pub fn connect(&mut self, addr: &Address, buffer_size: usize) -> Result<(), NalError> {
         if self.is_active() {
-            return Err(NalError::Io(io::Error::new(
-                ErrorKind::AlreadyExists,
-                "connection already in use",
-            )));
+            return Err(in_use());
         }
         let (domain, sockaddr, tcp) = match addr {
             Address::Tcp {
@@ -101,10 +98,7 @@ impl Connection {
     /// already set up or nothing is waiting.
     pub fn accept(&mut self, listener: &mut Acceptor) -> Result<(), NalError> {
         if self.is_active() {
-            return Err(NalError::Io(io::Error::new(
-                ErrorKind::AlreadyExists,
-                "connection already in use",
-            )));
+            return Err(in_use());
         }
         let (socket, tcp) = listener.accept_ready()?;
         socket.set_nonblocking(true)?;
@@ -122,10 +116,7 @@ impl Connection {
         buffer_size: usize,
     ) -> Result<(), NalError> {
         if a.is_active() || b.is_active() {
-            return Err(NalError::Io(io::Error::new(
-                ErrorKind::AlreadyExists,
-                "connection already in use",
-            )));
+            return Err(in_use());
         }
         let (x, y) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
         x.set_nonblocking(true)?;
@@ -270,6 +261,14 @@ impl Connection {
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.socket.as_ref().map(AsRawFd::as_raw_fd)
     }
+}
+
+/// The error for setting up a connection object that is already set up.
+fn in_use() -> NalError {
+    NalError::Io(io::Error::new(
+        ErrorKind::AlreadyExists,
+        "connection already in use",
+    ))
 }
 
 /// Errors that only mean "not now".

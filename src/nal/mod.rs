@@ -21,6 +21,6 @@ pub use buffer::{Buffer, MAX_BUFFER_SIZE};
 pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;
 pub use listener::Listener;
-pub use poll::{poll, PollFd};
+pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{Deadline, Stream};
-pub use sys::{poll_fds, raise_fd_limit, RawPollFd};
+pub use sys::raise_fd_limit;

@@ -69,32 +69,50 @@ impl PollFd {
     }
 }
 
-/// Waits until one of `fds` is ready or `timeout` passes, and returns how
-/// many are ready (0 on timeout, or when a signal cut the wait short).
-pub fn poll(fds: &mut [PollFd], timeout: Duration) -> io::Result<usize> {
+/// One descriptor's entry as `poll(2)` takes it, for callers that set the
+/// events themselves (libnal's selectors).
+pub type RawPollFd = libc::pollfd;
+
+/// Waits with `poll(2)` for any of `fds`, or until `timeout` passes (`None`:
+/// no bound), and returns how many entries have events. The one place this
+/// crate calls `poll(2)`. A signal ends the wait with an `Interrupted`
+/// error, so that a caller's loop can look at what the signal changed.
+pub fn poll_fds(fds: &mut [RawPollFd], timeout: Option<Duration>) -> io::Result<usize> {
     // Round up so that a wait never ends before the deadline.
-    let ms = timeout
-        .as_micros()
-        .div_ceil(1000)
-        .min(libc::c_int::MAX as u128) as libc::c_int;
+    let ms = match timeout {
+        None => -1,
+        Some(t) => t.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
+    };
     let count = libc::nfds_t::try_from(fds.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"))?;
-    // SAFETY: PollFd is a transparent wrapper of libc::pollfd, so `fds` is a
-    // valid, writable array of `count` pollfd structures for the whole call.
-    // poll(2) only reads the descriptor numbers; any number is acceptable.
-    let n = unsafe { libc::poll(fds.as_mut_ptr().cast::<libc::pollfd>(), count, ms) };
+    // SAFETY: `fds` is a valid, writable array of `count` pollfd entries for
+    // the call's duration. poll(2) only reads the descriptor numbers; any
+    // number is acceptable.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), count, ms) };
     if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            for fd in fds.iter_mut() {
-                fd.0.revents = 0;
-            }
-            return Ok(0);
-        }
-        return Err(e);
+        return Err(io::Error::last_os_error());
     }
     // n is non-negative here.
     Ok(n as usize)
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes, and returns how
+/// many are ready (0 on timeout, or when a signal cut the wait short).
+pub fn poll(fds: &mut [PollFd], timeout: Duration) -> io::Result<usize> {
+    // SAFETY: PollFd is a transparent wrapper of libc::pollfd, so the same
+    // memory is a valid, writable slice of as many pollfd structures, used
+    // only while `fds` is borrowed here.
+    let raw =
+        unsafe { std::slice::from_raw_parts_mut(fds.as_mut_ptr().cast::<RawPollFd>(), fds.len()) };
+    match poll_fds(raw, Some(timeout)) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            for fd in fds.iter_mut() {
+                fd.0.revents = 0;
+            }
+            Ok(0)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

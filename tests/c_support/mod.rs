@@ -582,3 +582,17 @@ pub fn entries_of(entries: &[(String, String)], tag: &str) -> Vec<String> {
         .map(|(_, v)| v.clone())
         .collect()
 }
+
+/// A valgrind memcheck command for `prog` (arguments still to add): exit
+/// status 99 on any error, including a definite leak.
+pub fn memcheck(prog: &Path) -> Command {
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "-q",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+    ])
+    .arg(prog);
+    cmd
+}
