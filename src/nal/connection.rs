@@ -7,8 +7,9 @@
 
 use super::buffer::Buffer;
 use super::poll::RawPollFd;
+use super::stream::start_connect;
 use super::{Acceptor, Address, NalError};
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Socket, Type};
 use std::io::{self, ErrorKind, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,21 +74,8 @@ impl Connection {
         if self.is_active() {
             return Err(in_use());
         }
-        let (domain, sockaddr, tcp) = match addr {
-            Address::Tcp {
-                connectable: false, ..
-            } => return Err(NalError::NotConnectable(addr.to_string())),
-            Address::Tcp { addr, .. } => (Domain::for_address(*addr), SockAddr::from(*addr), true),
-            Address::Unix(path) => (Domain::UNIX, SockAddr::unix(path)?, false),
-        };
-        let socket = Socket::new(domain, Type::STREAM.cloexec(), None)?;
-        socket.set_nonblocking(true)?;
-        let established = match socket.connect(&sockaddr) {
-            Ok(()) => true,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
-            Err(e) => return Err(NalError::Io(e)),
-        };
-        if tcp {
+        let (socket, established) = start_connect(addr)?;
+        if matches!(addr, Address::Tcp { .. }) {
             socket.set_nodelay(!USE_NAGLE.load(Ordering::Relaxed))?;
         }
         self.set_up(socket, established, buffer_size)

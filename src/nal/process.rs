@@ -42,9 +42,28 @@ pub(crate) fn user_by_uid(uid: u32) -> io::Result<Option<UserEntry>> {
     lookup_user(UserKey::Uid(uid))
 }
 
-fn lookup_user(key: UserKey<'_>) -> io::Result<Option<UserEntry>> {
+/// Runs a `get*_r` database lookup with a scratch buffer, growing the
+/// buffer while the call reports `ERANGE` (up to [`MAX_ENTRY_BUFFER`]).
+/// `call` returns the call's result code and, on success, what it found.
+fn with_entry_buffer<T>(
+    mut call: impl FnMut(&mut [u8]) -> (libc::c_int, Option<T>),
+) -> io::Result<Option<T>> {
     let mut buf = vec![0u8; 1024];
     loop {
+        let (rc, found) = call(&mut buf);
+        if rc == libc::ERANGE && buf.len() < MAX_ENTRY_BUFFER {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        return Ok(found);
+    }
+}
+
+fn lookup_user(key: UserKey<'_>) -> io::Result<Option<UserEntry>> {
+    with_entry_buffer(|buf| {
         // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid
         // value of this plain C struct; it is only an output buffer.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -72,15 +91,8 @@ fn lookup_user(key: UserKey<'_>) -> io::Result<Option<UserEntry>> {
                 )
             },
         };
-        if rc == libc::ERANGE && buf.len() < MAX_ENTRY_BUFFER {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
+        if rc != 0 || result.is_null() {
+            return (rc, None);
         }
         let name = if pwd.pw_name.is_null() {
             String::new()
@@ -91,12 +103,13 @@ fn lookup_user(key: UserKey<'_>) -> io::Result<Option<UserEntry>> {
                 .to_string_lossy()
                 .into_owned()
         };
-        return Ok(Some(UserEntry {
+        let entry = UserEntry {
             name,
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
-        }));
-    }
+        };
+        (0, Some(entry))
+    })
 }
 
 /// Looks a group up by name and gives its id; `Ok(None)` when there is none.
@@ -104,8 +117,7 @@ pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
     let Ok(c) = CString::new(name) else {
         return Ok(None);
     };
-    let mut buf = vec![0u8; 1024];
-    loop {
+    with_entry_buffer(|buf| {
         // SAFETY: an all-zero group is a valid value of this plain C struct;
         // it is only an output buffer.
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
@@ -121,15 +133,8 @@ pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < MAX_ENTRY_BUFFER {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        return Ok((!result.is_null()).then_some(grp.gr_gid));
-    }
+        (rc, (rc == 0 && !result.is_null()).then_some(grp.gr_gid))
+    })
 }
 
 /// The real and effective user ids and the effective group id.

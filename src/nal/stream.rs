@@ -40,13 +40,7 @@ pub struct Stream {
 impl Stream {
     /// Connects to `addr` before `deadline`.
     pub fn connect(addr: &Address, deadline: Deadline) -> Result<Stream, NalError> {
-        let (domain, sockaddr) = match addr {
-            Address::Tcp {
-                connectable: false, ..
-            } => return Err(NalError::NotConnectable(addr.to_string())),
-            Address::Tcp { addr, .. } => (Domain::for_address(*addr), SockAddr::from(*addr)),
-            Address::Unix(path) => (Domain::UNIX, SockAddr::unix(path)?),
-        };
+        let (domain, sockaddr) = connect_target(addr)?;
         let socket = Socket::new(domain, Type::STREAM, None)?;
         socket
             .connect_timeout(&sockaddr, deadline.remaining()?)
@@ -69,25 +63,11 @@ impl Stream {
     /// whether it is already connected; if not, wait until it is writable
     /// and ask [`Stream::connect_result`]. The stream is non-blocking.
     pub fn connect_start(addr: &Address) -> Result<(Stream, bool), NalError> {
-        let (domain, sockaddr) = match addr {
-            Address::Tcp {
-                connectable: false, ..
-            } => return Err(NalError::NotConnectable(addr.to_string())),
-            Address::Tcp { addr, .. } => (Domain::for_address(*addr), SockAddr::from(*addr)),
-            Address::Unix(path) => (Domain::UNIX, SockAddr::unix(path)?),
-        };
-        let socket = Socket::new(domain, Type::STREAM, None)?;
-        socket.set_nonblocking(true)?;
+        let (socket, connected) = start_connect(addr)?;
         if matches!(addr, Address::Tcp { .. }) {
             socket.set_nodelay(true)?;
         }
-        match socket.connect(&sockaddr) {
-            Ok(()) => Ok((Stream::from_socket(socket), true)),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                Ok((Stream::from_socket(socket), false))
-            }
-            Err(e) => Err(NalError::Io(e)),
-        }
+        Ok((Stream::from_socket(socket), connected))
     }
 
     /// How a connection started by [`Stream::connect_start`] ended, once
@@ -194,4 +174,30 @@ fn retry_later(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
+}
+
+/// The socket domain and address to connect to for `addr`; fails for the
+/// host-less TCP forms, which can only be listened on.
+fn connect_target(addr: &Address) -> Result<(Domain, SockAddr), NalError> {
+    match addr {
+        Address::Tcp {
+            connectable: false, ..
+        } => Err(NalError::NotConnectable(addr.to_string())),
+        Address::Tcp { addr, .. } => Ok((Domain::for_address(*addr), SockAddr::from(*addr))),
+        Address::Unix(path) => Ok((Domain::UNIX, SockAddr::unix(path)?)),
+    }
+}
+
+/// A non-blocking socket with a connect to `addr` started, and whether the
+/// connect already completed (if not, it ends when the socket is writable;
+/// `SO_ERROR` then tells how).
+pub(crate) fn start_connect(addr: &Address) -> Result<(Socket, bool), NalError> {
+    let (domain, sockaddr) = connect_target(addr)?;
+    let socket = Socket::new(domain, Type::STREAM.cloexec(), None)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&sockaddr) {
+        Ok(()) => Ok((socket, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
+        Err(e) => Err(NalError::Io(e)),
+    }
 }
