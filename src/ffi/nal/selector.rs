@@ -48,6 +48,10 @@ pub struct NAL_SELECTOR {
     kind: Kind,
     slots: Vec<Option<Member>>,
     count: usize,
+    /// Scratch space for each select, kept to spare an allocation per wait:
+    /// the entries waited on and the object each belongs to.
+    fds: Vec<RawPollFd>,
+    polled: Vec<Member>,
 }
 
 impl NAL_SELECTOR {
@@ -56,6 +60,8 @@ impl NAL_SELECTOR {
             kind,
             slots: Vec::new(),
             count: 0,
+            fds: Vec::new(),
+            polled: Vec::new(),
         }
     }
 
@@ -67,6 +73,7 @@ impl NAL_SELECTOR {
             unsafe { member.forget_link() };
         }
         self.count = 0;
+        self.polled.clear();
     }
 }
 
@@ -274,8 +281,9 @@ pub unsafe extern "C" fn NAL_SELECTOR_select(
             set_errno(libc::EINVAL);
             return -1;
         }
-        let mut fds = Vec::with_capacity(s.count);
-        let mut members = Vec::with_capacity(s.count);
+        let (fds, members) = (&mut s.fds, &mut s.polled);
+        fds.clear();
+        members.clear();
         for member in s.slots.iter().flatten() {
             // SAFETY: listed objects are live (see unlink_all).
             if let Some(entry) = unsafe { member.poll_entry() } {
@@ -283,9 +291,9 @@ pub unsafe extern "C" fn NAL_SELECTOR_select(
                 members.push(*member);
             }
         }
-        match poll_fds(&mut fds, timeout) {
+        match poll_fds(fds, timeout) {
             Ok(n) => {
-                for (member, entry) in members.iter().zip(&fds) {
+                for (member, entry) in members.iter().zip(fds.iter()) {
                     // SAFETY: listed objects are live (see unlink_all).
                     unsafe { member.set_ready(Ready::from_revents(entry.revents)) };
                 }
