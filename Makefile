@@ -3,6 +3,8 @@
 #   make                 build the libraries and tools (release)
 #   make demo            start a server, run the C example and a short load
 #   make test            every test, lint and check (what CI runs)
+#   make bench           the scenario matrix against its floors, and the
+#                        micro-benchmarks (report: target/bench/report.md)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
@@ -33,7 +35,7 @@ BINDIR    = $(DESTDIR)$(PREFIX)/bin
 MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 
-.PHONY: all build demo test lint check headers install install-docs stage clean
+.PHONY: all build demo test bench lint check headers install install-docs stage clean
 
 all: build
 
@@ -108,6 +110,15 @@ lint:
 
 test: lint check stage
 	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
+
+# BENCH_RUNS, BENCH_SECS, BENCH_ONLY, BENCH_BIG and DISTCACHE_ORIGINAL are
+# read from the environment (README, "Performance").
+bench: build
+	@mkdir -p target/bench
+	$(CARGO) bench --bench scenarios
+	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 3 > target/bench/micro.txt
+	@grep -E '^[a-zA-Z].*|time:' target/bench/micro.txt | grep -v '^Benchmarking' > target/bench/micro-summary.txt || true
+	@cat target/bench/micro-summary.txt
 
 clean:
 	$(CARGO) clean

@@ -10,7 +10,7 @@
 //! # Ok::<(), distcache::ClientError>(())
 //! ```
 
-use crate::nal::{Address, Deadline, NalError, Stream};
+use crate::nal::{read_timer_for, Address, Deadline, NalError, Stream};
 use crate::proto::{
     encode_message, next_request_uid, AddRequest, Command, Decoder, ProtoError, Role, Status,
     MAX_TOTAL_DATA,
@@ -127,6 +127,8 @@ struct Pool {
 #[derive(Debug)]
 struct Conn {
     stream: Stream,
+    /// The client timeout the stream's receive timer was armed for.
+    armed_for: Duration,
     decoder: Decoder,
     out: Vec<u8>,
     buf: Box<[u8]>,
@@ -169,7 +171,8 @@ impl Client {
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
         };
         if flags.contains(Flags::PERSISTENT) && !flags.contains(Flags::PERSISTENT_LATE) {
-            let conn = Conn::open(&client.address, client.deadline())?;
+            let timeout = client.timeout();
+            let conn = Conn::open(&client.address, Deadline::after(timeout), timeout)?;
             client.checkin(conn);
         }
         Ok(client)
@@ -290,28 +293,26 @@ impl Client {
         });
     }
 
-    fn deadline(&self) -> Deadline {
-        Deadline::after(self.timeout())
-    }
-
     /// Sends one request and returns the reply's payload.
     fn transact(&self, cmd: Command, payload: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let deadline = self.deadline();
+        let timeout = self.timeout();
+        let deadline = Deadline::after(timeout);
+        let open = || Conn::open(&self.address, deadline, timeout);
         if !self.flags.contains(Flags::PERSISTENT) {
-            return Conn::open(&self.address, deadline)?.round_trip(cmd, payload, deadline);
+            return open()?.round_trip(cmd, payload, deadline, timeout);
         }
         let (mut conn, reused) = match self.checkout() {
             Some(conn) => (conn, true),
-            None => (Conn::open(&self.address, deadline)?, false),
+            None => (open()?, false),
         };
-        let result = match conn.round_trip(cmd, payload, deadline) {
+        let result = match conn.round_trip(cmd, payload, deadline, timeout) {
             // A reused connection the server closed meanwhile (an idle
             // timeout, a restart) is worth one fresh attempt.
             Err(e)
                 if reused && e.is_disconnect() && self.flags.contains(Flags::PERSISTENT_RETRY) =>
             {
-                conn = Conn::open(&self.address, deadline)?;
-                conn.round_trip(cmd, payload, deadline)
+                conn = open()?;
+                conn.round_trip(cmd, payload, deadline, timeout)
             }
             other => other,
         };
@@ -393,9 +394,16 @@ fn found_reply(reply: &[u8]) -> Result<bool, ClientError> {
 }
 
 impl Conn {
-    fn open(address: &Address, deadline: Deadline) -> Result<Conn, ClientError> {
+    /// Connects, with the receive timer armed for `timeout` (see
+    /// [`Stream::read_before`]).
+    fn open(address: &Address, deadline: Deadline, timeout: Duration) -> Result<Conn, ClientError> {
+        let mut stream = Stream::connect(address, deadline)?;
+        stream
+            .arm_read_timer(read_timer_for(timeout))
+            .map_err(NalError::Io)?;
         Ok(Conn {
-            stream: Stream::connect(address, deadline)?,
+            stream,
+            armed_for: timeout,
             decoder: Decoder::new(Role::Client),
             out: Vec::new(),
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -409,7 +417,14 @@ impl Conn {
         cmd: Command,
         payload: &[u8],
         deadline: Deadline,
+        timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
+        if timeout != self.armed_for {
+            self.stream
+                .arm_read_timer(read_timer_for(timeout))
+                .map_err(NalError::Io)?;
+            self.armed_for = timeout;
+        }
         let uid = next_request_uid();
         self.out.clear();
         encode_message(&mut self.out, false, uid, cmd, payload)?;

@@ -22,5 +22,5 @@ pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;
 pub use listener::Listener;
 pub use poll::{poll, poll_fds, PollFd, RawPollFd};
-pub use stream::{Deadline, Stream};
+pub use stream::{read_timer_for, Deadline, Stream};
 pub use sys::raise_fd_limit;

@@ -1,4 +1,4 @@
-use super::sys::{wait, Ready};
+use super::sys::{recv_nowait, wait, Ready};
 use super::{Address, NalError};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read};
@@ -28,17 +28,38 @@ impl Deadline {
 
 /// A connected stream socket.
 ///
-/// A stream made by [`Stream::connect`] is non-blocking: its
-/// [`Stream::read_before`] and [`Stream::write_all_before`] wait in `poll(2)`
-/// for exactly the time left before a [`Deadline`]. An accepted stream is
+/// [`Stream::read_before`] and [`Stream::write_all_before`] end by a
+/// [`Deadline`], exactly: they wait in `poll(2)` for the time left. A read
+/// whose deadline leaves room for the receive timer armed with
+/// [`Stream::arm_read_timer`] first waits in `recv(2)` itself, bounded by
+/// that timer, which saves the `poll(2)` call of the common case (the reply
+/// arrives long before the deadline); if the timer fires, the rest of the
+/// wait is a `poll(2)` for exactly the time left. An accepted stream is
 /// blocking, bounded by the socket timeouts its server sets.
 #[derive(Debug)]
 pub struct Stream {
     socket: Socket,
+    /// The receive timeout (`SO_RCVTIMEO`) armed on the socket, if any.
+    read_timer: Option<Duration>,
+}
+
+/// The kernel rounds a socket timeout up to its clock tick (at most 10 ms)
+/// and may fire a long timer up to an eighth late: a timer of `t` has fired
+/// for sure `(t + 10 ms) * 9 / 8` later.
+fn read_timer_fired_by(t: Duration) -> Duration {
+    (t + Duration::from_millis(10)) * 9 / 8 + Duration::from_millis(1)
+}
+
+/// The receive timer worth arming for reads with `timeout` left: it fires
+/// well before the deadline. None for timeouts too short to bother.
+pub fn read_timer_for(timeout: Duration) -> Option<Duration> {
+    let t = (timeout * 4 / 5).checked_sub(Duration::from_millis(20))?;
+    (t >= Duration::from_millis(20) && read_timer_fired_by(t) < timeout).then_some(t)
 }
 
 impl Stream {
-    /// Connects to `addr` before `deadline`.
+    /// Connects to `addr` before `deadline`. The stream is blocking, with
+    /// no receive timer armed.
     pub fn connect(addr: &Address, deadline: Deadline) -> Result<Stream, NalError> {
         let (domain, sockaddr) = connect_target(addr)?;
         let socket = Socket::new(domain, Type::STREAM, None)?;
@@ -54,8 +75,7 @@ impl Stream {
         if matches!(addr, Address::Tcp { .. }) {
             socket.set_nodelay(true)?;
         }
-        // Reads and writes wait in poll(2) with the exact time left.
-        socket.set_nonblocking(true)?;
+        socket.set_nonblocking(false)?;
         Ok(Stream::from_socket(socket))
     }
 
@@ -90,7 +110,18 @@ impl Stream {
     }
 
     fn from_socket(socket: Socket) -> Stream {
-        Stream { socket }
+        Stream {
+            socket,
+            read_timer: None,
+        }
+    }
+
+    /// Arms the receive timer (`SO_RCVTIMEO`) of a blocking stream for
+    /// [`Stream::read_before`]; see [`read_timer_for`].
+    pub fn arm_read_timer(&mut self, timer: Option<Duration>) -> io::Result<()> {
+        self.socket.set_read_timeout(timer)?;
+        self.read_timer = timer;
+        Ok(())
     }
 
     /// Wraps an accepted TCP stream.
@@ -116,14 +147,24 @@ impl Stream {
     }
 
     /// Reads some bytes into `buf` before `deadline`. Returns at least one
-    /// byte, or an error (`Closed` at end of stream). The socket must be
-    /// non-blocking (as [`Stream::connect`] makes it).
+    /// byte, or an error (`Closed` at end of stream).
     pub fn read_before(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, NalError> {
         loop {
-            if !wait(self.socket.as_fd(), Ready::Read, deadline.remaining()?)? {
-                return Err(NalError::TimedOut);
-            }
-            match self.recv(buf) {
+            let left = deadline.remaining()?;
+            let blocking = self
+                .read_timer
+                .is_some_and(|t| read_timer_fired_by(t) <= left);
+            let got = if blocking {
+                // Bounded by the receive timer, which fires before the
+                // deadline; EAGAIN when it did.
+                self.recv(buf)
+            } else {
+                if !wait(self.socket.as_fd(), Ready::Read, left)? {
+                    return Err(NalError::TimedOut);
+                }
+                self.recv_nowait(buf)
+            };
+            match got {
                 Ok(0) => return Err(NalError::Closed),
                 Ok(n) => return Ok(n),
                 Err(e) if retry_later(&e) => continue,
@@ -132,11 +173,10 @@ impl Stream {
         }
     }
 
-    /// Writes all of `buf` before `deadline`. The socket must be
-    /// non-blocking (as [`Stream::connect`] makes it).
+    /// Writes all of `buf` before `deadline`.
     pub fn write_all_before(&mut self, mut buf: &[u8], deadline: Deadline) -> Result<(), NalError> {
         while !buf.is_empty() {
-            match self.send(buf) {
+            match self.send_with(buf, libc::MSG_DONTWAIT) {
                 Ok(0) => return Err(NalError::Closed),
                 Ok(n) => buf = &buf[n..],
                 Err(e) if retry_later(&e) => {
@@ -153,7 +193,16 @@ impl Stream {
     /// Sends some of `buf`. A peer that has gone away gives `EPIPE`, never
     /// a SIGPIPE that would kill the host process.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.send_with_flags(buf, libc::MSG_NOSIGNAL)
+        self.send_with(buf, 0)
+    }
+
+    fn send_with(&self, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+        self.socket.send_with_flags(buf, libc::MSG_NOSIGNAL | flags)
+    }
+
+    /// Receives what is there without waiting (`EAGAIN` when nothing is).
+    fn recv_nowait(&self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_nowait(self.socket.as_fd(), buf)
     }
 
     /// Receives some bytes into `buf` (0 at end of stream).
@@ -199,5 +248,23 @@ pub(crate) fn start_connect(addr: &Address) -> Result<(Socket, bool), NalError> 
         Ok(()) => Ok((socket, true)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
         Err(e) => Err(NalError::Io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_timer_fires_before_the_deadline() {
+        for ms in [1, 50, 60, 100, 500, 5_000, 3_600_000] {
+            let timeout = Duration::from_millis(ms);
+            if let Some(t) = read_timer_for(timeout) {
+                assert!(read_timer_fired_by(t) < timeout, "{ms} ms");
+                assert!(t >= Duration::from_millis(20), "{ms} ms");
+            }
+        }
+        assert_eq!(read_timer_for(Duration::from_millis(1)), None);
+        assert!(read_timer_for(Duration::from_millis(5000)).is_some());
     }
 }

@@ -38,6 +38,27 @@ pub(crate) fn wait(fd: BorrowedFd<'_>, ready: Ready, timeout: Duration) -> io::R
     }
 }
 
+/// Receives into `buf` what is queued on the socket `fd`, without waiting
+/// even if the socket is blocking (`WouldBlock` when nothing is queued; 0 at
+/// end of stream).
+pub(crate) fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid, writable region of buf.len() bytes for the
+    // whole call, and the descriptor is borrowed, so it stays open.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Raises this process's soft limit on open files to its hard limit, so that
 /// a server can hold as many connections as the system allows it. Returns
 /// the limit in force afterwards.

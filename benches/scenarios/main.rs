@@ -1,0 +1,62 @@
+//! `make bench`: the scenario matrix of the README's "Performance" section.
+//!
+//! Run without arguments, this binary is the conductor: it starts servers
+//! and clients as separate processes (pinned with `taskset`), measures each
+//! scenario next to its floor in the same run, and writes the table to
+//! stdout and to `target/bench/report.md`. The conductor starts copies of
+//! itself for the client side and for the floor servers, with one of the
+//! subcommands below; they print one `key=value` line each.
+//!
+//! Settings (environment):
+//! - `BENCH_RUNS` runs per figure, the median is reported (default 5);
+//! - `BENCH_SECS` seconds per run (default 1);
+//! - `BENCH_ONLY` a comma-separated list of scenario numbers (default all);
+//! - `BENCH_BIG` sessions of the large-cache cases (default 1000000);
+//! - `DISTCACHE_ORIGINAL` the install prefix of the original distcache, to
+//!   run its `dc_server` side by side with ours.
+
+mod events;
+mod floor;
+mod load;
+mod matrix;
+mod procs;
+mod report;
+mod wire;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; the subcommands take key=value pairs.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("matrix", &[][..]),
+    };
+    let kv = match procs::KeyValues::parse(rest) {
+        Ok(kv) => kv,
+        Err(e) => {
+            eprintln!("scenarios: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cmd {
+        "floor-server" => floor::server(&kv),
+        "floor-client" => floor::client(&kv),
+        "client" => load::client(&kv),
+        "mixed" => load::mixed(&kv),
+        "mixed-events" => events::mixed_events(&kv),
+        "preload" => load::preload_cmd(&kv),
+        "matrix" => matrix::run(),
+        other => Err(format!("unknown subcommand '{other}'")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scenarios {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
