@@ -109,3 +109,54 @@ pub fn number_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
         Err(_) => Err("not a whole number".to_string()),
     }
 }
+
+/// Parses a size in bytes within `min..=max`: a whole number, optionally
+/// followed by `k`, `M` or `G` (either case) for KiB, MiB or GiB (1024,
+/// 1024^2, 1024^3 bytes).
+pub fn bytes_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
+    move |s| {
+        let (digits, unit) = match s.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+            _ => (s, 'b'),
+        };
+        let shift = match unit {
+            'b' => 0,
+            'k' => 10,
+            'm' => 20,
+            'g' => 30,
+            _ => return Err("not a size (e.g. 1048576, 512k, 64M, 2G)".to_string()),
+        };
+        let n = digits
+            .parse::<u64>()
+            .ok()
+            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| "not a size (e.g. 1048576, 512k, 64M, 2G)".to_string())?;
+        match n.checked_mul(1 << shift) {
+            Some(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(format!("must be between {min} and {max} bytes")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes_in;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        let p = bytes_in(0, 1 << 40);
+        assert_eq!(p("0"), Ok(0));
+        assert_eq!(p("1048576"), Ok(1 << 20));
+        assert_eq!(p("512k"), Ok(512 << 10));
+        assert_eq!(p("512K"), Ok(512 << 10));
+        assert_eq!(p("64M"), Ok(64 << 20));
+        assert_eq!(p("2g"), Ok(2 << 30));
+        assert_eq!(p("1024G"), Ok(1 << 40));
+        for bad in [
+            "", "k", "1.5M", "-1", "+1", "1T", "12 k", "1kb", "0x10", "1025G",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(p("99999999999999999999G").is_err());
+    }
+}

@@ -9,6 +9,14 @@
 //! sessions stored evicts the clamp(capacity / 30, 1, 2000) sessions with the
 //! smallest (expiry, insertion order), counting them as evicted, and then
 //! inserts.
+//!
+//! With a byte capacity, a session counts for the length of its id plus the
+//! length of its data; an ADD (of an id not live) of a session larger than
+//! the whole byte capacity fails with `Refused` and changes nothing but the
+//! purge; otherwise, after the session-capacity eviction above, the ADD
+//! evicts the sessions with the smallest (expiry, insertion order) one by
+//! one, counting each as evicted, while the stored bytes plus the new
+//! session's would exceed the byte capacity.
 
 use distcache::cache::{AddError, DropCounts, MemoryStore, Millis, Store, MAX_EVICTION_BATCH};
 use proptest::prelude::*;
@@ -31,6 +39,7 @@ struct ModelEntry {
 #[derive(Debug, Clone)]
 struct Model {
     capacity: usize,
+    max_bytes: Option<u64>,
     entries: Vec<ModelEntry>,
     next_seq: u64,
     evicted: u64,
@@ -39,8 +48,13 @@ struct Model {
 
 impl Model {
     fn new(capacity: usize) -> Model {
+        Model::with_max_bytes(capacity, None)
+    }
+
+    fn with_max_bytes(capacity: usize, max_bytes: Option<u64>) -> Model {
         Model {
             capacity,
+            max_bytes,
             entries: Vec::new(),
             next_seq: 0,
             evicted: 0,
@@ -70,11 +84,21 @@ impl Model {
         if self.find(now, id).is_some() {
             return Err(AddError::Exists);
         }
+        let size = (id.len() + data.len()) as u64;
+        if self.max_bytes.is_some_and(|max| size > max) {
+            return Err(AddError::Refused);
+        }
+        self.entries.sort_by_key(|e| (e.expiry, e.seq));
         if self.entries.len() >= self.capacity {
             let k = self.batch().min(self.entries.len());
-            self.entries.sort_by_key(|e| (e.expiry, e.seq));
             self.entries.drain(..k);
             self.evicted += k as u64;
+        }
+        if let Some(max) = self.max_bytes {
+            while self.bytes() + size > max {
+                self.entries.remove(0);
+                self.evicted += 1;
+            }
         }
         self.entries.push(ModelEntry {
             id: id.to_vec(),
@@ -107,6 +131,14 @@ impl Model {
     fn len(&mut self, now: Millis) -> usize {
         self.purge(now);
         self.entries.len()
+    }
+
+    /// Bytes of ids and data held (no purge).
+    fn bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| (e.id.len() + e.data.len()) as u64)
+            .sum()
     }
 
     fn drops(&self) -> DropCounts {
@@ -171,8 +203,22 @@ where
     T: Strategy<Value = u32>,
     A: Strategy<Value = Millis>,
 {
+    op_with_data(ids, timeout, advance, 6)
+}
+
+/// As [`op_with`], with session data of 0 to `max_data - 1` bytes.
+fn op_with_data<T, A>(
+    ids: u16,
+    timeout: T,
+    advance: A,
+    max_data: usize,
+) -> impl Strategy<Value = Op>
+where
+    T: Strategy<Value = u32>,
+    A: Strategy<Value = Millis>,
+{
     prop_oneof![
-        5 => (0..ids, timeout, 0usize..6)
+        5 => (0..ids, timeout, 0usize..max_data)
             .prop_map(|(id, timeout, data_len)| Op::Add { id, timeout, data_len }),
         2 => (0..ids).prop_map(Op::Get),
         1 => (0..ids).prop_map(Op::Remove),
@@ -201,13 +247,24 @@ fn scenario(max_ops: usize) -> impl Strategy<Value = (usize, Vec<Op>)> {
 /// live count and the drop counters after every operation, and finally every
 /// id's presence and data.
 fn run_against_model(cap: usize, ops: &[Op]) -> Result<(), TestCaseError> {
-    let store = MemoryStore::new(cap);
+    run_against_model_with_bytes(cap, None, ops)
+}
+
+/// [`run_against_model`] for a store that also has a byte capacity (when
+/// `max_bytes` is given); the stored bytes are compared too.
+fn run_against_model_with_bytes(
+    cap: usize,
+    max_bytes: Option<u64>,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let store = MemoryStore::with_max_bytes(cap, max_bytes);
     prop_assert_eq!(store.capacity(), cap);
+    prop_assert_eq!(store.max_bytes(), max_bytes);
     prop_assert_eq!(
         store.eviction_batch(),
         (cap / 30).clamp(1, MAX_EVICTION_BATCH)
     );
-    let mut model = Model::new(cap);
+    let mut model = Model::with_max_bytes(cap, max_bytes);
     let mut now: Millis = 1_000;
     let mut max_id = 0u16;
     for (step, op) in ops.iter().enumerate() {
@@ -277,6 +334,10 @@ fn run_against_model(cap: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             op
         );
         prop_assert!(store.len(now) <= cap);
+        prop_assert_eq!(store.bytes(now), model.bytes(), "bytes after step {}", step);
+        if let Some(max) = max_bytes {
+            prop_assert!(store.bytes(now) <= max);
+        }
         prop_assert_eq!(
             store.drop_counts(),
             model.drops(),
@@ -326,6 +387,43 @@ proptest! {
         })
     ) {
         run_against_model(cap, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// A byte capacity as well as a session capacity: ids of 4 to 8 bytes
+    /// and data of 0 to 39, against byte capacities from below one session
+    /// (every ADD refused) to above what the session capacity allows (only
+    /// the session capacity evicts), so that either limit, or both, evicts.
+    #[test]
+    fn memory_store_matches_model_byte_capacity(
+        (cap, max_bytes, ops) in (1usize..=40, 1u64..=600).prop_flat_map(|(cap, max_bytes)| {
+            let ids = (cap * 3 + 4) as u16;
+            let op = op_with_data(ids, timeout(), advance(), 40);
+            (Just(cap), Just(max_bytes), prop::collection::vec(op, 1..300))
+        })
+    ) {
+        run_against_model_with_bytes(cap, Some(max_bytes), &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Long lifetimes, so that the store fills and the byte capacity, not
+    /// expiry, makes the room; session capacity out of the way.
+    #[test]
+    fn memory_store_matches_model_byte_eviction(
+        (max_bytes, ops) in (20u64..=400).prop_flat_map(|max_bytes| {
+            let timeout = prop_oneof![1 => 1u32..40, 5 => (3u32..30).prop_map(|t| t * 100)];
+            let advance = prop_oneof![6 => 0u64..3, 1 => 3u64..40];
+            let op = op_with_data(200, timeout, advance, 40);
+            (Just(max_bytes), prop::collection::vec(op, 100..600))
+        })
+    ) {
+        run_against_model_with_bytes(1_000, Some(max_bytes), &ops)?;
     }
 }
 
@@ -584,6 +682,93 @@ fn expiry_boundary() {
             expired: 2
         }
     );
+}
+
+/// A store of 100 bytes full of ten 10-byte sessions (4-byte ids, 6 bytes
+/// of data) whose timeouts increase with the id: a 29-byte newcomer (5-byte
+/// id) evicts the three that expire soonest (70 + 29 <= 100), and no more.
+#[test]
+fn byte_capacity_evicts_soonest_expiring_until_the_session_fits() {
+    let store = MemoryStore::with_max_bytes(1_000, Some(100));
+    for id in 0..10u16 {
+        store
+            .add(0, 1_000 + u32::from(id), &id_bytes(id), b"sixsix")
+            .unwrap();
+    }
+    assert_eq!(store.bytes(0), 100);
+    store.add(1, 5_000, &id_bytes(10), &[7; 24]).unwrap();
+    assert_eq!(present(&store, 1, 0..11), (3..=10).collect::<Vec<_>>());
+    assert_eq!(store.bytes(1), 99);
+    assert_eq!(
+        store.drop_counts(),
+        DropCounts {
+            evicted: 3,
+            expired: 0
+        }
+    );
+}
+
+/// A session larger than the whole byte capacity is refused and evicts
+/// nothing; one exactly as large evicts everything else and is stored.
+#[test]
+fn byte_capacity_refuses_a_session_larger_than_itself() {
+    let store = MemoryStore::with_max_bytes(1_000, Some(100));
+    store.add(0, 1_000, b"a", b"x").unwrap();
+    store.add(0, 2_000, b"b", b"y").unwrap();
+    assert_eq!(
+        store.add(0, 1_000, b"big", &[0; 98]),
+        Err(AddError::Refused)
+    );
+    assert_eq!(store.len(0), 2);
+    assert_eq!(store.bytes(0), 4);
+    assert_eq!(store.drop_counts(), DropCounts::default());
+    store.add(0, 1_000, b"fit", &[0; 97]).unwrap();
+    assert_eq!(present(&store, 0, 0..1), Vec::<u16>::new());
+    assert!(!store.have(0, b"a") && !store.have(0, b"b") && store.have(0, b"fit"));
+    assert_eq!(store.bytes(0), 100);
+    assert_eq!(store.drop_counts().evicted, 2);
+    // An id already stored is reported as such, whatever its size.
+    assert_eq!(
+        store.add(0, 1_000, b"fit", &[0; 500]),
+        Err(AddError::Exists)
+    );
+}
+
+/// Removal and expiry give their bytes back; the session capacity still
+/// evicts its batch first, and the byte capacity then only what it must.
+#[test]
+fn byte_capacity_follows_removal_expiry_and_the_session_capacity() {
+    let store = MemoryStore::with_max_bytes(60, Some(1_000));
+    for id in 0..60u16 {
+        let timeout = if id == 0 { 10 } else { 1_000 + u32::from(id) };
+        store.add(0, timeout, &id_bytes(id), &[1; 10]).unwrap();
+    }
+    let full: u64 = (0..60u16).map(|id| id_bytes(id).len() as u64 + 10).sum();
+    assert_eq!(store.bytes(0), full);
+    assert!(store.remove(0, &id_bytes(59)));
+    assert_eq!(store.bytes(0), full - 15);
+    assert_eq!(store.bytes(10), full - 15 - 14, "id 0 expired");
+    assert_eq!(store.drop_counts().expired, 1);
+    // 58 live sessions; two more fill the session capacity.
+    store.add(10, 5_000, b"x1", &[2; 10]).unwrap();
+    store.add(10, 5_000, b"x2", &[2; 10]).unwrap();
+    assert_eq!(store.len(10), 60);
+    assert_eq!(store.drop_counts().evicted, 0);
+    // Full: the batch of 2 (ids 1 and 2) goes; then 200 more bytes need
+    // the byte capacity to evict the next soonest-expiring ones too.
+    let before = store.bytes(10);
+    store.add(10, 5_000, b"large", &[3; 195]).unwrap();
+    let evicted = store.drop_counts().evicted;
+    assert!(evicted > 2, "only the batch was evicted");
+    assert!(store.bytes(10) <= 1_000);
+    // Before the last eviction the newcomer did not fit.
+    assert!(store.bytes(10) + 15 > 1_000, "evicted more than it had to");
+    assert!(!store.have(10, &id_bytes(1)) && !store.have(10, &id_bytes(2)));
+    let gone: Vec<u16> = (1..59u16)
+        .filter(|&id| !store.have(10, &id_bytes(id)))
+        .collect();
+    assert_eq!(gone, (1..=evicted as u16).collect::<Vec<_>>());
+    assert_eq!(store.bytes(10), before - 14 * evicted + 200);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 //! dc_server: the distcache session cache server.
 
-use distcache::cli::{is_help, number_in, Args, CliError};
+use distcache::cache::MemoryStore;
+use distcache::cli::{bytes_in, is_help, number_in, Args, CliError};
 use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::proto::MAX_EXPIRY_MS;
-use distcache::server::{Server, ServerConfig};
+use distcache::server::{Server, ServerConfig, DEFAULT_MAX_CONNS};
 use distcache::Address;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 const USAGE_HEAD: &str = "\
 Usage: dc_server [options]
@@ -13,6 +16,13 @@ Usage: dc_server [options]
                      several addresses (at least one is required)
   -sessions <num>    hold at most <num> sessions (default 512,
                      1 to 100000000)
+  -maxbytes <size>   also hold at most <size> bytes of session ids and
+                     data; suffixes k, M, G (default 0: no limit but
+                     -sessions; at most 1024G)
+  -maxconns <num>    serve at most <num> connections at once; more are
+                     closed at once (default 1024, 1 to 1000000)
+  -idle <msecs>      close connections that have sent nothing for <msecs>
+                     milliseconds (default 0: never; at most 3600000)
   -min-expiry <ms>   keep every session added for at least <ms>
                      milliseconds (default 0: as long as the client asks;
                      at most 604800000)
@@ -41,9 +51,18 @@ Eg. dc_server -listen UNIX:/run/distcache/dc_server.sock -sessions 100000
 const DEFAULT_SESSIONS: u64 = 512;
 const MAX_SESSIONS: u64 = 100_000_000;
 const MAX_PROGRESS: u64 = 1_000_000;
+const MAX_BYTES: u64 = 1 << 40;
+const MAX_CONNS: u64 = 1_000_000;
+const MAX_IDLE_MS: u64 = 3_600_000;
+/// Descriptors the server needs besides its connections: standard streams,
+/// listeners, a spare, syslog, and some slack.
+const RESERVED_FDS: u64 = 16;
 
 struct Config {
     server: ServerConfig,
+    max_bytes: Option<u64>,
+    max_conns: usize,
+    idle: Option<Duration>,
     min_expiry: u32,
     progress: Option<u64>,
     daemon: DaemonOptions,
@@ -51,13 +70,16 @@ struct Config {
 
 enum Command {
     Help,
-    Serve(Config),
+    Serve(Box<Config>),
 }
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = Vec::new();
     let mut sessions = DEFAULT_SESSIONS;
     let mut min_expiry = 0;
+    let mut max_bytes = 0;
+    let mut max_conns = DEFAULT_MAX_CONNS as u64;
+    let mut idle = 0;
     let mut progress = None;
     let mut daemon = DaemonOptions::default();
     while let Some(opt) = args.next_option()? {
@@ -65,6 +87,9 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             h if is_help(h) => return Ok(Command::Help),
             "listen" => listen.push(args.parsed("listen", Address::parse)?),
             "sessions" => sessions = args.parsed("sessions", number_in(1, MAX_SESSIONS))?,
+            "maxbytes" => max_bytes = args.parsed("maxbytes", bytes_in(0, MAX_BYTES))?,
+            "maxconns" => max_conns = args.parsed("maxconns", number_in(1, MAX_CONNS))?,
+            "idle" => idle = args.parsed("idle", number_in(0, MAX_IDLE_MS))?,
             "min-expiry" => {
                 min_expiry = args.parsed("min-expiry", number_in(0, MAX_EXPIRY_MS.into()))?
             }
@@ -82,12 +107,15 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let min_expiry = u32::try_from(min_expiry).unwrap_or(MAX_EXPIRY_MS);
-    Ok(Command::Serve(Config {
+    Ok(Command::Serve(Box::new(Config {
         server: ServerConfig { listen, sessions },
+        max_bytes: (max_bytes > 0).then_some(max_bytes),
+        max_conns: usize::try_from(max_conns).unwrap_or(usize::MAX),
+        idle: (idle > 0).then(|| Duration::from_millis(idle)),
         min_expiry,
         progress,
         daemon,
-    }))
+    })))
 }
 
 fn main() -> ExitCode {
@@ -96,7 +124,7 @@ fn main() -> ExitCode {
             print!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Serve(config)) => config,
+        Ok(Command::Serve(config)) => *config,
         Err(e) => {
             eprintln!("dc_server: {e}");
             return ExitCode::from(1);
@@ -128,6 +156,21 @@ fn describe_listeners(server: &Server) -> String {
     names.join(", ")
 }
 
+/// Says so when the open-file limit cannot hold `max_conns` connections:
+/// those beyond it are then refused for lack of descriptors.
+fn warn_if_too_few_descriptors(limit: u64, max_conns: usize) {
+    let wanted = (max_conns as u64).saturating_add(RESERVED_FDS);
+    if limit < wanted {
+        log(
+            Level::Warning,
+            &format!(
+                "the open-file limit ({limit}) is below -maxconns ({max_conns}) + {RESERVED_FDS}: \
+                 connections will be refused for lack of descriptors before -maxconns is reached"
+            ),
+        );
+    }
+}
+
 /// Runs the server until a stop signal; `Err` is the message to log.
 fn serve(config: Config) -> Result<(), String> {
     let in_foreground = !config.daemon.daemon;
@@ -135,9 +178,23 @@ fn serve(config: Config) -> Result<(), String> {
     let mut daemon = Daemon::start(c"dc_server", config.daemon).map_err(|e| e.to_string())?;
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
-    let _ = distcache::nal::raise_fd_limit();
-    let server = Server::bind(&config.server).map_err(|e| e.to_string())?;
+    if let Ok(limit) = distcache::nal::raise_fd_limit() {
+        warn_if_too_few_descriptors(limit, config.max_conns);
+    }
+    let store = MemoryStore::with_max_bytes(config.server.sessions, config.max_bytes);
+    let server = Server::bind_with_store(&config.server.listen, Arc::new(store))
+        .map_err(|e| e.to_string())?;
     server.set_min_expiry(config.min_expiry);
+    server.set_max_conns(config.max_conns);
+    server.set_idle_timeout(config.idle);
+    server.on_notice(|n| {
+        let level = if n.is_problem() {
+            Level::Warning
+        } else {
+            Level::Notice
+        };
+        log(level, &n.to_string());
+    });
     daemon
         .secure(&server.socket_paths())
         .map_err(|e| e.to_string())?;

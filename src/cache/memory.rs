@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 /// The in-memory session store: a hash table of sessions, an index of them
-/// ordered by expiry, and a capacity.
+/// ordered by expiry, a capacity in sessions and, optionally, one in bytes.
 ///
 /// Every operation first drops the sessions that have expired (taken from
 /// the front of the expiry index, so only expired ones are touched). An ADD
@@ -15,9 +15,18 @@ use std::sync::{Mutex, MutexGuard};
 /// `add` and `remove` also update the expiry index, a B-tree (logarithmic,
 /// and shallow: four levels hold about a million sessions). No operation
 /// scans the store.
+///
+/// With a byte capacity ([`MemoryStore::with_max_bytes`]) the store also
+/// counts the bytes of what it holds: each session's id plus its data (the
+/// store's own bookkeeping is not counted). An ADD of a session larger than
+/// the whole capacity is refused ([`AddError::Refused`]); otherwise, after
+/// the eviction for the session capacity, an ADD that would take the count
+/// over the byte capacity evicts the sessions that expire soonest, one at a
+/// time and only as many as it must, counted as evicted like the others.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,
+    max_bytes: Option<u64>,
     inner: Mutex<Table>,
 }
 
@@ -27,6 +36,8 @@ struct Table {
     /// (expiry, insertion seq) of every stored session, with its id.
     by_expiry: BTreeMap<(Millis, u64), Box<[u8]>>,
     next_seq: u64,
+    /// Bytes of ids and data of the sessions stored.
+    bytes: u64,
     evicted: u64,
     expired: u64,
 }
@@ -54,8 +65,15 @@ pub struct DropCounts {
 impl MemoryStore {
     /// A store holding at most `capacity` sessions (at least 1).
     pub fn new(capacity: usize) -> Self {
+        MemoryStore::with_max_bytes(capacity, None)
+    }
+
+    /// A store holding at most `capacity` sessions (at least 1) and, if
+    /// `max_bytes` is given, at most that many bytes of ids and data.
+    pub fn with_max_bytes(capacity: usize, max_bytes: Option<u64>) -> Self {
         MemoryStore {
             capacity: capacity.max(1),
+            max_bytes,
             inner: Mutex::new(Table::default()),
         }
     }
@@ -63,6 +81,18 @@ impl MemoryStore {
     /// The most sessions this store holds.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// The most bytes of ids and data this store holds (`None`: no limit
+    /// but the session capacity).
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.max_bytes
+    }
+
+    /// Bytes of ids and data of the live sessions at `now` (dropping the
+    /// expired ones first, as every operation does).
+    pub fn bytes(&self, now: Millis) -> u64 {
+        self.lock_at(now).bytes
     }
 
     /// How many sessions the store dropped on its own so far.
@@ -101,19 +131,40 @@ impl Table {
                 break;
             }
             let id = entry.remove();
-            self.map.remove(&id);
+            self.forget(&id);
             self.expired += 1;
         }
+    }
+
+    /// Drops the soonest-expiring session; false when there is none.
+    fn evict_one(&mut self) -> bool {
+        let Some((_, id)) = self.by_expiry.pop_first() else {
+            return false;
+        };
+        self.forget(&id);
+        self.evicted += 1;
+        true
     }
 
     /// Drops the `count` sessions that expire soonest.
     fn evict(&mut self, count: usize) {
         for _ in 0..count {
-            let Some((_, id)) = self.by_expiry.pop_first() else {
+            if !self.evict_one() {
                 break;
-            };
-            self.map.remove(&id);
-            self.evicted += 1;
+            }
+        }
+    }
+
+    /// Drops the soonest-expiring sessions until `size` more bytes fit
+    /// within `max_bytes`.
+    fn evict_for_bytes(&mut self, size: u64, max_bytes: u64) {
+        while self.bytes.saturating_add(size) > max_bytes && self.evict_one() {}
+    }
+
+    /// Takes `id` out of the table (its expiry index entry is already gone).
+    fn forget(&mut self, id: &[u8]) {
+        if let Some(e) = self.map.remove(id) {
+            self.bytes -= stored_size(id, &e.data);
         }
     }
 
@@ -121,11 +172,18 @@ impl Table {
         match self.map.remove(id) {
             Some(e) => {
                 self.by_expiry.remove(&(e.expiry, e.seq));
+                self.bytes -= stored_size(id, &e.data);
                 true
             }
             None => false,
         }
     }
+}
+
+/// What a session counts for against the byte capacity: its id and data.
+fn stored_size(id: &[u8], data: &[u8]) -> u64 {
+    // Lengths of slices fit in u64 on every supported target.
+    (id.len() as u64).saturating_add(data.len() as u64)
 }
 
 impl Store for MemoryStore {
@@ -134,12 +192,20 @@ impl Store for MemoryStore {
         if t.map.contains_key(id) {
             return Err(AddError::Exists);
         }
+        let size = stored_size(id, data);
+        if self.max_bytes.is_some_and(|max| size > max) {
+            return Err(AddError::Refused);
+        }
         if t.map.len() >= self.capacity {
             t.evict(self.eviction_batch());
+        }
+        if let Some(max) = self.max_bytes {
+            t.evict_for_bytes(size, max);
         }
         let seq = t.next_seq;
         t.next_seq += 1;
         let expiry = now.saturating_add(Millis::from(timeout_msecs));
+        t.bytes += size;
         t.by_expiry.insert((expiry, seq), id.into());
         t.map.insert(
             id.into(),

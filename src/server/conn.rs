@@ -1,5 +1,14 @@
 //! Serving one connection: read, decode, answer, until the peer goes away,
-//! sends something malformed, or the server stops.
+//! sends something malformed, stalls or idles too long, or the server stops.
+//!
+//! Memory is bounded whatever the client does: the read buffer
+//! ([`READ_CHUNK`]), the decoder's message being reassembled (at most 32 KiB,
+//! in a buffer that grows to at most 64 KiB), the request being handled and
+//! its reply (32 KiB each), and the replies not yet sent (sent, blocking, as
+//! soon as they reach [`MAX_PENDING`], so at most that plus one reply, in a
+//! buffer of at most twice that). A client that sends without reading gets
+//! no further than its socket buffers: the thread waits to send, and drops
+//! the connection after [`SEND_TIMEOUT`].
 
 use super::{handle_request_with, Clock, Policy, Stats};
 use crate::cache::Store;
@@ -14,6 +23,8 @@ pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the replies to one batch of requests may take to send: a client
 /// that leaves them unread longer is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send the rest of a request it started.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopping server waits for a half-received request.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Bytes read at once. Pipelined requests in one read are answered together.
@@ -24,6 +35,14 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_PENDING: usize = 64 * 1024;
 /// Capacity the reply buffer shrinks back to between batches.
 const IDLE_BUFFER: usize = 4096;
+
+/// Time limits on a connection beyond the fixed ones.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timeouts {
+    /// Close a connection that has sent nothing for this long, a request
+    /// half-received or not (`None`: never).
+    pub(super) idle: Option<Duration>,
+}
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -36,6 +55,10 @@ pub(super) enum End {
     Io,
     /// The server is stopping.
     Stopping,
+    /// It sent nothing for the idle timeout.
+    Idle,
+    /// It left a request half-sent too long.
+    Stalled,
 }
 
 pub(super) fn serve(
@@ -45,8 +68,13 @@ pub(super) fn serve(
     stats: &Stats,
     stop: &AtomicBool,
     policy: Policy,
+    timeouts: Timeouts,
 ) -> End {
-    if stream.set_read_timeout(Some(POLL_INTERVAL)).is_err()
+    // Wake often enough to see the stop flag and the idle timeout.
+    let wake = timeouts
+        .idle
+        .map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL));
+    if stream.set_read_timeout(Some(wake)).is_err()
         || stream.set_write_timeout(Some(SEND_TIMEOUT)).is_err()
     {
         return End::Io;
@@ -55,6 +83,9 @@ pub(super) fn serve(
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::with_capacity(IDLE_BUFFER);
     let mut stop_seen: Option<Instant> = None;
+    // When bytes last arrived, and when the request half-received began.
+    let mut last_active = Instant::now();
+    let mut request_began = last_active;
     loop {
         if stop.load(Ordering::Relaxed) {
             // Finish the request in flight, if any, but not for ever.
@@ -63,9 +94,15 @@ pub(super) fn serve(
                 return End::Stopping;
             }
         }
+        if let Some(end) = expired(&decoder, last_active, request_began, timeouts) {
+            return end;
+        }
         let n = match stream.recv(&mut buf) {
             Ok(0) => return End::PeerClosed,
-            Ok(n) => n,
+            Ok(n) => {
+                last_active = Instant::now();
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
                 if matches!(
@@ -80,6 +117,7 @@ pub(super) fn serve(
         let mut input = &buf[..n];
         let now = clock.now();
         let mut sender = Sender::new(&stream);
+        let mut request_begins_here = !decoder.is_mid_message();
         while !input.is_empty() {
             let Ok((used, msg)) = decoder.decode(input) else {
                 // Answer what came before the bad bytes, then hang up.
@@ -88,6 +126,7 @@ pub(super) fn serve(
             };
             input = &input[used..];
             if let Some(req) = msg {
+                request_begins_here = true;
                 if handle_request_with(policy, store, now, &req, &mut out).is_err() {
                     let _ = sender.send(&mut out);
                     return End::Malformed;
@@ -102,6 +141,33 @@ pub(super) fn serve(
             return End::Io;
         }
         out.shrink_to(IDLE_BUFFER);
+        // A request left half-received began in these bytes, unless it had
+        // begun before them; time spent sending counts as activity.
+        if request_begins_here {
+            request_began = last_active;
+        }
+        last_active = Instant::now();
+    }
+}
+
+/// Whether the connection has outlived a time limit: a request half-sent
+/// for [`REQUEST_TIMEOUT`], or silence for the idle timeout (which also
+/// ends a half-sent request).
+fn expired(
+    decoder: &Decoder,
+    last_active: Instant,
+    request_began: Instant,
+    timeouts: Timeouts,
+) -> Option<End> {
+    let mid_message = decoder.is_mid_message();
+    if mid_message && request_began.elapsed() >= REQUEST_TIMEOUT {
+        return Some(End::Stalled);
+    }
+    match timeouts.idle {
+        Some(idle) if last_active.elapsed() >= idle => {
+            Some(if mid_message { End::Stalled } else { End::Idle })
+        }
+        _ => None,
     }
 }
 

@@ -8,14 +8,19 @@
 //! connection while many others are idle exits. A connection per operation
 //! (Apache's way) thus costs no thread creation, and every persistent client
 //! has a thread of its own.
+//!
+//! At most [`Server::set_max_conns`] connections are served at once; beyond
+//! that, and while the process has no file descriptor left, new connections
+//! are accepted and closed at once (see [`Notice`]).
 
-use super::conn::{serve, POLL_INTERVAL};
+use super::admission::{is_out_of_descriptors, Admission, Notice, DEFAULT_MAX_CONNS};
+use super::conn::{serve, Timeouts, POLL_INTERVAL};
 use super::{Clock, Policy, Progress, Stats};
 use crate::cache::{MemoryStore, Store};
 use crate::nal::{Address, Listener, NalError};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -71,12 +76,22 @@ struct Shared {
     stats: Stats,
     stop: AtomicBool,
     min_expiry: AtomicU32,
+    /// Idle timeout in milliseconds (0: none).
+    idle_msecs: AtomicU64,
+    admission: Admission,
 }
 
 impl Shared {
     fn policy(&self) -> Policy {
         Policy {
             min_expiry_msecs: self.min_expiry.load(Ordering::Relaxed),
+        }
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        let idle = self.idle_msecs.load(Ordering::Relaxed);
+        Timeouts {
+            idle: (idle > 0).then(|| Duration::from_millis(idle)),
         }
     }
 }
@@ -118,12 +133,15 @@ impl Server {
                 .map_err(|e| ServerError::Listen(addr.clone(), e.into()))?;
             listeners.push(Arc::new(l));
         }
+        let admission = Admission::new(DEFAULT_MAX_CONNS, listeners.first().map(|l| &**l));
         let shared = Shared {
             store,
             clock: Clock::start(),
             stats: Stats::default(),
             stop: AtomicBool::new(false),
             min_expiry: AtomicU32::new(0),
+            idle_msecs: AtomicU64::new(0),
+            admission,
         };
         Ok(Server {
             listeners,
@@ -162,6 +180,42 @@ impl Server {
     /// effect for connections accepted afterwards.
     pub fn set_min_expiry(&self, msecs: u32) {
         self.shared.min_expiry.store(msecs, Ordering::Relaxed);
+    }
+
+    /// Serves at most `max` connections at once (at least 1; by default
+    /// 1024). Beyond that a new connection is accepted and closed at once,
+    /// so that its client fails straight away.
+    pub fn set_max_conns(&self, max: usize) {
+        self.shared.admission.set_limit(max);
+    }
+
+    /// The most connections served at once.
+    pub fn max_conns(&self) -> usize {
+        self.shared.admission.limit()
+    }
+
+    /// Connections being served now.
+    pub fn open_conns(&self) -> usize {
+        self.shared.admission.open()
+    }
+
+    /// Closes connections that have sent nothing for `idle`, whether or not
+    /// a request is half-received (`None`, the default: never). Takes
+    /// effect for connections accepted afterwards. Whatever this says, a
+    /// request must be finished within 30 s of its first byte.
+    pub fn set_idle_timeout(&self, idle: Option<Duration>) {
+        let msecs = idle.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        self.shared.idle_msecs.store(msecs, Ordering::Relaxed);
+    }
+
+    /// Calls `f` (from any worker thread) when connections start being
+    /// refused, at the connection limit or for lack of file descriptors,
+    /// and when they are served again: once each per episode. Only the
+    /// first callback set is kept.
+    pub fn on_notice(&self, f: impl Fn(&Notice) + Send + Sync + 'static) {
+        self.shared.admission.on_notice(Box::new(f));
     }
 
     /// Starts a thread that passes a progress line (see [`Progress`]) to
@@ -222,6 +276,7 @@ impl Server {
                 shared: self.shared.clone(),
                 idle: AtomicUsize::new(0),
                 alive: AtomicUsize::new(0),
+                accepting: AtomicUsize::new(0),
             });
             pools.push(pool.clone());
             for _ in 0..SPARE_WORKERS {
@@ -251,6 +306,8 @@ struct Pool {
     shared: Arc<Shared>,
     idle: AtomicUsize,
     alive: AtomicUsize,
+    /// Workers inside `accept` now.
+    accepting: AtomicUsize,
 }
 
 impl Pool {
@@ -277,15 +334,49 @@ impl Pool {
                 self.idle.fetch_sub(1, Ordering::AcqRel);
                 break;
             }
-            let stream = match self.listener.accept() {
+            self.accepting.fetch_add(1, Ordering::AcqRel);
+            let accepted = self.listener.accept();
+            self.accepting.fetch_sub(1, Ordering::AcqRel);
+            let stream = match accepted {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    // Out of descriptors or memory: back off briefly.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e)
+                    if is_out_of_descriptors(&e) && self.accepting.load(Ordering::Acquire) > 0 =>
+                {
+                    // Linux sets a descriptor aside for each thread waiting
+                    // in accept: the descriptors left are held by the other
+                    // workers waiting here, which will take the connections.
+                    // This worker is one too many.
+                    if self.idle.load(Ordering::Acquire) > 1 {
+                        self.idle.fetch_sub(1, Ordering::AcqRel);
+                        break;
+                    }
                     thread::sleep(POLL_INTERVAL / 5);
                     continue;
                 }
+                Err(e) => {
+                    // Out of descriptors or memory: take and close what
+                    // waits, or back off briefly.
+                    match sh.admission.accept_failed(&self.listener, &e) {
+                        Some(s) => s,
+                        None => continue,
+                    }
+                }
+            };
+            let Some(ticket) = sh.admission.admit() else {
+                // At the limit: closing it at once tells the client to fail.
+                drop(stream);
+                continue;
             };
             sh.stats.count_connection();
             if self.idle.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -301,7 +392,9 @@ impl Pool {
                 &sh.stats,
                 &sh.stop,
                 sh.policy(),
+                sh.timeouts(),
             );
+            drop(ticket);
             if self.idle.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
                 self.idle.fetch_sub(1, Ordering::AcqRel);
                 break;

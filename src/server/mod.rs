@@ -2,12 +2,14 @@
 //! ([`handle_request`]), and the `dc_server` engine ([`Server`]): listeners,
 //! a pool of worker threads with blocking sockets, and counters.
 
+mod admission;
 mod conn;
 mod embedded;
 mod engine;
 mod handler;
 mod progress;
 
+pub use admission::{Notice, DEFAULT_MAX_CONNS};
 pub use embedded::Embedded;
 pub use engine::{Server, ServerConfig, ServerError, StopHandle};
 pub use handler::{handle_request, handle_request_with, reply_payload, Clock, Policy};
@@ -27,7 +29,8 @@ impl Stats {
     pub fn operations(&self) -> u64 {
         self.operations.load(Ordering::Relaxed)
     }
-    /// Connections accepted so far.
+    /// Connections served so far (not counting those closed at once at a
+    /// limit).
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
