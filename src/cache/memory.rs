@@ -1,5 +1,7 @@
 use super::{AddError, Millis, Store};
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 /// The in-memory session store: a hash table of sessions, an index of them
@@ -14,7 +16,8 @@ use std::sync::{Mutex, MutexGuard};
 /// single ADD stalls the store for long. Lookups (`get`, `have`) cost one hash lookup;
 /// `add` and `remove` also update the expiry index, a B-tree (logarithmic,
 /// and shallow: four levels hold about a million sessions). No operation
-/// scans the store.
+/// scans the store. A session's id and data share one allocation, so a
+/// lookup reads the table and that one block.
 ///
 /// With a byte capacity ([`MemoryStore::with_max_bytes`]) the store also
 /// counts the bytes of what it holds: each session's id plus its data (the
@@ -32,7 +35,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Table {
-    map: HashMap<Box<[u8]>, Entry>,
+    map: HashSet<Record>,
     /// (expiry, insertion seq) of every stored session, with its id.
     by_expiry: BTreeMap<(Millis, u64), Box<[u8]>>,
     next_seq: u64,
@@ -42,12 +45,47 @@ struct Table {
     expired: u64,
 }
 
+/// A stored session, found in the table by its id (through `Borrow`).
 #[derive(Debug)]
-struct Entry {
+struct Record {
+    /// The id, then the data.
+    bytes: Box<[u8]>,
+    id_len: usize,
     expiry: Millis,
     seq: u64,
-    data: Box<[u8]>,
 }
+
+impl Record {
+    fn id(&self) -> &[u8] {
+        &self.bytes[..self.id_len]
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.id_len..]
+    }
+}
+
+// A record hashes and compares as its id, so that the table is searched
+// with an id slice (the contract of `Borrow`).
+impl Borrow<[u8]> for Record {
+    fn borrow(&self) -> &[u8] {
+        self.id()
+    }
+}
+
+impl Hash for Record {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for Record {}
 
 /// The most sessions one eviction drops: `60000 / 30`, the batch of the
 /// original's largest cache.
@@ -163,16 +201,16 @@ impl Table {
 
     /// Takes `id` out of the table (its expiry index entry is already gone).
     fn forget(&mut self, id: &[u8]) {
-        if let Some(e) = self.map.remove(id) {
-            self.bytes -= stored_size(id, &e.data);
+        if let Some(r) = self.map.take(id) {
+            self.bytes -= r.bytes.len() as u64;
         }
     }
 
     fn remove(&mut self, id: &[u8]) -> bool {
-        match self.map.remove(id) {
-            Some(e) => {
-                self.by_expiry.remove(&(e.expiry, e.seq));
-                self.bytes -= stored_size(id, &e.data);
+        match self.map.take(id) {
+            Some(r) => {
+                self.by_expiry.remove(&(r.expiry, r.seq));
+                self.bytes -= r.bytes.len() as u64;
                 true
             }
             None => false,
@@ -189,7 +227,7 @@ fn stored_size(id: &[u8], data: &[u8]) -> u64 {
 impl Store for MemoryStore {
     fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
         let mut t = self.lock_at(now);
-        if t.map.contains_key(id) {
+        if t.map.contains(id) {
             return Err(AddError::Exists);
         }
         let size = stored_size(id, data);
@@ -207,22 +245,20 @@ impl Store for MemoryStore {
         let expiry = now.saturating_add(Millis::from(timeout_msecs));
         t.bytes += size;
         t.by_expiry.insert((expiry, seq), id.into());
-        t.map.insert(
-            id.into(),
-            Entry {
-                expiry,
-                seq,
-                data: data.into(),
-            },
-        );
+        t.map.insert(Record {
+            bytes: [id, data].concat().into_boxed_slice(),
+            id_len: id.len(),
+            expiry,
+            seq,
+        });
         Ok(())
     }
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
         let t = self.lock_at(now);
         match t.map.get(id) {
-            Some(e) => {
-                out.extend_from_slice(&e.data);
+            Some(r) => {
+                out.extend_from_slice(r.data());
                 true
             }
             None => false,
@@ -234,7 +270,7 @@ impl Store for MemoryStore {
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {
-        self.lock_at(now).map.contains_key(id)
+        self.lock_at(now).map.contains(id)
     }
 
     fn len(&self, now: Millis) -> usize {
