@@ -3,6 +3,7 @@
 #   make                 build the libraries and tools (release)
 #   make demo            start a server, run the C example and a short load
 #   make test            every test, lint and check (what CI runs)
+#   make soak [DURATION=600]  the model-checked soak test, DURATION seconds (release)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
@@ -32,8 +33,9 @@ INCDIR    = $(DESTDIR)$(PREFIX)/include
 BINDIR    = $(DESTDIR)$(PREFIX)/bin
 MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
+DURATION  ?= 600
 
-.PHONY: all build demo test lint check headers install install-docs stage clean
+.PHONY: all build demo test soak lint check headers install install-docs stage clean
 
 all: build
 
@@ -108,6 +110,10 @@ lint:
 
 test: lint check stage
 	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
+
+# tests/soak.rs for DURATION seconds (make test runs it for 120).
+soak:
+	DISTCACHE_SOAK_SECS=$(DURATION) $(CARGO) test --release --test soak -- --nocapture
 
 clean:
 	$(CARGO) clean
