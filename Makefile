@@ -111,7 +111,7 @@ lint:
 test: lint check stage
 	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
 
-# tests/soak.rs for DURATION seconds (make test runs it for 120).
+# tests/soak/ for DURATION seconds (make test runs it for 120).
 soak:
 	DISTCACHE_SOAK_SECS=$(DURATION) $(CARGO) test --release --test soak -- --nocapture
 
