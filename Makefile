@@ -5,6 +5,7 @@
 #   make test            every test, lint and check (what CI runs)
 #   make bench           the scenario matrix against its floors, and the
 #                        micro-benchmarks (report: target/bench/report.md)
+#   make soak [DURATION=600]  the model-checked soak test, DURATION seconds (release)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
@@ -34,8 +35,9 @@ INCDIR    = $(DESTDIR)$(PREFIX)/include
 BINDIR    = $(DESTDIR)$(PREFIX)/bin
 MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
+DURATION  ?= 600
 
-.PHONY: all build demo test bench lint check headers install install-docs stage clean
+.PHONY: all build demo test bench soak lint check headers install install-docs stage clean
 
 all: build
 
@@ -119,6 +121,9 @@ bench: build
 	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 3 > target/bench/micro.txt
 	@grep -E '^[a-zA-Z].*|time:' target/bench/micro.txt | grep -v '^Benchmarking' > target/bench/micro-summary.txt || true
 	@cat target/bench/micro-summary.txt
+# tests/soak/ for DURATION seconds (make test runs it for 120).
+soak:
+	DISTCACHE_SOAK_SECS=$(DURATION) $(CARGO) test --release --test soak -- --nocapture
 
 clean:
 	$(CARGO) clean

@@ -25,8 +25,8 @@ mod c_support;
 mod replay;
 
 use c_support::{
-    compile_with, finish_all_ok, free_tcp_port, manifest_dir, memcheck, run_ok, stage,
-    tool_available, Link, Proc,
+    compile_with, finish_all_ok, free_tcp_port, manifest_dir, memcheck, memcheck_totals, run_ok,
+    stage, tool_available, Link, Proc,
 };
 use common::{all_vectors, Vector};
 use replay::{
@@ -657,8 +657,9 @@ fn ld_preload_over_a_stand_in_library() {
     preload(&Lib::Ours);
 }
 
-/// The libnal and DC_PLUG programs under valgrind's memcheck: no invalid
-/// access and no definite leak. Skipped (with a note) without valgrind.
+/// The libnal and DC_PLUG programs, and the embedded server serving a
+/// DC_PLUG client, under valgrind's memcheck: no invalid access and no
+/// definite or indirect leak. Skipped (with a note) without valgrind.
 #[test]
 fn nal_and_plug_programs_under_valgrind() {
     if !tool_available("valgrind") {
@@ -666,6 +667,7 @@ fn nal_and_plug_programs_under_valgrind() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
     let tcp = tcp_address();
     let unix = unix_address(dir.path(), "vg.sock");
     let runs: [(&str, Vec<&str>); 4] = [
@@ -678,7 +680,7 @@ fn nal_and_plug_programs_under_valgrind() {
     let mut running = Vec::new();
     for (name, args) in runs.iter() {
         let prog = Lib::Ours.build(name, dir.path());
-        let mut cmd = memcheck(&prog);
+        let mut cmd = memcheck(&prog, logs.path());
         for a in args {
             if *a == "PATH" {
                 cmd.arg(&bad_sock);
@@ -691,7 +693,7 @@ fn nal_and_plug_programs_under_valgrind() {
     // The embedded server, serving a DC_PLUG client, then stopped.
     let embed = Lib::Ours.build("dc_embed", dir.path());
     let plug = Lib::Ours.build("dc_plug_client", dir.path());
-    let cmd = memcheck(&embed);
+    let cmd = memcheck(&embed, logs.path());
     let _guard = timing();
     let server = Embed::start_in(cmd, &Lib::Ours, &unix_address(dir.path(), "e.sock"), &[]);
     running.push(run(
@@ -701,6 +703,11 @@ fn nal_and_plug_programs_under_valgrind() {
     ));
     finish_all_ok(running, Duration::from_secs(300));
     server.stop();
+    for (name, _) in runs.iter().chain(&[("dc_embed", vec![])]) {
+        let totals = memcheck_totals(logs.path(), &format!("{name}."));
+        println!("valgrind {name}: {totals}");
+        totals.assert_clean(name);
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@ mod c_support;
 
 use c_support::{
     compile, compile_harness, compile_with, dynamic_entries, entries_of, finish_all_ok,
-    free_tcp_port, memcheck, run_ok, stage, tool_available, Link, Proc, Server, Silent,
+    free_tcp_port, memcheck, memcheck_totals, run_ok, stage, tool_available, Link, Proc, Server,
+    Silent,
 };
 use std::os::unix::net::UnixListener;
 use std::process::Command;
@@ -391,9 +392,10 @@ fn c_examples_build_and_run() {
 }
 
 /// The C programs under valgrind's memcheck: no invalid access, no use of
-/// uninitialised memory and no definite leak in our library, with one and
-/// several threads and across fork. Skipped (with a note) when valgrind is
-/// not installed.
+/// uninitialised memory and no definite or indirect leak, with one and
+/// several threads, across fork, and (faults.c) while the server is down
+/// and after it is back. Skipped (with a note) when valgrind is not
+/// installed.
 #[test]
 fn valgrind_memcheck() {
     if !tool_available("valgrind") {
@@ -401,6 +403,7 @@ fn valgrind_memcheck() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
     let server = Server::unix(&dir.path().join("s.sock"), 4096);
     let runs: [(&str, &[&str]); 5] = [
         ("basic", &["0"]),
@@ -410,17 +413,43 @@ fn valgrind_memcheck() {
         ("threads", &["0x1", "4", "500"]),
     ];
     let mut running = Vec::new();
+    let mut names = Vec::new();
     for (i, (name, args)) in runs.iter().enumerate() {
+        let exe = format!("{name}-{i}");
         let prog = compile(
             &format!("tests/c_harness/{name}.c"),
             dir.path(),
-            &format!("{name}-{i}"),
+            &exe,
             Link::Distcache,
         );
-        let mut cmd = memcheck(&prog);
+        let mut cmd = memcheck(&prog, logs.path());
         cmd.arg(&server.address).args(*args);
         let what = format!("valgrind {name} {}", args.join(" "));
         running.push(Proc::spawn(&what, &mut cmd, false));
+        names.push((what, exe));
     }
+
+    // faults.c down: every call fails while the server is down, then works
+    // again against a new one.
+    let path = dir.path().join("restarted.sock");
+    let mut restarted = Server::unix(&path, 512);
+    let prog = compile_harness("faults", dir.path());
+    let mut cmd = memcheck(&prog, logs.path());
+    cmd.arg(&restarted.address).arg("down");
+    let mut down = Proc::spawn("valgrind faults down", &mut cmd, true);
+    down.wait_line("READY down", Duration::from_secs(60));
+    restarted.stop();
+    down.send_line("go");
+    down.wait_line("READY up", Duration::from_secs(60));
+    let _restarted = Server::unix(&path, 512);
+    down.send_line("go");
+    running.push(down);
+    names.push(("valgrind faults down".into(), "faults".into()));
+
     finish_all_ok(running, Duration::from_secs(180));
+    for (what, exe) in names {
+        let totals = memcheck_totals(logs.path(), &format!("{exe}."));
+        println!("{what}: {totals}");
+        totals.assert_clean(&what);
+    }
 }

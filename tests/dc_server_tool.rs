@@ -336,6 +336,35 @@ fn sigint_in_the_foreground_stops_cleanly() {
     assert!(!pidfile.exists(), "pid file left behind");
 }
 
+/// A clean stop logs, last, what the server did: 2 short sessions expired,
+/// then 70 long ones into 64 places (the 65th, 67th and 69th ADD each
+/// evicted 64/30 = 2), over the probe connection and one client's.
+#[test]
+fn a_clean_stop_logs_its_counts() {
+    let d = Dir::new();
+    let sock = d.path("s.sock");
+    let mut t = Tool::spawn(&["-listen", &unix(&sock), "-sessions", "64"]);
+    t.wait_listening(&sock);
+    let c = Client::new(&unix(&sock), Flags::PERSISTENT).expect("client");
+    c.set_timeout(Duration::from_secs(5));
+    c.add(b"short-1", b"expires at once", 1).unwrap();
+    c.add(b"short-2", b"expires at once", 1).unwrap();
+    thread::sleep(Duration::from_millis(20));
+    for i in 0..70 {
+        c.add(format!("long-{i}").as_bytes(), b"kept a minute", 60_000)
+            .unwrap();
+    }
+    drop(c);
+    signal(t.pid(), libc::SIGTERM);
+    assert_eq!(t.wait_exit().code(), Some(0), "{}", t.stderr());
+    let err = t.stderr();
+    assert_eq!(
+        err.lines().last(),
+        Some("Info, stopped: operations 72, connections 2, sessions 64, evicted 6, expired 2"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sigusr1_stops_only_with_killable() {
     let d = Dir::new();

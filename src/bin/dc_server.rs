@@ -42,7 +42,9 @@ lines go to syslog, and only if -progress is given.
 
 SIGTERM and SIGINT (and SIGUSR1 and SIGUSR2 with -killable) stop the
 server cleanly: it stops accepting, answers what it has received, removes
-its socket files and pid file, and exits 0. It exits 1 on a bad command
+its socket files and pid file, logs a last line 'Info, stopped:
+operations N, connections N, sessions N, evicted N, expired N', and
+exits 0. It exits 1 on a bad command
 line or when it cannot start.
 
 Eg. dc_server -listen UNIX:/run/distcache/dc_server.sock -sessions 100000
@@ -224,5 +226,20 @@ fn serve(config: Config) -> Result<(), String> {
     }
     daemon.finish();
     log(Level::Notice, "stopped");
+    log(Level::Info, &final_counts(&server));
     Ok(())
+}
+
+/// The line logged last on a clean stop: what the server did in its life
+/// and what its store dropped on its own.
+fn final_counts(server: &Server) -> String {
+    let sessions = server.store().len(server.clock().now());
+    let drops = server.store().drop_counts();
+    format!(
+        "Info, stopped: operations {}, connections {}, sessions {sessions}, evicted {}, expired {}",
+        server.stats().operations(),
+        server.stats().connections(),
+        drops.evicted,
+        drops.expired
+    )
 }

@@ -276,6 +276,10 @@ impl Store for MemoryStore {
     fn len(&self, now: Millis) -> usize {
         self.lock_at(now).map.len()
     }
+
+    fn drop_counts(&self) -> DropCounts {
+        MemoryStore::drop_counts(self)
+    }
 }
 
 #[cfg(test)]

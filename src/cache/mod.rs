@@ -41,4 +41,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn is_empty(&self, now: Millis) -> bool {
         self.len(now) == 0
     }
+    /// How many sessions the store has dropped on its own so far (evicted
+    /// for capacity, expired); zeros for a store that does not count them.
+    fn drop_counts(&self) -> DropCounts {
+        DropCounts::default()
+    }
 }

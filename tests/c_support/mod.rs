@@ -584,15 +584,101 @@ pub fn entries_of(entries: &[(String, String)], tag: &str) -> Vec<String> {
 }
 
 /// A valgrind memcheck command for `prog` (arguments still to add): exit
-/// status 99 on any error, including a definite leak.
-pub fn memcheck(prog: &Path) -> Command {
+/// status 99 on any error, a definite or an indirect leak included. Each
+/// process (a forked child too) writes its report to
+/// `<logs>/<program>.<pid>.vg`; [`memcheck_totals`] adds them up.
+pub fn memcheck(prog: &Path, logs: &Path) -> Command {
+    let name = prog.file_name().unwrap_or_default().to_string_lossy();
     let mut cmd = Command::new("valgrind");
     cmd.args([
-        "-q",
         "--error-exitcode=99",
         "--leak-check=full",
-        "--errors-for-leak-kinds=definite",
+        "--errors-for-leak-kinds=definite,indirect",
     ])
+    .arg(format!("--log-file={}/{name}.%p.vg", logs.display()))
     .arg(prog);
     cmd
+}
+
+/// What the valgrind reports of a run add up to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Memcheck {
+    /// Reports read (one per process).
+    pub processes: u64,
+    /// Errors counted in the ERROR SUMMARY lines (leaks of the kinds that
+    /// count as errors included).
+    pub errors: u64,
+    /// Bytes definitely, indirectly and possibly lost, and still reachable.
+    pub definitely_lost: u64,
+    pub indirectly_lost: u64,
+    pub possibly_lost: u64,
+    pub still_reachable: u64,
+}
+
+impl std::fmt::Display for Memcheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} processes, {} errors; lost: {} B definitely, {} B indirectly, {} B possibly; \
+             {} B still reachable",
+            self.processes,
+            self.errors,
+            self.definitely_lost,
+            self.indirectly_lost,
+            self.possibly_lost,
+            self.still_reachable
+        )
+    }
+}
+
+impl Memcheck {
+    /// Panics unless there was at least one report and no error, definite
+    /// or indirect leak.
+    pub fn assert_clean(&self, what: &str) {
+        assert!(self.processes > 0, "{what}: no valgrind report");
+        assert!(
+            self.errors == 0 && self.definitely_lost == 0 && self.indirectly_lost == 0,
+            "{what}: {self}"
+        );
+    }
+}
+
+/// Adds up the reports in `logs` whose names start with `prefix`; panics
+/// when a report lacks its ERROR SUMMARY (the process did not end).
+pub fn memcheck_totals(logs: &Path, prefix: &str) -> Memcheck {
+    let mut total = Memcheck::default();
+    let entries = std::fs::read_dir(logs).expect("valgrind log directory");
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(prefix) || !name.ends_with(".vg") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).expect("valgrind report");
+        let number = |line: &str, after: &str| -> u64 {
+            line.split(after)
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|n| n.replace(',', ""))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: cannot read {line:?}"))
+        };
+        let mut summary = false;
+        for line in text.lines() {
+            if line.contains("ERROR SUMMARY:") {
+                total.errors += number(line, "ERROR SUMMARY:");
+                summary = true;
+            } else if line.contains("definitely lost:") {
+                total.definitely_lost += number(line, "definitely lost:");
+            } else if line.contains("indirectly lost:") {
+                total.indirectly_lost += number(line, "indirectly lost:");
+            } else if line.contains("possibly lost:") {
+                total.possibly_lost += number(line, "possibly lost:");
+            } else if line.contains("still reachable:") {
+                total.still_reachable += number(line, "still reachable:");
+            }
+        }
+        assert!(summary, "{name} has no ERROR SUMMARY:\n{text}");
+        total.processes += 1;
+    }
+    total
 }

@@ -1,0 +1,251 @@
+//! One client shared by 32 threads while dc_server is killed and restarted
+//! several times: every call bounded, successes while the server is up,
+//! failures while it is down, and never another session's data.
+
+use super::server_proc::{Net, ServerProcess};
+use super::{call, flags_name, session, Answer, Op, OPS};
+use distcache::{Client, ClientError, Flags};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One call made by a worker.
+struct Record {
+    thread: usize,
+    op: Op,
+    start: Instant,
+    end: Instant,
+    /// None when it succeeded; the error otherwise.
+    error: Option<ClientError>,
+}
+
+/// What the workers found wrong at once: data that differs from what was
+/// stored, or an answer no server state explains.
+type Wrong = std::sync::Mutex<Vec<String>>;
+
+/// Add, get, have and remove of a fresh id, over and over, until `stop`.
+/// A session is expected back (and as found) only when the calls since its
+/// ADD lie in one window in which the server was up; that is checked
+/// afterwards against the timeline.
+fn worker(
+    t: usize,
+    client: &Client,
+    stop: &std::sync::atomic::AtomicBool,
+    wrong: &Wrong,
+) -> Vec<(Record, Option<Answer>, Option<Instant>)> {
+    let mut records = Vec::new();
+    let mut seq = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        seq += 1;
+        let id = format!("t{t}-{seq}").into_bytes();
+        let data = session(5 + (seq as usize * 97 + t * 31) % 3000, t as u8);
+        // When the ADD of this id was sent, if it succeeded.
+        let mut added_at: Option<Instant> = None;
+        for op in OPS {
+            let start = Instant::now();
+            let (result, _) = call(client, op, &id, &data);
+            let end = Instant::now();
+            let (answer, error) = match result {
+                Ok(a) => (Some(a), None),
+                Err(e) => (None, Some(e)),
+            };
+            match (&answer, added_at) {
+                (Some(Answer::Added), _) => added_at = Some(start),
+                (Some(Answer::Got(Some(d))), Some(_)) if *d != data => wrong.lock().unwrap().push(
+                    format!("thread {t}: GET {} returned {} other bytes", seq, d.len()),
+                ),
+                (Some(Answer::Got(Some(_))) | Some(Answer::Found(true)), None) => {
+                    wrong.lock().unwrap().push(format!(
+                        "thread {t}: {op:?} found id {seq}, whose ADD failed"
+                    ))
+                }
+                _ => {}
+            }
+            let failed = error.is_some();
+            records.push((
+                Record {
+                    thread: t,
+                    op,
+                    start,
+                    end,
+                    error,
+                },
+                answer,
+                added_at,
+            ));
+            if failed {
+                // The server is probably down: do not spin on refusals.
+                thread::sleep(Duration::from_millis(10));
+                break;
+            }
+        }
+    }
+    records
+}
+
+fn threads_through_restarts(net: Net, flags: Flags) {
+    const THREADS: usize = 32;
+    const CYCLES: usize = 3;
+    const UP: Duration = Duration::from_millis(800);
+    const DOWN: Duration = Duration::from_millis(300);
+    const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+    // Idle connections a client keeps (client.rs MAX_IDLE): without RETRY,
+    // each may fail one call once the new server is up.
+    const MAX_IDLE: usize = 32;
+
+    let mut server = ServerProcess::start(net, &["-sessions", "100000"]);
+    let client = Client::new(&server.address(), flags).expect("client");
+    client.set_timeout(CALL_TIMEOUT);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let wrong = Wrong::default();
+    // (up since, killed at) and (dead at, restarted at).
+    let mut ups: Vec<(Instant, Instant)> = Vec::new();
+    let mut downs: Vec<(Instant, Instant)> = Vec::new();
+    let records: Vec<_> = thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (client, stop, wrong) = (&client, &stop, &wrong);
+                s.spawn(move || worker(t, client, stop, wrong))
+            })
+            .collect();
+        let mut up_since = Instant::now();
+        for _ in 0..CYCLES {
+            thread::sleep(UP);
+            let kill_at = Instant::now();
+            server.kill();
+            let dead_at = Instant::now();
+            ups.push((up_since, kill_at));
+            thread::sleep(DOWN);
+            downs.push((dead_at, Instant::now()));
+            server.start_again();
+            up_since = Instant::now();
+        }
+        thread::sleep(UP);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let records = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect();
+        ups.push((up_since, Instant::now()));
+        records
+    });
+
+    let wrong = wrong.into_inner().unwrap();
+    assert!(wrong.is_empty(), "wrong answers: {wrong:?}");
+    let within = |(from, to): (Instant, Instant), r: &Record| r.start >= from && r.end <= to;
+    let retry_or_none =
+        !flags.contains(Flags::PERSISTENT) || flags.contains(Flags::PERSISTENT_RETRY);
+    let mut ok_while_up = 0;
+    let mut failed_while_down = 0;
+    let mut straddling = 0;
+    let mut stale_total = 0;
+    let mut verified = 0;
+    for (i, window) in ups.iter().enumerate() {
+        let mut stale = 0;
+        for (r, answer, added_at) in records.iter().filter(|(r, _, _)| within(*window, r)) {
+            match &r.error {
+                None => ok_while_up += 1,
+                Some(ClientError::Network(e)) if !retry_or_none && e.is_disconnect() => stale += 1,
+                Some(e) => panic!(
+                    "thread {} {:?} failed while the server was up (window {i}): {e:?}",
+                    r.thread, r.op
+                ),
+            }
+            // Stored and looked up within one window: it must be there.
+            let kept = added_at.is_some_and(|a| a >= window.0);
+            let lost = matches!(
+                (r.op, answer),
+                (Op::Get, Some(Answer::Got(None)))
+                    | (Op::Have | Op::Remove, Some(Answer::Found(false)))
+            );
+            assert!(
+                !(kept && lost),
+                "thread {} {:?}: a session stored while the server was up is gone (window {i})",
+                r.thread,
+                r.op
+            );
+            if kept && r.op != Op::Add && r.error.is_none() {
+                verified += 1;
+            }
+        }
+        stale_total += stale;
+        assert!(
+            stale <= MAX_IDLE,
+            "{stale} calls failed on connections to a dead server in window {i}"
+        );
+        // Every thread got calls through in every window.
+        for t in 0..THREADS {
+            assert!(
+                records
+                    .iter()
+                    .any(|(r, _, _)| r.thread == t && r.error.is_none() && within(*window, r)),
+                "thread {t} made no successful call in window {i}"
+            );
+        }
+    }
+    for window in &downs {
+        for (r, _, _) in records.iter().filter(|(r, _, _)| within(*window, r)) {
+            assert!(
+                r.error.is_some(),
+                "thread {} {:?} succeeded while the server was down",
+                r.thread,
+                r.op
+            );
+            failed_while_down += 1;
+        }
+    }
+    for (r, _, _) in &records {
+        if !ups.iter().chain(&downs).any(|w| within(*w, r)) {
+            straddling += 1;
+        }
+    }
+    // The first call of each thread that began after the last restart.
+    let last_up = ups.last().expect("a window").0;
+    for t in 0..THREADS {
+        let first = records
+            .iter()
+            .filter(|(r, _, _)| r.thread == t && r.start >= last_up)
+            .min_by_key(|(r, _, _)| r.start)
+            .expect("a call after the last restart");
+        if retry_or_none {
+            assert!(
+                first.0.error.is_none(),
+                "thread {t}: the first call after the last restart failed: {:?}",
+                first.0.error
+            );
+        }
+    }
+    println!(
+        "THREADS {net:?} flags {}: {} calls from {THREADS} threads over {CYCLES} kills and \
+         restarts; {ok_while_up} succeeded while the server was up ({verified} of them \
+         found a session stored in the same window, byte for byte), {stale_total} failed \
+         on a connection to a killed server after the new one was up, {failed_while_down} \
+         failed while it was down, {straddling} overlapped a kill or a start",
+        flags_name(flags),
+        records.len()
+    );
+}
+
+#[test]
+fn unix_flags_0() {
+    threads_through_restarts(Net::Unix, Flags::empty());
+}
+#[test]
+fn unix_persistent() {
+    threads_through_restarts(Net::Unix, Flags::PERSISTENT);
+}
+#[test]
+fn unix_persistent_retry() {
+    threads_through_restarts(Net::Unix, Flags::PERSISTENT | Flags::PERSISTENT_RETRY);
+}
+#[test]
+fn tcp_flags_0() {
+    threads_through_restarts(Net::Tcp, Flags::empty());
+}
+#[test]
+fn tcp_persistent() {
+    threads_through_restarts(Net::Tcp, Flags::PERSISTENT);
+}
+#[test]
+fn tcp_persistent_retry() {
+    threads_through_restarts(Net::Tcp, Flags::PERSISTENT | Flags::PERSISTENT_RETRY);
+}
