@@ -1,7 +1,7 @@
 //! Serving one connection: read, decode, answer, until the peer goes away,
 //! sends something malformed, or the server stops.
 
-use super::{handle_request_with, Clock, Policy, Stats};
+use super::{handle_request_outcome, Clock, Outcome, Policy, Stats};
 use crate::cache::Store;
 use crate::nal::Stream;
 use crate::proto::{Decoder, Role};
@@ -46,6 +46,7 @@ pub(super) fn serve(
     stop: &AtomicBool,
     policy: Policy,
 ) -> End {
+    let _open = stats.metrics().open_connection();
     if stream.set_read_timeout(Some(POLL_INTERVAL)).is_err()
         || stream.set_write_timeout(Some(SEND_TIMEOUT)).is_err()
     {
@@ -80,21 +81,36 @@ pub(super) fn serve(
         let mut input = &buf[..n];
         let now = clock.now();
         let mut sender = Sender::new(&stream);
+        // Each request is timed from the end of the previous one (or of
+        // the read): its decoding and carrying out.
+        let mut mark = Instant::now();
         while !input.is_empty() {
             let Ok((used, msg)) = decoder.decode(input) else {
+                stats.metrics().count_protocol_error();
                 // Answer what came before the bad bytes, then hang up.
                 let _ = sender.send(&mut out);
                 return End::Malformed;
             };
             input = &input[used..];
             if let Some(req) = msg {
-                if handle_request_with(policy, store, now, &req, &mut out).is_err() {
+                let done = handle_request_outcome(policy, store, now, &req, &mut out);
+                let finished = Instant::now();
+                let outcome = *done.as_ref().unwrap_or(&Outcome::Malformed);
+                stats
+                    .metrics()
+                    .record(req.command, outcome, finished - mark);
+                mark = finished;
+                if done.is_err() {
+                    stats.metrics().count_protocol_error();
                     let _ = sender.send(&mut out);
                     return End::Malformed;
                 }
                 stats.count_operation();
-                if out.len() >= MAX_PENDING && sender.send(&mut out).is_err() {
-                    return End::Io;
+                if out.len() >= MAX_PENDING {
+                    if sender.send(&mut out).is_err() {
+                        return End::Io;
+                    }
+                    mark = Instant::now();
                 }
             }
         }
