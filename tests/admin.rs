@@ -816,12 +816,16 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     found[0]
 }
 
-/// Sends raw bytes on a new connection and waits until the server closes it.
-fn send_and_wait_close(path: &Path, bytes: &[u8]) {
+/// Sends raw bytes on a new connection, closes its sending side, and
+/// returns what the server sent until it closed the connection too (by then
+/// the server no longer counts it as open).
+fn send_and_wait_close(path: &Path, bytes: &[u8]) -> Vec<u8> {
     let mut s = common::connect_unix(path, LIMIT);
     s.write_all(bytes).unwrap();
-    let mut sink = Vec::new();
-    let _ = s.read_to_end(&mut sink);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    reply
 }
 
 #[test]
@@ -848,12 +852,9 @@ fn the_metrics_page_is_valid_and_counts_what_was_done() {
     over.extend_from_slice(&604_800_001u32.to_be_bytes());
     over.extend_from_slice(&2u32.to_be_bytes());
     over.extend_from_slice(b"idd");
-    let mut s = common::connect_unix(&srv.socket, LIMIT);
-    s.write_all(&raw_frame(false, 0, 1, &over)).unwrap();
-    let mut reply = [0u8; 15];
-    s.read_exact(&mut reply).unwrap();
+    let reply = send_and_wait_close(&srv.socket, &raw_frame(false, 0, 1, &over));
+    assert_eq!(reply.len(), 15);
     assert_eq!(reply[14], 0x66, "refused: timeout range");
-    drop(s);
     send_and_wait_close(&srv.socket, &raw_frame(false, 0, 2, &[0, 0, 1]));
     send_and_wait_close(&srv.socket, b"GET / HTTP/1.0\r\n\r\n");
 
