@@ -29,8 +29,10 @@ use std::time::{Duration, Instant};
 const IDLE: Duration = Duration::from_secs(10);
 /// How long one write to the peer may take.
 const SEND: Duration = Duration::from_secs(10);
-/// Sessions copied from the store at a time while listing.
-const PAGE: usize = 1000;
+/// Sessions copied from the store at a time while listing: about a
+/// microsecond each under the store's lock, so a page holds up requests for
+/// a fraction of a millisecond.
+const PAGE: usize = 256;
 /// At most one log line about refused peers per this much time.
 const LOG_QUIET: Duration = Duration::from_secs(1);
 
