@@ -73,9 +73,12 @@ pub fn command_name(command: Command) -> &'static str {
     }
 }
 
-/// Upper bounds of the latency buckets, in nanoseconds, from 1 µs to 1 s;
-/// a last bucket (`+Inf`) takes the rest.
-pub const LATENCY_BOUNDS_NS: [u64; 16] = [
+/// Upper bounds of the latency buckets, in nanoseconds, from 250 ns to
+/// 1 s; a last bucket (`+Inf`) takes the rest. (Carrying out a request
+/// usually takes well under a microsecond.)
+pub const LATENCY_BOUNDS_NS: [u64; 18] = [
+    250,
+    500,
     1_000,
     2_500,
     5_000,
@@ -252,11 +255,11 @@ mod tests {
         m.record(Command::Get, Outcome::Miss, Duration::from_secs(5));
         m.record(Command::Add, Outcome::Exists, us(30));
         let get = m.latency(Command::Get);
-        assert_eq!(&get.counts[..4], &[2, 1, 0, 1]);
+        assert_eq!(&get.counts[..6], &[1, 0, 1, 1, 0, 1]);
         assert_eq!(get.counts[BUCKETS - 1], 1);
         assert_eq!(get.count(), 5);
         assert_eq!(get.sum_ns, 5_000_010_000);
-        assert_eq!(m.latency(Command::Add).counts[5], 1);
+        assert_eq!(m.latency(Command::Add).counts[7], 1);
         assert_eq!(m.latency(Command::Have).count(), 0);
         assert_eq!(m.operations(Command::Get, Outcome::Miss), 3);
         assert_eq!(m.operations(Command::Get, Outcome::Ok), 2);
