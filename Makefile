@@ -27,6 +27,7 @@ FILTERS   := libnal libdistcacheserver
 TOOLS_BIN := dc_server
 TOOLS_BIN += dc_test dc_snoop
 TOOLS_BIN += dc_client
+TOOLS_BIN += dc_admin
 # What a static link of libdistcache.a needs besides (rustc --print native-static-libs).
 NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 

@@ -517,6 +517,39 @@ impl Daemon {
         Ok(())
     }
 
+    /// Call before [`Daemon::secure`] for a UNIX socket file that gets a
+    /// mode of its own (`option` names the option that set it, for
+    /// errors): gives it the owner and group of `-sockowner` and
+    /// `-sockgroup`, as the listeners' socket files, and sets its mode.
+    pub fn secure_socket(
+        &self,
+        path: &Path,
+        mode: u32,
+        option: &'static str,
+    ) -> Result<(), DaemonError> {
+        let o = &self.options;
+        if o.sockowner.is_some() || o.sockgroup.is_some() {
+            set_socket_owner(path, o.sockowner.as_deref(), o.sockgroup.as_deref()).map_err(
+                |e| {
+                    let blame_group =
+                        matches!(e, DaemonError::NoSuchGroup(_)) || o.sockowner.is_none();
+                    DaemonError::Option {
+                        option: if blame_group {
+                            "sockgroup"
+                        } else {
+                            "sockowner"
+                        },
+                        source: Box::new(e),
+                    }
+                },
+            )?;
+        }
+        set_socket_mode(path, mode).map_err(|e| DaemonError::Option {
+            option,
+            source: Box::new(e),
+        })
+    }
+
     /// Call when the service is ready: starts the thread that runs `on_stop`
     /// at the first stop signal; with `-daemon`, moves to `/`, points the
     /// standard streams at `/dev/null`, sends [`log`] to syslog and lets the

@@ -38,6 +38,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod admin;
 pub mod cache;
 #[doc(hidden)]
 pub mod cli;

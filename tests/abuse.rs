@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 /// server one descriptor (and the server a thread); fewer are used when the
 /// open-file limit is too low for that many (see `silent_count`).
 const SILENT: usize = 2000;
-/// The well-behaved clients' timeout.
-const GOOD_TIMEOUT: Duration = Duration::from_secs(2);
+/// The well-behaved clients' timeout (the library's default).
+const GOOD_TIMEOUT: Duration = Duration::from_secs(5);
 /// The well-behaved clients go on at least this long.
 const MIN_RUN: Duration = Duration::from_secs(3);
 const IO_LIMIT: Duration = Duration::from_secs(5);

@@ -626,6 +626,7 @@ fn man_finds_a_function_through_its_link_page() {
         ("DC_CTX_get_session", "man3/DC_CTX_new.3"),
         ("NAL_config_set_nagle", "man3/NAL_CONNECTION_new.3"),
         ("dc_server", "man8/dc_server.8"),
+        ("dc_admin", "man8/dc_admin.8"),
     ] {
         let out =
             run(Command::new("man").arg("-M").arg(&man).args(["-w", name])).expect("man runs");

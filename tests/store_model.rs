@@ -8,7 +8,10 @@
 //! `Exists`; otherwise an ADD that, after that purge, finds `capacity`
 //! sessions stored evicts the clamp(capacity / 30, 1, 2000) sessions with the
 //! smallest (expiry, insertion order), counting them as evicted, and then
-//! inserts.
+//! inserts. Sessions are listed (`Store::list`, page by page) soonest
+//! expiry first, ties in insertion order, each with its size, expiry and
+//! the time it was added; `data_bytes` is the sum of the live sessions'
+//! data lengths.
 //!
 //! With a byte capacity, a session counts for the length of its id plus the
 //! length of its data; an ADD (of an id not live) of a session larger than
@@ -18,7 +21,9 @@
 //! one, counting each as evicted, while the stored bytes plus the new
 //! session's would exceed the byte capacity.
 
-use distcache::cache::{AddError, DropCounts, MemoryStore, Millis, Store, MAX_EVICTION_BATCH};
+use distcache::cache::{
+    AddError, DropCounts, MemoryStore, Millis, SessionInfo, Store, MAX_EVICTION_BATCH,
+};
 use proptest::prelude::*;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +39,7 @@ struct ModelEntry {
     data: Vec<u8>,
     expiry: Millis,
     seq: u64,
+    added: Millis,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +111,7 @@ impl Model {
             data: data.to_vec(),
             expiry: now.saturating_add(Millis::from(timeout)),
             seq: self.next_seq,
+            added: now,
         });
         self.next_seq += 1;
         Ok(())
@@ -141,11 +148,51 @@ impl Model {
             .sum()
     }
 
+    /// What a listing at `now` holds, in its order.
+    fn listing(&mut self, now: Millis) -> Vec<SessionInfo> {
+        self.purge(now);
+        let mut sorted: Vec<&ModelEntry> = self.entries.iter().collect();
+        sorted.sort_by_key(|e| (e.expiry, e.seq));
+        sorted
+            .into_iter()
+            .map(|e| SessionInfo {
+                id: e.id.clone(),
+                size: e.data.len(),
+                expiry: e.expiry,
+                added: e.added,
+            })
+            .collect()
+    }
+
+    fn data_bytes(&mut self, now: Millis) -> u64 {
+        self.purge(now);
+        self.entries.iter().map(|e| e.data.len() as u64).sum()
+    }
+
     fn drops(&self) -> DropCounts {
         DropCounts {
             evicted: self.evicted,
             expired: self.expired,
         }
+    }
+}
+
+/// The whole listing of the store at `now`, `page` sessions at a time.
+fn store_listing(store: &MemoryStore, now: Millis, page: usize) -> Vec<SessionInfo> {
+    let mut out = Vec::new();
+    let mut from = None;
+    loop {
+        let before = out.len();
+        from = store.list(now, from, page, &mut out).expect("lists");
+        assert!(out.len() - before <= page, "a page too long");
+        if from.is_none() {
+            return out;
+        }
+        assert_eq!(
+            out.len() - before,
+            page,
+            "a short page that is not the last"
+        );
     }
 }
 
@@ -338,6 +385,14 @@ fn run_against_model_with_bytes(
         if let Some(max) = max_bytes {
             prop_assert!(store.bytes(now) <= max);
         }
+        prop_assert_eq!(
+            store_listing(&store, now, step % 7 + 1),
+            model.listing(now),
+            "listing after step {} {:?}",
+            step,
+            op
+        );
+        prop_assert_eq!(store.data_bytes(now), Some(model.data_bytes(now)));
         prop_assert_eq!(
             store.drop_counts(),
             model.drops(),

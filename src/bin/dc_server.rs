@@ -3,9 +3,11 @@
 use distcache::cache::MemoryStore;
 use distcache::cli::{bytes_in, is_help, number_in, Args, CliError};
 use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
+use distcache::nal::{parse_mode, Listener};
 use distcache::proto::MAX_EXPIRY_MS;
 use distcache::server::{Server, ServerConfig, DEFAULT_MAX_CONNS};
 use distcache::Address;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,13 @@ Usage: dc_server [options]
                      at most 604800000)
   -progress <num>    also log a progress line whenever <num> more
                      operations are done (0 to 1000000)
+  -admin <addr>      serve the admin socket that dc_admin uses at <addr>, a
+                     UNIX socket (UNIX:/path); only root and the user the
+                     server runs as may use it
+  -adminperms <oct>  permissions of the admin socket file, in octal, as for
+                     -sockperms (default 600)
+  -metrics <addr>    serve the counters in the Prometheus text format over
+                     HTTP at <addr> (IP:port or IP:host:port), on /metrics
 ";
 
 const USAGE_TAIL: &str = "  -h, -help, -?      show this text
@@ -59,6 +68,7 @@ const MAX_IDLE_MS: u64 = 3_600_000;
 /// Descriptors the server needs besides its connections: standard streams,
 /// listeners, a spare, syslog, and some slack.
 const RESERVED_FDS: u64 = 16;
+const DEFAULT_ADMIN_PERMS: u32 = 0o600;
 
 struct Config {
     server: ServerConfig,
@@ -68,6 +78,32 @@ struct Config {
     min_expiry: u32,
     progress: Option<u64>,
     daemon: DaemonOptions,
+    inspect: Inspect,
+}
+
+/// Where the server can be looked into.
+#[derive(Default)]
+struct Inspect {
+    /// `-admin`: the admin socket's path.
+    admin: Option<PathBuf>,
+    /// `-adminperms`: its mode.
+    admin_perms: Option<u32>,
+    /// `-metrics`: the metrics page's TCP address.
+    metrics: Option<Address>,
+}
+
+fn admin_address(s: &str) -> Result<PathBuf, String> {
+    match Address::parse(s).map_err(|e| e.to_string())? {
+        Address::Unix(path) => Ok(path),
+        Address::Tcp { .. } => Err("the admin socket is a UNIX socket (UNIX:/path)".into()),
+    }
+}
+
+fn metrics_address(s: &str) -> Result<Address, String> {
+    match Address::parse(s).map_err(|e| e.to_string())? {
+        a @ Address::Tcp { .. } => Ok(a),
+        Address::Unix(_) => Err("the metrics page is served over TCP (IP:port)".into()),
+    }
 }
 
 enum Command {
@@ -84,6 +120,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut idle = 0;
     let mut progress = None;
     let mut daemon = DaemonOptions::default();
+    let mut inspect = Inspect::default();
     while let Some(opt) = args.next_option()? {
         match opt.as_str() {
             h if is_help(h) => return Ok(Command::Help),
@@ -96,6 +133,9 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
                 min_expiry = args.parsed("min-expiry", number_in(0, MAX_EXPIRY_MS.into()))?
             }
             "progress" => progress = Some(args.parsed("progress", number_in(0, MAX_PROGRESS))?),
+            "admin" => inspect.admin = Some(args.parsed("admin", admin_address)?),
+            "adminperms" => inspect.admin_perms = Some(args.parsed("adminperms", parse_mode)?),
+            "metrics" => inspect.metrics = Some(args.parsed("metrics", metrics_address)?),
             name => {
                 if !daemon.take(name, &mut args)? {
                     return Err(args.unknown());
@@ -105,6 +145,9 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     }
     if listen.is_empty() {
         return Err(CliError::Missing("no -listen address given"));
+    }
+    if inspect.admin_perms.is_some() && inspect.admin.is_none() {
+        return Err(CliError::Missing("-adminperms needs -admin"));
     }
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
@@ -117,6 +160,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
         min_expiry,
         progress,
         daemon,
+        inspect,
     })))
 }
 
@@ -197,6 +241,26 @@ fn serve(config: Config) -> Result<(), String> {
         };
         log(level, &n.to_string());
     });
+    // Bound before -user takes the privileges away, as the listeners.
+    let bind = |what: &str, addr: &Address| {
+        Listener::bind(addr)
+            .map(Arc::new)
+            .map_err(|e| format!("can't listen on {what} '{addr}': {e}"))
+    };
+    let admin = match &config.inspect.admin {
+        Some(path) => Some(bind("the admin socket", &Address::Unix(path.clone()))?),
+        None => None,
+    };
+    let metrics = match &config.inspect.metrics {
+        Some(addr) => Some(bind("the metrics address", addr)?),
+        None => None,
+    };
+    if let Some(path) = admin.as_ref().and_then(|l| l.socket_path()) {
+        let mode = config.inspect.admin_perms.unwrap_or(DEFAULT_ADMIN_PERMS);
+        daemon
+            .secure_socket(path, mode, "adminperms")
+            .map_err(|e| e.to_string())?;
+    }
     daemon
         .secure(&server.socket_paths())
         .map_err(|e| e.to_string())?;
@@ -205,6 +269,14 @@ fn serve(config: Config) -> Result<(), String> {
         server
             .spawn_progress(every, |line| log(Level::Info, line))
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(l) = &admin {
+        server
+            .spawn_admin(l.clone(), |line| log(Level::Warning, line))
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(l) = &metrics {
+        server.spawn_metrics(l.clone()).map_err(|e| e.to_string())?;
     }
     let stop = server.stop_handle();
     daemon
@@ -217,8 +289,28 @@ fn serve(config: Config) -> Result<(), String> {
         Level::Notice,
         &format!("serving on {}", describe_listeners(&server)),
     );
+    if let Some(path) = admin.as_ref().and_then(|l| l.socket_path()) {
+        log(
+            Level::Notice,
+            &format!("admin socket at {}", Address::Unix(path.into())),
+        );
+    }
+    if let Some(addr) = metrics.as_ref().and_then(|l| l.tcp_addr()) {
+        log(Level::Notice, &format!("metrics at http://{addr}/metrics"));
+    }
     server.run().map_err(|e| e.to_string())?;
-    for (path, e) in server.remove_socket_files() {
+    let mut failed = server.remove_socket_files();
+    // The admin thread ends within a moment of the stop; its socket file
+    // goes now, as the listeners' do.
+    if let Some(l) = &admin {
+        if let Err(e) = l.remove_socket_file() {
+            failed.push((
+                l.socket_path().unwrap_or(std::path::Path::new("")).into(),
+                e,
+            ));
+        }
+    }
+    for (path, e) in failed {
         log(
             Level::Warning,
             &format!("can't remove socket file '{}': {e}", path.display()),

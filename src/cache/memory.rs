@@ -1,7 +1,8 @@
-use super::{AddError, Millis, Store};
+use super::{AddError, ListCursor, ListError, Millis, SessionInfo, Store};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 /// The in-memory session store: a hash table of sessions, an index of them
@@ -26,6 +27,9 @@ use std::sync::{Mutex, MutexGuard};
 /// the eviction for the session capacity, an ADD that would take the count
 /// over the byte capacity evicts the sessions that expire soonest, one at a
 /// time and only as many as it must, counted as evicted like the others.
+///
+/// A listing ([`Store::list`]) goes through the expiry index, soonest
+/// expiry first, one page per lock.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,
@@ -41,6 +45,8 @@ struct Table {
     next_seq: u64,
     /// Bytes of ids and data of the sessions stored.
     bytes: u64,
+    /// Bytes of data alone of the sessions stored.
+    data_bytes: u64,
     evicted: u64,
     expired: u64,
 }
@@ -53,6 +59,8 @@ struct Record {
     id_len: usize,
     expiry: Millis,
     seq: u64,
+    /// When it was stored.
+    added: Millis,
 }
 
 impl Record {
@@ -203,6 +211,7 @@ impl Table {
     fn forget(&mut self, id: &[u8]) {
         if let Some(r) = self.map.take(id) {
             self.bytes -= r.bytes.len() as u64;
+            self.data_bytes -= r.data().len() as u64;
         }
     }
 
@@ -211,6 +220,7 @@ impl Table {
             Some(r) => {
                 self.by_expiry.remove(&(r.expiry, r.seq));
                 self.bytes -= r.bytes.len() as u64;
+                self.data_bytes -= r.data().len() as u64;
                 true
             }
             None => false,
@@ -245,11 +255,13 @@ impl Store for MemoryStore {
         let expiry = now.saturating_add(Millis::from(timeout_msecs));
         t.bytes += size;
         t.by_expiry.insert((expiry, seq), id.into());
+        t.data_bytes += data.len() as u64;
         t.map.insert(Record {
             bytes: [id, data].concat().into_boxed_slice(),
             id_len: id.len(),
             expiry,
             seq,
+            added: now,
         });
         Ok(())
     }
@@ -277,8 +289,45 @@ impl Store for MemoryStore {
         self.lock_at(now).map.len()
     }
 
+    fn data_bytes(&self, now: Millis) -> Option<u64> {
+        Some(self.lock_at(now).data_bytes)
+    }
+
     fn drop_counts(&self) -> DropCounts {
         MemoryStore::drop_counts(self)
+    }
+
+    fn list(
+        &self,
+        now: Millis,
+        from: Option<ListCursor>,
+        max: usize,
+        out: &mut Vec<SessionInfo>,
+    ) -> Result<Option<ListCursor>, ListError> {
+        let max = max.max(1);
+        let t = self.lock_at(now);
+        let start = match from {
+            Some(ListCursor(expiry, seq)) => Bound::Excluded((expiry, seq)),
+            None => Bound::Unbounded,
+        };
+        let mut last = None;
+        let mut taken = 0;
+        for (&key, id) in t.by_expiry.range((start, Bound::Unbounded)).take(max) {
+            taken += 1;
+            last = Some(key);
+            if let Some(r) = t.map.get(&id[..]) {
+                out.push(SessionInfo {
+                    id: id.to_vec(),
+                    size: r.data().len(),
+                    expiry: r.expiry,
+                    added: r.added,
+                });
+            }
+        }
+        Ok(match last {
+            Some((expiry, seq)) if taken == max => Some(ListCursor(expiry, seq)),
+            _ => None,
+        })
     }
 }
 
@@ -292,5 +341,90 @@ mod tests {
         assert_eq!([batch(1), batch(29), batch(64), batch(512)], [1, 1, 2, 17]);
         assert_eq!(batch(60_000), 2000);
         assert_eq!(batch(10_000_000), MAX_EVICTION_BATCH);
+    }
+
+    fn list_all(s: &MemoryStore, now: Millis, page: usize) -> Vec<SessionInfo> {
+        let mut out = Vec::new();
+        let mut from = None;
+        let mut pages = 0;
+        loop {
+            let before = out.len();
+            from = s.list(now, from, page, &mut out).unwrap();
+            assert!(out.len() - before <= page.max(1));
+            pages += 1;
+            assert!(pages < 1000, "the listing does not end");
+            if from.is_none() {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn listing_goes_page_by_page_soonest_expiry_first() {
+        let s = MemoryStore::new(100);
+        for i in 0..10u32 {
+            s.add(
+                u64::from(i),
+                1000 - i * 10,
+                &i.to_be_bytes(),
+                &vec![7; i as usize],
+            )
+            .unwrap();
+        }
+        for page in [0, 1, 3, 10, 11, 100] {
+            let all = list_all(&s, 20, page);
+            assert_eq!(all.len(), 10, "page {page}");
+            let ids: Vec<u32> = all
+                .iter()
+                .map(|e| u32::from_be_bytes(e.id[..].try_into().unwrap()))
+                .collect();
+            assert_eq!(ids, (0..10).rev().collect::<Vec<_>>(), "page {page}");
+            for e in &all {
+                let i = u64::from(u32::from_be_bytes(e.id[..].try_into().unwrap()));
+                assert_eq!(
+                    (e.size as u64, e.added, e.expiry),
+                    (i, i, i + 1000 - i * 10)
+                );
+            }
+        }
+        // Expired sessions are not listed.
+        assert_eq!(list_all(&s, 960, 4).len(), 5);
+    }
+
+    #[test]
+    fn a_listing_survives_changes_between_pages() {
+        let s = MemoryStore::new(100);
+        for i in 0..6u8 {
+            s.add(0, 100 + u32::from(i), &[i], b"d").unwrap();
+        }
+        let mut out = Vec::new();
+        let from = s.list(1, None, 2, &mut out).unwrap();
+        assert!(s.remove(1, &[0]), "already listed");
+        assert!(s.remove(1, &[3]), "not listed yet");
+        s.add(1, 1000, b"new", b"d").unwrap();
+        let mut from = from;
+        while from.is_some() {
+            from = s.list(1, from, 2, &mut out).unwrap();
+        }
+        let ids: Vec<&[u8]> = out.iter().map(|e| &e.id[..]).collect();
+        assert_eq!(ids, [&[0][..], &[1], &[2], &[4], &[5], b"new"]);
+    }
+
+    #[test]
+    fn data_bytes_follow_every_change() {
+        let s = MemoryStore::new(3);
+        s.add(0, 10, b"a", &[0; 100]).unwrap();
+        s.add(0, 20, b"b", &[0; 10]).unwrap();
+        assert_eq!(s.data_bytes(0), Some(110));
+        assert_eq!(s.add(0, 20, b"b", &[0; 5]), Err(AddError::Exists));
+        assert_eq!(s.data_bytes(0), Some(110));
+        s.add(0, 30, b"c", &[0; 1]).unwrap();
+        s.add(0, 30, b"d", &[0; 2]).unwrap(); // evicts "a"
+        assert_eq!(s.data_bytes(0), Some(13));
+        assert!(s.remove(0, b"b"));
+        assert_eq!(s.data_bytes(0), Some(3));
+        assert_eq!(s.data_bytes(30), Some(0), "c and d expired");
+        let counts = Store::drop_counts(&s);
+        assert_eq!((counts.evicted, counts.expired), (1, 2));
     }
 }

@@ -23,4 +23,4 @@ pub use error::NalError;
 pub use listener::Listener;
 pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{read_timer_for, Deadline, Stream};
-pub use sys::raise_fd_limit;
+pub use sys::{peer_credentials, raise_fd_limit, PeerCredentials};

@@ -209,6 +209,12 @@ impl Stream {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.socket).read(buf)
     }
+
+    /// Shuts down the sending side: the peer reads the end of the stream
+    /// once it has read what was sent.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.socket.shutdown(std::net::Shutdown::Write)
+    }
 }
 
 impl AsFd for Stream {

@@ -83,3 +83,66 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
     Ok(lim.rlim_cur)
 }
+
+/// Who is at the other end of a UNIX socket, as the kernel recorded it when
+/// the connection was made (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+/// The credentials of the peer of the connected UNIX socket `fd`.
+pub fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<PeerCredentials> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a valid, writable ucred and `len` holds its size,
+    // both for the call's duration; the descriptor is borrowed, so it
+    // stays open.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the socket reports no peer credentials",
+        ));
+    }
+    Ok(PeerCredentials {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_socket_pair_reports_this_process() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let cred = peer_credentials(a.as_fd()).unwrap();
+        let (_, euid, egid) = crate::nal::process::current_ids();
+        assert_eq!(cred.pid, std::process::id() as i32);
+        assert_eq!((cred.uid, cred.gid), (euid, egid));
+    }
+}

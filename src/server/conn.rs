@@ -10,7 +10,7 @@
 //! no further than its socket buffers: the thread waits to send, and drops
 //! the connection after [`SEND_TIMEOUT`].
 
-use super::{handle_request_with, Clock, Policy, Stats};
+use super::{handle_request_outcome, Clock, Outcome, Policy, Stats};
 use crate::cache::Store;
 use crate::nal::Stream;
 use crate::proto::{Decoder, Role};
@@ -70,6 +70,7 @@ pub(super) fn serve(
     policy: Policy,
     timeouts: Timeouts,
 ) -> End {
+    let _open = stats.metrics().open_connection();
     // Wake often enough to see the stop flag and the idle timeout.
     let wake = timeouts
         .idle
@@ -118,8 +119,12 @@ pub(super) fn serve(
         let now = clock.now();
         let mut sender = Sender::new(&stream);
         let mut request_begins_here = !decoder.is_mid_message();
+        // Each request is timed from the end of the previous one (or of
+        // the read): its decoding and carrying out.
+        let mut mark = last_active;
         while !input.is_empty() {
             let Ok((used, msg)) = decoder.decode(input) else {
+                stats.metrics().count_protocol_error();
                 // Answer what came before the bad bytes, then hang up.
                 let _ = sender.send(&mut out);
                 return End::Malformed;
@@ -127,13 +132,24 @@ pub(super) fn serve(
             input = &input[used..];
             if let Some(req) = msg {
                 request_begins_here = true;
-                if handle_request_with(policy, store, now, &req, &mut out).is_err() {
+                let done = handle_request_outcome(policy, store, now, &req, &mut out);
+                let finished = Instant::now();
+                let outcome = *done.as_ref().unwrap_or(&Outcome::Malformed);
+                stats
+                    .metrics()
+                    .record(req.command, outcome, finished - mark);
+                mark = finished;
+                if done.is_err() {
+                    stats.metrics().count_protocol_error();
                     let _ = sender.send(&mut out);
                     return End::Malformed;
                 }
                 stats.count_operation();
-                if out.len() >= MAX_PENDING && sender.send(&mut out).is_err() {
-                    return End::Io;
+                if out.len() >= MAX_PENDING {
+                    if sender.send(&mut out).is_err() {
+                        return End::Io;
+                    }
+                    mark = Instant::now();
                 }
             }
         }

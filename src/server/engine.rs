@@ -60,6 +60,9 @@ pub enum ServerError {
     /// A worker thread could not be started.
     #[error("can't start a worker thread: {0}")]
     Thread(#[source] io::Error),
+    /// The admin socket or the metrics page could not be set up.
+    #[error("can't set up the {0}: {1}")]
+    Inspect(&'static str, #[source] io::Error),
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -109,7 +112,39 @@ impl StopHandle {
     }
 }
 
+/// What the inspection threads (admin socket, metrics page) read from a
+/// server: its store, counters and clock, and whether it is stopping.
+#[derive(Debug, Clone)]
+pub struct ServerView(Arc<Shared>);
+
+impl ServerView {
+    /// The store the server serves from.
+    pub fn store(&self) -> &dyn Store {
+        &*self.0.store
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.0.stats
+    }
+
+    /// The server's clock.
+    pub fn clock(&self) -> Clock {
+        self.0.clock
+    }
+
+    /// Whether the server was asked to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.0.stop.load(Ordering::Relaxed)
+    }
+}
+
 impl Server {
+    /// A view of the server for threads that report on it.
+    pub fn view(&self) -> ServerView {
+        ServerView(self.shared.clone())
+    }
+
     /// Binds every listener of `config` with an in-memory store.
     pub fn bind(config: &ServerConfig) -> Result<Server, ServerError> {
         if config.sessions == 0 {

@@ -1,3 +1,4 @@
+use super::metrics::Outcome;
 use crate::cache::{AddError, Millis, Store};
 use crate::proto::{encode_message, AddRequest, Command, Message, ProtoError, Status};
 use std::time::Instant;
@@ -50,8 +51,21 @@ pub fn handle_request_with(
     req: &Message,
     out: &mut Vec<u8>,
 ) -> Result<(), ProtoError> {
-    let payload = reply_payload_with(policy, store, now, req.command, &req.payload)?;
-    encode_message(out, true, req.uid, req.command, &payload)
+    handle_request_outcome(policy, store, now, req, out).map(|_| ())
+}
+
+/// [`handle_request_with`], also telling how the request ended (an `Err`
+/// is an ADD counted as [`Outcome::Malformed`]).
+pub fn handle_request_outcome(
+    policy: Policy,
+    store: &dyn Store,
+    now: Millis,
+    req: &Message,
+    out: &mut Vec<u8>,
+) -> Result<Outcome, ProtoError> {
+    let (payload, outcome) = carry_out(policy, store, now, req.command, &req.payload)?;
+    encode_message(out, true, req.uid, req.command, &payload)?;
+    Ok(outcome)
 }
 
 /// Carries out one request against `store` and returns the reply's payload:
@@ -74,26 +88,43 @@ pub fn reply_payload_with(
     command: Command,
     payload: &[u8],
 ) -> Result<Vec<u8>, ProtoError> {
-    let status = |s: Status| vec![s.wire()];
-    let found = |yes: bool| status(if yes { Status::Ok } else { Status::NotFound });
+    carry_out(policy, store, now, command, payload).map(|(reply, _)| reply)
+}
+
+/// The reply's payload and how the request ended.
+fn carry_out(
+    policy: Policy,
+    store: &dyn Store,
+    now: Millis,
+    command: Command,
+    payload: &[u8],
+) -> Result<(Vec<u8>, Outcome), ProtoError> {
+    let status = |s: Status, o: Outcome| (vec![s.wire()], o);
+    let found = |yes: bool| {
+        if yes {
+            status(Status::Ok, Outcome::Ok)
+        } else {
+            status(Status::NotFound, Outcome::Miss)
+        }
+    };
     Ok(match command {
-        Command::Add => status(match AddRequest::parse(payload)? {
-            Err(refusal) => refusal,
+        Command::Add => match AddRequest::parse(payload)? {
+            Err(refusal) => status(refusal, Outcome::Refused),
             Ok(add) => {
                 let timeout = add.timeout_msecs.max(policy.min_expiry_msecs);
                 match store.add(now, timeout, add.id, add.data) {
-                    Ok(()) => Status::Ok,
-                    Err(AddError::Exists) => Status::AddMatchingSession,
-                    Err(AddError::Refused) => Status::AddDataRange,
+                    Ok(()) => status(Status::Ok, Outcome::Ok),
+                    Err(AddError::Exists) => status(Status::AddMatchingSession, Outcome::Exists),
+                    Err(AddError::Refused) => status(Status::AddDataRange, Outcome::Refused),
                 }
             }
-        }),
+        },
         Command::Get => {
             let mut data = Vec::new();
             if store.get_into(now, payload, &mut data) {
-                data
+                (data, Outcome::Ok)
             } else {
-                status(Status::NotFound)
+                status(Status::NotFound, Outcome::Miss)
             }
         }
         Command::Remove => found(store.remove(now, payload)),

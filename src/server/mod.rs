@@ -1,19 +1,33 @@
 //! The cache server: what each request does to the store
 //! ([`handle_request`]), and the `dc_server` engine ([`Server`]): listeners,
-//! a pool of worker threads with blocking sockets, and counters.
+//! a pool of worker threads with blocking sockets, and counters; and what
+//! lets an operator see inside a running server: the counters
+//! ([`Metrics`], [`Report`]), the admin socket ([`Server::spawn_admin`]) and
+//! the metrics page ([`Server::spawn_metrics`]).
 
+mod admin;
 mod admission;
 mod conn;
 mod embedded;
 mod engine;
+mod exposition;
 mod handler;
+mod http;
+mod inspect;
+mod metrics;
 mod progress;
+mod report;
 
 pub use admission::{Notice, DEFAULT_MAX_CONNS};
 pub use embedded::Embedded;
-pub use engine::{Server, ServerConfig, ServerError, StopHandle};
-pub use handler::{handle_request, handle_request_with, reply_payload, Clock, Policy};
+pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle};
+pub use exposition::{exposition, CONTENT_TYPE};
+pub use handler::{
+    handle_request, handle_request_outcome, handle_request_with, reply_payload, Clock, Policy,
+};
+pub use metrics::{command_name, Latency, Metrics, OpenConnection, Outcome, LATENCY_BOUNDS_NS};
 pub use progress::Progress;
+pub use report::Report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     operations: AtomicU64,
     connections: AtomicU64,
+    metrics: Metrics,
 }
 
 impl Stats {
@@ -33,6 +48,10 @@ impl Stats {
     /// limit).
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
+    }
+    /// The detailed counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
     fn count_operation(&self) {
         self.operations.fetch_add(1, Ordering::Relaxed);
