@@ -15,7 +15,7 @@ use crate::proto::{
     encode_message, next_request_uid, AddRequest, Command, Decoder, ProtoError, Role, Status,
     MAX_TOTAL_DATA,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::BitOr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -131,7 +131,6 @@ struct Conn {
     armed_for: Duration,
     decoder: Decoder,
     out: Vec<u8>,
-    buf: Box<[u8]>,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -143,8 +142,15 @@ const REGET_SLOTS: usize = 4;
 /// recently (most recent first): (client serial, id, data).
 type LastGets = Vec<(u64, Vec<u8>, Vec<u8>)>;
 
+/// The serial of a slot whose memory was forgotten (serials start at 1);
+/// its buffers are kept for the next `get`.
+const FORGOTTEN: u64 = 0;
+
 thread_local! {
     static LAST_GET: RefCell<LastGets> = const { RefCell::new(Vec::new()) };
+    /// Where this thread's round trips read replies into (taken while one
+    /// is under way), so that a connection per operation allocates none.
+    static READ_BUF: Cell<Option<Box<[u8]>>> = const { Cell::new(None) };
 }
 
 impl Client {
@@ -249,8 +255,19 @@ impl Client {
         // The memory is unavailable only while the thread is exiting.
         let _ = LAST_GET.try_with(|l| {
             let mut l = l.borrow_mut();
-            l.truncate(REGET_SLOTS - 1);
-            l.insert(0, (self.serial, id.to_vec(), reply.clone()));
+            // Reuse a forgotten slot's buffers (this client's own, most
+            // likely), else those of the least recent client.
+            let reuse = l
+                .iter()
+                .position(|(serial, _, _)| *serial == FORGOTTEN)
+                .or_else(|| (l.len() >= REGET_SLOTS).then(|| l.len() - 1));
+            let (_, mut last_id, mut data) =
+                reuse.map_or((FORGOTTEN, Vec::new(), Vec::new()), |i| l.remove(i));
+            last_id.clear();
+            last_id.extend_from_slice(id);
+            data.clear();
+            data.extend_from_slice(&reply);
+            l.insert(0, (self.serial, last_id, data));
         });
         Ok(Some(reply))
     }
@@ -288,8 +305,11 @@ impl Client {
     fn forget_last_get(&self) {
         // The memory is unavailable only while the thread is exiting.
         let _ = LAST_GET.try_with(|l| {
-            l.borrow_mut()
-                .retain(|(serial, _, _)| *serial != self.serial)
+            for slot in l.borrow_mut().iter_mut() {
+                if slot.0 == self.serial {
+                    slot.0 = FORGOTTEN;
+                }
+            }
         });
     }
 
@@ -406,7 +426,6 @@ impl Conn {
             armed_for: timeout,
             decoder: Decoder::new(Role::Client),
             out: Vec::new(),
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
         })
     }
 
@@ -429,9 +448,28 @@ impl Conn {
         self.out.clear();
         encode_message(&mut self.out, false, uid, cmd, payload)?;
         self.stream.write_all_before(&self.out, deadline)?;
+        // The memory is unavailable only while the thread is exiting.
+        let mut buf = READ_BUF
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vec![0; READ_CHUNK].into_boxed_slice());
+        let reply = self.read_reply(&mut buf, uid, cmd, deadline);
+        let _ = READ_BUF.try_with(|b| b.set(Some(buf)));
+        reply
+    }
+
+    /// Reads the reply to request `uid`, a `cmd`, into `buf`.
+    fn read_reply(
+        &mut self,
+        buf: &mut [u8],
+        uid: u32,
+        cmd: Command,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, ClientError> {
         loop {
-            let n = self.stream.read_before(&mut self.buf, deadline)?;
-            let (used, msg) = self.decoder.decode(&self.buf[..n])?;
+            let n = self.stream.read_before(buf, deadline)?;
+            let (used, msg) = self.decoder.decode(&buf[..n])?;
             let Some(msg) = msg else { continue };
             if used != n {
                 return Err(ClientError::UnexpectedReply("bytes after the reply"));

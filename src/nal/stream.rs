@@ -1,4 +1,4 @@
-use super::sys::{recv_nowait, wait, Ready};
+use super::sys::{clear_status_flags, recv_nowait, wait, Ready};
 use super::{Address, NalError};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read};
@@ -59,23 +59,30 @@ pub fn read_timer_for(timeout: Duration) -> Option<Duration> {
 
 impl Stream {
     /// Connects to `addr` before `deadline`. The stream is blocking, with
-    /// no receive timer armed.
+    /// no receive timer armed. A UNIX server whose backlog is full fails
+    /// the connect at once.
     pub fn connect(addr: &Address, deadline: Deadline) -> Result<Stream, NalError> {
-        let (domain, sockaddr) = connect_target(addr)?;
-        let socket = Socket::new(domain, Type::STREAM, None)?;
-        socket
-            .connect_timeout(&sockaddr, deadline.remaining()?)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::TimedOut {
-                    NalError::TimedOut
-                } else {
-                    NalError::Io(e)
-                }
-            })?;
+        deadline.remaining()?;
+        let (socket, mut connected) = start_connect(addr)?;
+        while !connected {
+            if !wait(socket.as_fd(), Ready::Write, deadline.remaining()?)? {
+                return Err(NalError::TimedOut);
+            }
+            if let Some(e) = socket.take_error()? {
+                return Err(NalError::Io(e));
+            }
+            // Writable without an error means connected, unless the wait
+            // was cut short by a signal.
+            connected = match socket.peer_addr() {
+                Ok(_) => true,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => false,
+                Err(e) => return Err(NalError::Io(e)),
+            };
+        }
         if matches!(addr, Address::Tcp { .. }) {
             socket.set_nodelay(true)?;
         }
-        socket.set_nonblocking(false)?;
+        clear_status_flags(socket.as_fd())?;
         Ok(Stream::from_socket(socket))
     }
 

@@ -59,6 +59,18 @@ pub(crate) fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usiz
     }
 }
 
+/// Clears the file status flags of `fd` (`O_NONBLOCK` above all) in one
+/// system call: for a socket this process just made, whose only such flag
+/// is `O_NONBLOCK`, it makes the socket blocking.
+pub(crate) fn clear_status_flags(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_SETFL takes an int and touches no memory of ours; the
+    // descriptor is borrowed, so it stays open.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Raises this process's soft limit on open files to its hard limit, so that
 /// a server can hold as many connections as the system allows it. Returns
 /// the limit in force afterwards.

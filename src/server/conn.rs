@@ -44,6 +44,12 @@ pub(super) struct Timeouts {
     pub(super) idle: Option<Duration>,
 }
 
+/// A worker's read buffer, kept from one connection to the next so that a
+/// connection per operation costs no allocation of it.
+pub(super) fn read_buffer() -> Box<[u8]> {
+    vec![0u8; READ_CHUNK].into_boxed_slice()
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub(super) enum End {
@@ -61,6 +67,8 @@ pub(super) enum End {
     Stalled,
 }
 
+// The server's shared state, piece by piece, plus the worker's buffer.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn serve(
     stream: Stream,
     store: &dyn Store,
@@ -69,6 +77,7 @@ pub(super) fn serve(
     stop: &AtomicBool,
     policy: Policy,
     timeouts: Timeouts,
+    buf: &mut [u8],
 ) -> End {
     let _open = stats.metrics().open_connection();
     // Wake often enough to see the stop flag and the idle timeout.
@@ -81,7 +90,6 @@ pub(super) fn serve(
         return End::Io;
     }
     let mut decoder = Decoder::new(Role::Server);
-    let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::with_capacity(IDLE_BUFFER);
     let mut stop_seen: Option<Instant> = None;
     // When bytes last arrived, and when the request half-received began.
@@ -98,7 +106,7 @@ pub(super) fn serve(
         if let Some(end) = expired(&decoder, last_active, request_began, timeouts) {
             return end;
         }
-        let n = match stream.recv(&mut buf) {
+        let n = match stream.recv(buf) {
             Ok(0) => return End::PeerClosed,
             Ok(n) => {
                 last_active = Instant::now();

@@ -14,7 +14,7 @@
 //! are accepted and closed at once (see [`Notice`]).
 
 use super::admission::{is_out_of_descriptors, Admission, Notice, DEFAULT_MAX_CONNS};
-use super::conn::{serve, Timeouts, POLL_INTERVAL};
+use super::conn::{read_buffer, serve, Timeouts, POLL_INTERVAL};
 use super::{Clock, Policy, Progress, Stats};
 use crate::cache::{MemoryStore, Store};
 use crate::nal::{Address, Listener, NalError};
@@ -364,6 +364,7 @@ impl Pool {
 
     fn work(self: Arc<Self>) {
         let sh = &*self.shared;
+        let mut buf = read_buffer();
         loop {
             if sh.stop.load(Ordering::Relaxed) {
                 self.idle.fetch_sub(1, Ordering::AcqRel);
@@ -428,6 +429,7 @@ impl Pool {
                 &sh.stop,
                 sh.policy(),
                 sh.timeouts(),
+                &mut buf,
             );
             drop(ticket);
             if self.idle.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
