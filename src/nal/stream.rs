@@ -155,7 +155,7 @@ impl Stream {
 
     /// Reads some bytes into `buf` before `deadline`. Returns at least one
     /// byte, or an error (`Closed` at end of stream).
-    pub fn read_before(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, NalError> {
+    pub fn read_before(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize, NalError> {
         loop {
             let left = deadline.remaining()?;
             let blocking = self
@@ -181,7 +181,7 @@ impl Stream {
     }
 
     /// Writes all of `buf` before `deadline`.
-    pub fn write_all_before(&mut self, mut buf: &[u8], deadline: Deadline) -> Result<(), NalError> {
+    pub fn write_all_before(&self, mut buf: &[u8], deadline: Deadline) -> Result<(), NalError> {
         while !buf.is_empty() {
             match self.send_with(buf, libc::MSG_DONTWAIT) {
                 Ok(0) => return Err(NalError::Closed),
@@ -255,8 +255,7 @@ fn connect_target(addr: &Address) -> Result<(Domain, SockAddr), NalError> {
 /// `SO_ERROR` then tells how).
 pub(crate) fn start_connect(addr: &Address) -> Result<(Socket, bool), NalError> {
     let (domain, sockaddr) = connect_target(addr)?;
-    let socket = Socket::new(domain, Type::STREAM.cloexec(), None)?;
-    socket.set_nonblocking(true)?;
+    let socket = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)?;
     match socket.connect(&sockaddr) {
         Ok(()) => Ok((socket, true)),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),

@@ -4,7 +4,7 @@
 //! Memory is bounded whatever the client does: the read buffer
 //! ([`READ_CHUNK`]), the decoder's message being reassembled (at most 32 KiB,
 //! in a buffer that grows to at most 64 KiB), the request being handled and
-//! its reply (32 KiB each), and the replies not yet sent (sent, blocking, as
+//! its reply (32 KiB each), and the replies not yet sent (sent, waiting, as
 //! soon as they reach [`MAX_PENDING`], so at most that plus one reply, in a
 //! buffer of at most twice that). A client that sends without reading gets
 //! no further than its socket buffers: the thread waits to send, and drops
@@ -12,7 +12,7 @@
 
 use super::{handle_request_outcome, Clock, Outcome, Policy, Stats};
 use crate::cache::Store;
-use crate::nal::Stream;
+use crate::nal::{Deadline, NalError, Stream};
 use crate::proto::{Decoder, Role};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,9 +84,7 @@ pub(super) fn serve(
     let wake = timeouts
         .idle
         .map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL));
-    if stream.set_read_timeout(Some(wake)).is_err()
-        || stream.set_write_timeout(Some(SEND_TIMEOUT)).is_err()
-    {
+    if stream.set_read_timeout(Some(wake)).is_err() {
         return End::Io;
     }
     let mut decoder = Decoder::new(Role::Server);
@@ -198,49 +196,23 @@ fn expired(
 /// Sends the replies to one batch of requests, all before one deadline.
 struct Sender<'a> {
     stream: &'a Stream,
-    deadline: Instant,
-    /// Whether the socket's send timeout is still the full SEND_TIMEOUT.
-    full_timeout: bool,
+    deadline: Deadline,
 }
 
 impl<'a> Sender<'a> {
     fn new(stream: &'a Stream) -> Self {
         Sender {
             stream,
-            deadline: Instant::now() + SEND_TIMEOUT,
-            full_timeout: true,
+            deadline: Deadline::after(SEND_TIMEOUT),
         }
     }
 
-    /// Sends and empties `out`.
-    fn send(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        let mut bytes = &out[..];
-        while !bytes.is_empty() {
-            match self.stream.send(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if n == bytes.len() => break,
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            // A partial send: the client reads slowly. Bound what is left
-            // of the batch's time, not each call.
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            self.stream.set_write_timeout(Some(left))?;
-            self.full_timeout = false;
-        }
+    /// Sends and empties `out`. The socket's send calls do not wait; when
+    /// the client reads slowly, the wait for room is bounded by what is left
+    /// of the batch's time, not by each call.
+    fn send(&mut self, out: &mut Vec<u8>) -> Result<(), NalError> {
+        self.stream.write_all_before(out, self.deadline)?;
         out.clear();
         Ok(())
-    }
-}
-
-impl Drop for Sender<'_> {
-    fn drop(&mut self) {
-        if !self.full_timeout {
-            let _ = self.stream.set_write_timeout(Some(SEND_TIMEOUT));
-        }
     }
 }
