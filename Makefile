@@ -9,6 +9,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
+#   make fuzz [FUZZ_SECONDS=60]  run every cargo-fuzz target that long (nightly)
 
 PREFIX    ?= /usr/local
 DESTDIR   ?=
@@ -38,7 +39,7 @@ MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 DURATION  ?= 600
 
-.PHONY: all build demo test bench soak lint check headers install install-docs stage clean
+.PHONY: all build demo test bench soak fuzz lint check headers install install-docs stage clean
 
 all: build
 
@@ -106,6 +107,30 @@ check: $(CBINDGEN) build
 	@diff -u target/check/exports.expected target/check/exports.actual || \
 		{ echo "exported symbols differ from abi/exports.tsv"; exit 1; }
 	@echo "check: headers and exported symbols are current"
+
+# Fuzzing needs the nightly toolchain. Each target starts from its saved
+# inputs (fuzz/regressions/<target>, never written to) and its working corpus
+# (fuzz/corpus/<target>, not checked in); a failing input lands in
+# fuzz/artifacts/<target>/.
+CARGO_FUZZ   := $(TOOLS)/bin/cargo-fuzz
+FUZZ_CARGO   ?= cargo +nightly
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := decoder reassembly add_payload address plug server
+FUZZ_FLAGS   := -max_len=70000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --root $(TOOLS)
+
+fuzz: $(CARGO_FUZZ)
+	@mkdir -p target/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s (log: target/fuzz/$$t.log)"; \
+		PATH="$(TOOLS)/bin:$$PATH" $(FUZZ_CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/regressions/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) > target/fuzz/$$t.log 2>&1 || \
+			{ tail -n 40 target/fuzz/$$t.log; echo "fuzz: $$t failed; its input is in fuzz/artifacts/$$t/"; exit 1; }; \
+		echo "fuzz: $$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second' target/fuzz/$$t.log)"; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

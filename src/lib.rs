@@ -48,6 +48,8 @@ pub mod client;
 pub mod daemon;
 #[doc(hidden)]
 pub mod dctest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod nal;
 pub mod plug;
 pub mod proto;

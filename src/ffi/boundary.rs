@@ -92,3 +92,111 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
+
+// These tests make no system calls, so that Miri can check the pointer
+// handling: `cargo +nightly miri test --lib ffi::`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::ffi::c_char;
+
+    #[test]
+    fn guard_turns_a_panic_into_the_failure_value() {
+        assert_eq!(guard(-1, || 7), 7);
+        assert_eq!(guard(-1, || -> c_int { panic!("inside an export") }), -1);
+        let p: *mut u8 = guard(std::ptr::null_mut(), || panic!("no handle"));
+        assert!(p.is_null());
+        // Whatever the closure owned when it panicked is dropped, once.
+        struct CountDrop<'a>(&'a Cell<u32>);
+        impl Drop for CountDrop<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let drops = Cell::new(0);
+        let owned = CountDrop(&drops);
+        assert_eq!(
+            guard(0, move || {
+                let _kept = owned;
+                panic!("with something owned")
+            }),
+            0
+        );
+        assert_eq!(drops.get(), 1);
+    }
+
+    #[test]
+    fn int_bool_is_one_or_zero() {
+        assert_eq!((int_bool(true), int_bool(false)), (1, 0));
+    }
+
+    #[test]
+    fn objects_borrow_or_refuse_null() {
+        let mut value = 41u32;
+        // SAFETY: NULL, or a live local nothing else uses meanwhile.
+        unsafe {
+            assert!(object::<u32>(std::ptr::null()).is_none());
+            assert!(object_mut::<u32>(std::ptr::null_mut()).is_none());
+            *object_mut(&mut value).unwrap() += 1;
+            assert_eq!(object(&value).copied(), Some(42));
+        }
+    }
+
+    #[test]
+    fn bytes_check_null_and_length() {
+        let data = [1u8, 2, 3, 4];
+        // SAFETY: NULL, or `data` with at most its length.
+        unsafe {
+            assert_eq!(bytes(std::ptr::null(), 4), None);
+            assert_eq!(bytes(data.as_ptr(), 0), None, "a zero length is refused");
+            assert_eq!(bytes(data.as_ptr(), 4), Some(&data[..]));
+            assert_eq!(bytes(data.as_ptr().add(1), 2), Some(&data[1..3]));
+        }
+        let mut out = [0u8; 3];
+        // SAFETY: NULL, or `out` with at most its length.
+        unsafe {
+            assert!(bytes_mut(std::ptr::null_mut(), 3).is_none());
+            assert_eq!(bytes_mut(out.as_mut_ptr(), 0).map(|s| s.len()), Some(0));
+            bytes_mut(out.as_mut_ptr(), 3)
+                .unwrap()
+                .copy_from_slice(b"abc");
+        }
+        assert_eq!(&out, b"abc");
+    }
+
+    #[test]
+    fn c_str_reads_to_the_nul_and_wants_utf8() {
+        let text = b"UNIX:/tmp/s\0ignored";
+        let latin1 = b"caf\xe9\0";
+        // SAFETY: NULL, or NUL-terminated arrays that outlive the calls.
+        unsafe {
+            assert_eq!(c_str(std::ptr::null()), None);
+            assert_eq!(c_str(text.as_ptr().cast::<c_char>()), Some("UNIX:/tmp/s"));
+            assert_eq!(c_str(c"".as_ptr()), Some(""));
+            assert_eq!(c_str(latin1.as_ptr().cast::<c_char>()), None);
+        }
+    }
+
+    #[test]
+    fn handles_round_trip_and_free_once() {
+        let drops = std::rc::Rc::new(Cell::new(0));
+        struct Tracked(std::rc::Rc<Cell<u32>>, Vec<u8>);
+        impl Drop for Tracked {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let handle = into_handle(Tracked(drops.clone(), vec![5; 64]));
+        assert!(!handle.is_null());
+        // SAFETY: `handle` came from into_handle and is freed exactly once,
+        // after the last borrow; NULL is allowed.
+        unsafe {
+            object_mut(handle).unwrap().1.push(6);
+            assert_eq!(object(handle).unwrap().1.len(), 65);
+            free_handle(handle);
+            free_handle::<Tracked>(std::ptr::null_mut());
+        }
+        assert_eq!(drops.get(), 1);
+    }
+}

@@ -3,6 +3,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+/// Turns a host name and a port into an IPv4 address.
+#[doc(hidden)]
+pub type Resolver<'a> = dyn Fn(&str, u16) -> Result<Ipv4Addr, NalError> + 'a;
+
 /// Longest UNIX socket path (the size of `sun_path` less its terminator).
 const UNIX_PATH_MAX: usize = 107;
 
@@ -30,12 +34,19 @@ pub enum Address {
 impl Address {
     /// Parses an address string, resolving a host name if one is given.
     pub fn parse(s: &str) -> Result<Address, NalError> {
+        Address::parse_with(s, &resolve_v4)
+    }
+
+    /// [`Address::parse`] with `resolve` turning an `IP:` host name (one
+    /// that is not a dotted address) and a port into an IPv4 address.
+    #[doc(hidden)]
+    pub fn parse_with(s: &str, resolve: &Resolver<'_>) -> Result<Address, NalError> {
         let bad = |why| NalError::BadAddress(s.to_string(), why);
         let (prefix, rest) = s
             .split_once(':')
             .ok_or_else(|| bad("expected PREFIX:..."))?;
         match prefix {
-            "IP" | "IPv4" => parse_ipv4(s, rest),
+            "IP" | "IPv4" => parse_ipv4(s, rest, resolve),
             "IPv6" => parse_ipv6(s, rest),
             "UNIX" => {
                 if rest.is_empty() {
@@ -74,7 +85,7 @@ fn parse_port(s: &str, port: &str) -> Result<u16, NalError> {
         .map_err(|_| NalError::BadAddress(s.to_string(), "port must be 0..65535"))
 }
 
-fn parse_ipv4(s: &str, rest: &str) -> Result<Address, NalError> {
+fn parse_ipv4(s: &str, rest: &str, resolve: &Resolver<'_>) -> Result<Address, NalError> {
     match rest.split_once(':') {
         None | Some(("", _)) => {
             let port = rest.strip_prefix(':').unwrap_or(rest);
@@ -88,7 +99,7 @@ fn parse_ipv4(s: &str, rest: &str) -> Result<Address, NalError> {
             let port = parse_port(s, port)?;
             let ip = match host.parse::<Ipv4Addr>() {
                 Ok(ip) => ip,
-                Err(_) => resolve_v4(host, port)?,
+                Err(_) => resolve(host, port)?,
             };
             Ok(Address::Tcp {
                 addr: SocketAddr::new(IpAddr::V4(ip), port),

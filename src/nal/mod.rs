@@ -16,7 +16,7 @@ mod stream;
 mod sys;
 
 pub use acceptor::{parse_mode, Acceptor};
-pub use address::Address;
+pub use address::{Address, Resolver};
 pub use buffer::{Buffer, MAX_BUFFER_SIZE};
 pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;

@@ -1,5 +1,9 @@
 use super::{Command, FrameHeader, Message, ProtoError, HEADER_LEN, MAX_FRAMES, MAX_TOTAL_DATA};
 
+/// Most bytes a [`Decoder`] holds at any time: the header being read and
+/// the payload of one message ([`Decoder::buffered`] never exceeds it).
+pub const MAX_DECODER_BUFFER: usize = HEADER_LEN + MAX_TOTAL_DATA;
+
 /// Which side of the conversation a [`Decoder`] reads for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -14,7 +18,7 @@ pub enum Role {
 /// Feed it bytes as they arrive with [`Decoder::decode`]; the same bytes split
 /// at any points give the same messages. A decode error is final: the decoder
 /// refuses further input, as the stream can no longer be trusted. It never
-/// holds more than one message (32768 payload bytes) in memory.
+/// holds more than one message in memory: [`MAX_DECODER_BUFFER`] bytes.
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
@@ -48,6 +52,13 @@ impl Decoder {
     /// Whether some bytes of an unfinished message are held.
     pub fn is_mid_message(&self) -> bool {
         self.header_len > 0 || self.frame.is_some() || self.started.is_some()
+    }
+
+    /// Bytes of memory the decoder holds for the message being read: its
+    /// header buffer and the space reserved for the payload. At most
+    /// [`MAX_DECODER_BUFFER`], whatever the input.
+    pub fn buffered(&self) -> usize {
+        HEADER_LEN + self.payload.capacity()
     }
 
     /// Consumes bytes from `input` until one message is complete or the input
@@ -106,9 +117,15 @@ impl Decoder {
             None => self.started = Some((h.uid, h.command)),
         }
         self.frames += 1;
-        if self.frames > MAX_FRAMES || self.payload.len() + usize::from(h.data_len) > MAX_TOTAL_DATA
-        {
+        let needed = self.payload.len() + usize::from(h.data_len);
+        if self.frames > MAX_FRAMES || needed > MAX_TOTAL_DATA {
             return Err(ProtoError::MessageTooLong);
+        }
+        // Room for this frame's payload, growing geometrically but never
+        // past one message's limit.
+        if needed > self.payload.capacity() {
+            let target = needed.max((2 * self.payload.capacity()).min(MAX_TOTAL_DATA));
+            self.payload.reserve_exact(target - self.payload.len());
         }
         Ok(h)
     }

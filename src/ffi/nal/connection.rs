@@ -272,7 +272,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
         if c.link.is_some() || !c.conn.is_active() {
             return 0;
         }
-        let member = Member::Connection(NonNull::from(&mut *c));
+        let Some(member) = NonNull::new(conn).map(Member::Connection) else {
+            return 0;
+        };
         // SAFETY: `sel` per the contract; the connection is live and in no
         // selector.
         c.link = unsafe { join(sel, member) };

@@ -127,7 +127,9 @@ pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
         if l.link.is_some() || !l.listener.is_active() {
             return 0;
         }
-        let member = Member::Listener(NonNull::from(&mut *l));
+        let Some(member) = NonNull::new(list).map(Member::Listener) else {
+            return 0;
+        };
         // SAFETY: `sel` per the contract; the listener is live and in no
         // selector.
         l.link = unsafe { join(sel, member) };

@@ -31,3 +31,11 @@ use std::ffi::c_int;
 pub extern "C" fn NAL_config_set_nagle(enabled: c_int) {
     guard((), || crate::nal::set_nagle(enabled != 0))
 }
+
+#[cfg(test)]
+pub(crate) use buffer::{NAL_BUFFER_data, NAL_BUFFER_used, NAL_BUFFER_write};
+#[cfg(test)]
+pub(crate) use connection::{
+    NAL_CONNECTION_create_pair, NAL_CONNECTION_get_read, NAL_CONNECTION_get_send,
+    NAL_CONNECTION_new,
+};
