@@ -1,11 +1,16 @@
 //! dc_server: the distcache session cache server.
 
+use distcache::cache::durable::{DurableOptions, DurableStore, Logger, SyncMode};
+use distcache::cache::{MemoryStore, Store};
 use distcache::cli::{is_help, number_in, Args, CliError};
 use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::proto::MAX_EXPIRY_MS;
 use distcache::server::{Server, ServerConfig};
 use distcache::Address;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 const USAGE_HEAD: &str = "\
 Usage: dc_server [options]
@@ -18,6 +23,13 @@ Usage: dc_server [options]
                      at most 604800000)
   -progress <num>    also log a progress line whenever <num> more
                      operations are done (0 to 1000000)
+  -store <dir>       also keep the sessions on disk in <dir> (created if
+                     missing), so that they survive a restart; one server
+                     per directory
+  -sync <when>       with -store: 'interval:<ms>' writes changes at once
+                     and syncs them to disk at most <ms> after (default
+                     interval:1000; 1 to 3600000); 'always' answers an ADD
+                     only once it is synced
 ";
 
 const USAGE_TAIL: &str = "  -h, -help, -?      show this text
@@ -46,12 +58,14 @@ struct Config {
     server: ServerConfig,
     min_expiry: u32,
     progress: Option<u64>,
+    store: Option<PathBuf>,
+    sync: SyncMode,
     daemon: DaemonOptions,
 }
 
 enum Command {
     Help,
-    Serve(Config),
+    Serve(Box<Config>),
 }
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
@@ -59,6 +73,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut sessions = DEFAULT_SESSIONS;
     let mut min_expiry = 0;
     let mut progress = None;
+    let mut store = None;
+    let mut sync = None;
     let mut daemon = DaemonOptions::default();
     while let Some(opt) = args.next_option()? {
         match opt.as_str() {
@@ -69,6 +85,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
                 min_expiry = args.parsed("min-expiry", number_in(0, MAX_EXPIRY_MS.into()))?
             }
             "progress" => progress = Some(args.parsed("progress", number_in(0, MAX_PROGRESS))?),
+            "store" => store = Some(args.parsed("store", non_empty_path)?),
+            "sync" => sync = Some(args.parsed("sync", SyncMode::parse)?),
             name => {
                 if !daemon.take(name, &mut args)? {
                     return Err(args.unknown());
@@ -79,15 +97,28 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     if listen.is_empty() {
         return Err(CliError::Missing("no -listen address given"));
     }
+    if sync.is_some() && store.is_none() {
+        return Err(CliError::Missing("-sync needs -store"));
+    }
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let min_expiry = u32::try_from(min_expiry).unwrap_or(MAX_EXPIRY_MS);
-    Ok(Command::Serve(Config {
+    Ok(Command::Serve(Box::new(Config {
         server: ServerConfig { listen, sessions },
         min_expiry,
         progress,
+        store,
+        sync: sync.unwrap_or_default(),
         daemon,
-    }))
+    })))
+}
+
+fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
+    if s.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(PathBuf::from(s))
+    }
 }
 
 fn main() -> ExitCode {
@@ -102,7 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match serve(config) {
+    match serve(*config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log(Level::Error, &e);
@@ -128,15 +159,65 @@ fn describe_listeners(server: &Server) -> String {
     names.join(", ")
 }
 
+/// How long a clean stop waits for the store's last writes.
+const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Opens the store in `dir` (taking its lock first) and logs what it held.
+fn open_store(
+    dir: &Path,
+    config: &Config,
+    user: Option<&str>,
+) -> Result<Arc<DurableStore>, String> {
+    let options = DurableOptions {
+        sync: config.sync,
+        log: Logger::new(|line| log(Level::Warning, &format!("store: {line}"))),
+        ..DurableOptions::new(config.server.sessions)
+    };
+    let (store, report) = DurableStore::open(dir, options).map_err(|e| e.to_string())?;
+    log(
+        Level::Notice,
+        &format!("store '{}' (sync {}): {report}", dir.display(), config.sync),
+    );
+    if let Some(user) = user {
+        // The server writes its store after becoming the user.
+        give_store_to(dir, user).map_err(|e| format!("-user: {e}"))?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Makes the store's directory and files belong to `user` (and its group).
+fn give_store_to(dir: &Path, user: &str) -> Result<(), String> {
+    use distcache::cache::durable::{LOCK_FILE, LOG_FILE};
+    let u = daemon::lookup_user(user).map_err(|e| e.to_string())?;
+    for path in [dir.to_path_buf(), dir.join(LOCK_FILE), dir.join(LOG_FILE)] {
+        std::os::unix::fs::chown(&path, Some(u.uid), Some(u.gid))
+            .map_err(|e| format!("can't give '{}' to '{user}': {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs the server until a stop signal; `Err` is the message to log.
 fn serve(config: Config) -> Result<(), String> {
     let in_foreground = !config.daemon.daemon;
+    let user = config.daemon.user.clone();
     // With -daemon the parent waits in here until the child is ready.
-    let mut daemon = Daemon::start(c"dc_server", config.daemon).map_err(|e| e.to_string())?;
+    let mut daemon =
+        Daemon::start(c"dc_server", config.daemon.clone()).map_err(|e| e.to_string())?;
+    // The store's lock comes before anything else: a second server on the
+    // same directory stops here.
+    let durable = match &config.store {
+        Some(dir) => Some(open_store(dir, &config, user.as_deref())?),
+        None => None,
+    };
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
     let _ = distcache::nal::raise_fd_limit();
-    let server = Server::bind(&config.server).map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = match &durable {
+        Some(d) => d.clone(),
+        None => Arc::new(MemoryStore::new(config.server.sessions)),
+    };
+    let server =
+        Server::bind_with_store(&config.server.listen, store).map_err(|e| e.to_string())?;
     server.set_min_expiry(config.min_expiry);
     daemon
         .secure(&server.socket_paths())
@@ -164,6 +245,14 @@ fn serve(config: Config) -> Result<(), String> {
             Level::Warning,
             &format!("can't remove socket file '{}': {e}", path.display()),
         );
+    }
+    if let Some(store) = &durable {
+        if !store.close(STORE_CLOSE_LIMIT) {
+            log(
+                Level::Warning,
+                "store: the last changes were not written within 30 s; they may be lost",
+            );
+        }
     }
     daemon.finish();
     log(Level::Notice, "stopped");

@@ -24,3 +24,4 @@ pub use listener::Listener;
 pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{Deadline, Stream};
 pub use sys::raise_fd_limit;
+pub(crate) use sys::try_lock_exclusive;
