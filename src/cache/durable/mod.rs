@@ -3,19 +3,27 @@
 //!
 //! Lookups are answered from memory alone. Every change of the memory
 //! store (an ADD, a REMOVE, an eviction) is handed, in order, to a bounded
-//! queue ([`queue`]) and written by one writer thread ([`writer`]) in
+//! queue (`queue.rs`) and written by one writer thread (`writer.rs`) in
 //! batches; expiry needs no write, since each record carries its absolute
 //! wall-clock expiry. Under [`SyncMode::Interval`] an ADD is answered at
 //! once and the log is synced at most an interval after a change; under
 //! [`SyncMode::Always`] an ADD is answered only once its record is synced,
 //! and ADDs arriving while a sync runs share the next one.
 //!
-//! The log ([`record`] has its format) is compacted when it holds more
+//! The log (`record.rs` has its format) is compacted when it holds more
 //! than one and a half times the live sessions (plus 256 KiB). At start-up
-//! it is read back ([`replay`]): expired sessions are dropped, and damaged
+//! it is read back (`replay.rs`): expired sessions are dropped, and damaged
 //! or torn records are skipped and counted ([`LoadReport`]); if any was
 //! found inside the log, or the log is oversized, a fresh log is written
 //! before serving.
+//!
+//! When the writer falls behind, changes wait in the queue up to
+//! [`DurableOptions::queue_limit`] bytes; no request waits for it under
+//! [`SyncMode::Interval`]. Beyond the limit, sessions added stay in memory
+//! without being written; tombstones are queued up to twice the limit, and
+//! one that cannot be makes the writer compact the log against memory, so
+//! that a removed session does not come back. Under [`SyncMode::Always`]
+//! an ADD waits for room (within [`ALWAYS_ACK_WAIT`]) instead.
 //!
 //! [`OfflineStore`] opens the directory of a stopped server to list, read
 //! and remove its sessions.

@@ -86,11 +86,12 @@ impl fmt::Debug for Logger {
 /// How a durable store is set up.
 #[derive(Debug, Clone)]
 pub struct DurableOptions {
-    /// Most sessions held (as [`MemoryStore::new`]).
+    /// Most sessions held (as [`MemoryStore::new`](crate::cache::MemoryStore::new)).
     pub capacity: usize,
     /// When the log is synced.
     pub sync: SyncMode,
-    /// Most bytes of changes waiting for the writer (see [`queue`]).
+    /// Most bytes of changes waiting for the writer (the module
+    /// documentation says what happens beyond).
     pub queue_limit: usize,
     /// Where the writer's warnings go.
     pub log: Logger,
