@@ -47,9 +47,9 @@ pub enum AdminError {
     /// Any other `ERR` reply.
     #[error("the server says: {0}")]
     Server(String),
-    /// A feature this build does not have.
-    #[error("{0}")]
-    NotInThisBuild(&'static str),
+    /// The store directory could not be opened, read or written.
+    #[error("store: {0}")]
+    Store(String),
     /// The output could not be written.
     #[error("can't write {what}: {source}")]
     Output {

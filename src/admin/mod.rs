@@ -1,10 +1,10 @@
 //! `dc_admin`: list, read and delete the sessions of a running server and
-//! read its counters, through the server's admin socket.
+//! read its counters, through the server's admin socket; or the same on the
+//! store directory of a stopped server.
 //!
 //! The commands ([`commands`]) work over an [`AdminSource`]: the admin
-//! socket's client ([`SocketSource`]) is one; a reader of a stopped
-//! server's store directory can be another ([`open`] says this build has
-//! none). The admin socket's protocol is in [`protocol`]; the server's side
+//! socket's client ([`SocketSource`]), or a stopped server's store
+//! directory ([`StoreDirSource`]). The admin socket's protocol is in [`protocol`]; the server's side
 //! of it is `Server::spawn_admin`.
 
 mod client;
@@ -13,12 +13,14 @@ mod error;
 pub mod options;
 pub mod protocol;
 mod source;
+mod store_dir;
 
 pub use client::SocketSource;
 pub use commands::{run, Action, Done};
 pub use error::AdminError;
 pub use options::{parse, Invocation, Target, UsageError, USAGE};
 pub use source::AdminSource;
+pub use store_dir::StoreDirSource;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -27,10 +29,7 @@ use std::time::Duration;
 pub fn open(target: &Target, timeout: Duration) -> Result<Box<dyn AdminSource>, AdminError> {
     match target {
         Target::Socket(path) => Ok(Box::new(SocketSource::connect(path, timeout)?)),
-        Target::StoreDir(_) => Err(AdminError::NotInThisBuild(
-            "-store: reading a store directory is not supported by this build \
-             (use -connect with the admin socket of a running server)",
-        )),
+        Target::StoreDir(dir) => Ok(Box::new(StoreDirSource::open(dir)?)),
     }
 }
 

@@ -8,11 +8,11 @@ use thiserror::Error;
 
 /// `dc_admin -h`.
 pub const USAGE: &str = "\
-Usage: dc_admin -connect UNIX:<path> [options] <command> [<argument>]
+Usage: dc_admin -connect UNIX:<path> | -store <dir> [options] <command> [<argument>]
   -connect <addr>    the admin socket of a running dc_server (the address
                      given to its -admin option; UNIX sockets only)
-  -store <dir>       a stopped server's store directory (not supported by
-                     this build)
+  -store <dir>       a stopped server's store directory (its -store), read
+                     and edited without a server
   -timeout <secs>    wait at most <secs> seconds for each answer (default 10,
                      1 to 3600)
   --json             ls: one JSON object per session and line; stats: one

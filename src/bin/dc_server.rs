@@ -1,13 +1,14 @@
 //! dc_server: the distcache session cache server.
 
-use distcache::cache::MemoryStore;
+use distcache::cache::durable::{DurableOptions, DurableStore, Logger, SyncMode};
+use distcache::cache::{MemoryStore, Store};
 use distcache::cli::{bytes_in, is_help, number_in, Args, CliError};
 use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::nal::{parse_mode, Listener};
 use distcache::proto::MAX_EXPIRY_MS;
 use distcache::server::{Server, ServerConfig, DEFAULT_MAX_CONNS};
 use distcache::Address;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,13 @@ Usage: dc_server [options]
                      -sockperms (default 600)
   -metrics <addr>    serve the counters in the Prometheus text format over
                      HTTP at <addr> (IP:port or IP:host:port), on /metrics
+  -store <dir>       also keep the sessions on disk in <dir> (created if
+                     missing), so that they survive a restart; one server
+                     per directory
+  -sync <when>       with -store: 'interval:<ms>' writes changes at once
+                     and syncs them to disk at most <ms> after (default
+                     interval:1000; 1 to 3600000); 'always' answers an ADD
+                     only once it is synced
 ";
 
 const USAGE_TAIL: &str = "  -h, -help, -?      show this text
@@ -77,6 +85,8 @@ struct Config {
     idle: Option<Duration>,
     min_expiry: u32,
     progress: Option<u64>,
+    store: Option<PathBuf>,
+    sync: SyncMode,
     daemon: DaemonOptions,
     inspect: Inspect,
 }
@@ -119,6 +129,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut max_conns = DEFAULT_MAX_CONNS as u64;
     let mut idle = 0;
     let mut progress = None;
+    let mut store = None;
+    let mut sync = None;
     let mut daemon = DaemonOptions::default();
     let mut inspect = Inspect::default();
     while let Some(opt) = args.next_option()? {
@@ -136,6 +148,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "admin" => inspect.admin = Some(args.parsed("admin", admin_address)?),
             "adminperms" => inspect.admin_perms = Some(args.parsed("adminperms", parse_mode)?),
             "metrics" => inspect.metrics = Some(args.parsed("metrics", metrics_address)?),
+            "store" => store = Some(args.parsed("store", non_empty_path)?),
+            "sync" => sync = Some(args.parsed("sync", SyncMode::parse)?),
             name => {
                 if !daemon.take(name, &mut args)? {
                     return Err(args.unknown());
@@ -149,6 +163,9 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     if inspect.admin_perms.is_some() && inspect.admin.is_none() {
         return Err(CliError::Missing("-adminperms needs -admin"));
     }
+    if sync.is_some() && store.is_none() {
+        return Err(CliError::Missing("-sync needs -store"));
+    }
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let min_expiry = u32::try_from(min_expiry).unwrap_or(MAX_EXPIRY_MS);
@@ -159,9 +176,19 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
         idle: (idle > 0).then(|| Duration::from_millis(idle)),
         min_expiry,
         progress,
+        store,
+        sync: sync.unwrap_or_default(),
         daemon,
         inspect,
     })))
+}
+
+fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
+    if s.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(PathBuf::from(s))
+    }
 }
 
 fn main() -> ExitCode {
@@ -217,19 +244,71 @@ fn warn_if_too_few_descriptors(limit: u64, max_conns: usize) {
     }
 }
 
+/// How long a clean stop waits for the store's last writes.
+const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Opens the store in `dir` (taking its lock first) and logs what it held.
+fn open_store(
+    dir: &Path,
+    config: &Config,
+    user: Option<&str>,
+) -> Result<Arc<DurableStore>, String> {
+    let options = DurableOptions {
+        sync: config.sync,
+        log: Logger::new(|line| log(Level::Warning, &format!("store: {line}"))),
+        max_bytes: config.max_bytes,
+        ..DurableOptions::new(config.server.sessions)
+    };
+    let (store, report) = DurableStore::open(dir, options).map_err(|e| e.to_string())?;
+    log(
+        Level::Notice,
+        &format!("store '{}' (sync {}): {report}", dir.display(), config.sync),
+    );
+    if let Some(user) = user {
+        // The server writes its store after becoming the user.
+        give_store_to(dir, user).map_err(|e| format!("-user: {e}"))?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Makes the store's directory and files belong to `user` (and its group).
+fn give_store_to(dir: &Path, user: &str) -> Result<(), String> {
+    use distcache::cache::durable::{LOCK_FILE, LOG_FILE};
+    let u = daemon::lookup_user(user).map_err(|e| e.to_string())?;
+    for path in [dir.to_path_buf(), dir.join(LOCK_FILE), dir.join(LOG_FILE)] {
+        std::os::unix::fs::chown(&path, Some(u.uid), Some(u.gid))
+            .map_err(|e| format!("can't give '{}' to '{user}': {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs the server until a stop signal; `Err` is the message to log.
 fn serve(config: Config) -> Result<(), String> {
     let in_foreground = !config.daemon.daemon;
+    let user = config.daemon.user.clone();
     // With -daemon the parent waits in here until the child is ready.
-    let mut daemon = Daemon::start(c"dc_server", config.daemon).map_err(|e| e.to_string())?;
+    let mut daemon =
+        Daemon::start(c"dc_server", config.daemon.clone()).map_err(|e| e.to_string())?;
+    // The store's lock comes before anything else: a second server on the
+    // same directory stops here.
+    let durable = match &config.store {
+        Some(dir) => Some(open_store(dir, &config, user.as_deref())?),
+        None => None,
+    };
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
     if let Ok(limit) = distcache::nal::raise_fd_limit() {
         warn_if_too_few_descriptors(limit, config.max_conns);
     }
-    let store = MemoryStore::with_max_bytes(config.server.sessions, config.max_bytes);
-    let server = Server::bind_with_store(&config.server.listen, Arc::new(store))
-        .map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = match &durable {
+        Some(d) => d.clone(),
+        None => Arc::new(MemoryStore::with_max_bytes(
+            config.server.sessions,
+            config.max_bytes,
+        )),
+    };
+    let server =
+        Server::bind_with_store(&config.server.listen, store).map_err(|e| e.to_string())?;
     server.set_min_expiry(config.min_expiry);
     server.set_max_conns(config.max_conns);
     server.set_idle_timeout(config.idle);
@@ -315,6 +394,14 @@ fn serve(config: Config) -> Result<(), String> {
             Level::Warning,
             &format!("can't remove socket file '{}': {e}", path.display()),
         );
+    }
+    if let Some(store) = &durable {
+        if !store.close(STORE_CLOSE_LIMIT) {
+            log(
+                Level::Warning,
+                "store: the last changes were not written within 30 s; they may be lost",
+            );
+        }
     }
     daemon.finish();
     log(Level::Notice, "stopped");

@@ -3,7 +3,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The in-memory session store: a hash table of sessions, an index of them
 /// ordered by expiry, a capacity in sessions and, optionally, one in bytes.
@@ -30,11 +30,61 @@ use std::sync::{Mutex, MutexGuard};
 ///
 /// A listing ([`Store::list`]) goes through the expiry index, soonest
 /// expiry first, one page per lock.
+///
+/// A store made with [`MemoryStore::with_journal`] reports every change of
+/// its contents to a [`Journal`], in the order the changes happen.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,
     max_bytes: Option<u64>,
     inner: Mutex<Table>,
+    journal: Option<Arc<dyn Journal>>,
+}
+/// Why a session left a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A client removed it.
+    Removed,
+    /// Its lifetime ended.
+    Expired,
+    /// The store was full and it was among those that expire soonest.
+    Evicted,
+}
+
+/// A change of a store's contents, as a [`Journal`] is told of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// A session was stored, to expire `lifetime_msecs` from now.
+    Added {
+        /// Its id.
+        id: &'a [u8],
+        /// Its data.
+        data: &'a [u8],
+        /// Milliseconds until it expires.
+        lifetime_msecs: Millis,
+    },
+    /// A session left the store.
+    Dropped {
+        /// Its id.
+        id: &'a [u8],
+        /// How many bytes of data it held.
+        data_len: usize,
+        /// Why it left.
+        why: DropReason,
+    },
+}
+
+/// Told of every change of a [`MemoryStore`]'s contents, with the store
+/// locked, so that the order of the calls is the order of the changes
+/// (the durable store keeps its disk copy in step this way).
+///
+/// `record` runs inside every writing operation of the store: it must be
+/// quick, must not block for long and must not call back into the store.
+pub trait Journal: Send + Sync + std::fmt::Debug {
+    /// Takes note of `change`; returns a receipt for it, or `None` when it
+    /// could not be taken. [`MemoryStore::add_with_receipt`] hands the
+    /// receipt of an ADD back to its caller.
+    fn record(&self, change: Change<'_>) -> Option<u64>;
 }
 
 #[derive(Debug, Default)]
@@ -121,7 +171,82 @@ impl MemoryStore {
             capacity: capacity.max(1),
             max_bytes,
             inner: Mutex::new(Table::default()),
+            journal: None,
         }
+    }
+
+    /// A store like [`MemoryStore::with_max_bytes`] that reports every
+    /// change of its contents to `journal`.
+    pub fn with_journal(
+        capacity: usize,
+        max_bytes: Option<u64>,
+        journal: Arc<dyn Journal>,
+    ) -> Self {
+        MemoryStore {
+            journal: Some(journal),
+            ..MemoryStore::with_max_bytes(capacity, max_bytes)
+        }
+    }
+
+    /// [`Store::add`], returning the journal's receipt for the ADD (`None`
+    /// without a journal, or when the journal could not take it).
+    pub fn add_with_receipt(
+        &self,
+        now: Millis,
+        timeout_msecs: u32,
+        id: &[u8],
+        data: &[u8],
+    ) -> Result<Option<u64>, AddError> {
+        let journal = self.journal.as_deref();
+        let mut t = self.lock_at(now);
+        if t.map.contains(id) {
+            return Err(AddError::Exists);
+        }
+        let size = stored_size(id, data);
+        if self.max_bytes.is_some_and(|max| size > max) {
+            return Err(AddError::Refused);
+        }
+        if t.map.len() >= self.capacity {
+            t.evict(self.eviction_batch(), journal);
+        }
+        if let Some(max) = self.max_bytes {
+            t.evict_for_bytes(size, max, journal);
+        }
+        let lifetime = Millis::from(timeout_msecs);
+        t.insert(now.saturating_add(lifetime), now, id, data);
+        Ok(journal.and_then(|j| {
+            j.record(Change::Added {
+                id,
+                data,
+                lifetime_msecs: lifetime,
+            })
+        }))
+    }
+
+    /// Puts back a session that the journal already holds (when a store is
+    /// filled from its journal at start-up): stored to expire
+    /// `lifetime_msecs` after `now`, without telling the journal. Refused
+    /// (false) when the id is taken or the store is full (in sessions or in
+    /// bytes); nothing is evicted.
+    pub fn restore(&self, now: Millis, lifetime_msecs: Millis, id: &[u8], data: &[u8]) -> bool {
+        let mut t = self.lock();
+        let size = stored_size(id, data);
+        if t.map.contains(id)
+            || t.map.len() >= self.capacity
+            || self
+                .max_bytes
+                .is_some_and(|max| t.bytes.saturating_add(size) > max)
+        {
+            return false;
+        }
+        t.insert(now.saturating_add(lifetime_msecs), now, id, data);
+        true
+    }
+
+    /// Whether the session stored under `id` holds exactly `data`, expired
+    /// or not (the store is not purged).
+    pub fn holds(&self, id: &[u8], data: &[u8]) -> bool {
+        self.lock().map.get(id).is_some_and(|r| r.data() == data)
     }
 
     /// The most sessions this store holds.
@@ -158,7 +283,7 @@ impl MemoryStore {
     /// The table, with every session expired at `now` dropped.
     fn lock_at(&self, now: Millis) -> MutexGuard<'_, Table> {
         let mut t = self.lock();
-        t.purge_expired(now);
+        t.purge_expired(now, self.journal.as_deref());
         t
     }
 
@@ -171,31 +296,31 @@ impl MemoryStore {
 }
 
 impl Table {
-    fn purge_expired(&mut self, now: Millis) {
+    fn purge_expired(&mut self, now: Millis, journal: Option<&dyn Journal>) {
         while let Some(entry) = self.by_expiry.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let id = entry.remove();
-            self.forget(&id);
+            self.forget(&id, journal, DropReason::Expired);
             self.expired += 1;
         }
     }
 
     /// Drops the soonest-expiring session; false when there is none.
-    fn evict_one(&mut self) -> bool {
+    fn evict_one(&mut self, journal: Option<&dyn Journal>) -> bool {
         let Some((_, id)) = self.by_expiry.pop_first() else {
             return false;
         };
-        self.forget(&id);
+        self.forget(&id, journal, DropReason::Evicted);
         self.evicted += 1;
         true
     }
 
     /// Drops the `count` sessions that expire soonest.
-    fn evict(&mut self, count: usize) {
+    fn evict(&mut self, count: usize, journal: Option<&dyn Journal>) {
         for _ in 0..count {
-            if !self.evict_one() {
+            if !self.evict_one(journal) {
                 break;
             }
         }
@@ -203,24 +328,51 @@ impl Table {
 
     /// Drops the soonest-expiring sessions until `size` more bytes fit
     /// within `max_bytes`.
-    fn evict_for_bytes(&mut self, size: u64, max_bytes: u64) {
-        while self.bytes.saturating_add(size) > max_bytes && self.evict_one() {}
+    fn evict_for_bytes(&mut self, size: u64, max_bytes: u64, journal: Option<&dyn Journal>) {
+        while self.bytes.saturating_add(size) > max_bytes && self.evict_one(journal) {}
     }
 
-    /// Takes `id` out of the table (its expiry index entry is already gone).
-    fn forget(&mut self, id: &[u8]) {
-        if let Some(r) = self.map.take(id) {
-            self.bytes -= r.bytes.len() as u64;
-            self.data_bytes -= r.data().len() as u64;
+    /// Stores a session (the id is not stored yet, and there is room).
+    fn insert(&mut self, expiry: Millis, added: Millis, id: &[u8], data: &[u8]) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += stored_size(id, data);
+        self.data_bytes += data.len() as u64;
+        self.by_expiry.insert((expiry, seq), id.into());
+        self.map.insert(Record {
+            bytes: [id, data].concat().into_boxed_slice(),
+            id_len: id.len(),
+            expiry,
+            seq,
+            added,
+        });
+    }
+
+    /// Takes `id` out of the table (its expiry index entry is already gone)
+    /// and tells the journal why.
+    fn forget(
+        &mut self,
+        id: &[u8],
+        journal: Option<&dyn Journal>,
+        why: DropReason,
+    ) -> Option<Record> {
+        let r = self.map.take(id)?;
+        self.bytes -= r.bytes.len() as u64;
+        self.data_bytes -= r.data().len() as u64;
+        if let Some(j) = journal {
+            j.record(Change::Dropped {
+                id,
+                data_len: r.data().len(),
+                why,
+            });
         }
+        Some(r)
     }
 
-    fn remove(&mut self, id: &[u8]) -> bool {
-        match self.map.take(id) {
+    fn remove(&mut self, id: &[u8], journal: Option<&dyn Journal>) -> bool {
+        match self.forget(id, journal, DropReason::Removed) {
             Some(r) => {
                 self.by_expiry.remove(&(r.expiry, r.seq));
-                self.bytes -= r.bytes.len() as u64;
-                self.data_bytes -= r.data().len() as u64;
                 true
             }
             None => false,
@@ -236,34 +388,8 @@ fn stored_size(id: &[u8], data: &[u8]) -> u64 {
 
 impl Store for MemoryStore {
     fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
-        let mut t = self.lock_at(now);
-        if t.map.contains(id) {
-            return Err(AddError::Exists);
-        }
-        let size = stored_size(id, data);
-        if self.max_bytes.is_some_and(|max| size > max) {
-            return Err(AddError::Refused);
-        }
-        if t.map.len() >= self.capacity {
-            t.evict(self.eviction_batch());
-        }
-        if let Some(max) = self.max_bytes {
-            t.evict_for_bytes(size, max);
-        }
-        let seq = t.next_seq;
-        t.next_seq += 1;
-        let expiry = now.saturating_add(Millis::from(timeout_msecs));
-        t.bytes += size;
-        t.by_expiry.insert((expiry, seq), id.into());
-        t.data_bytes += data.len() as u64;
-        t.map.insert(Record {
-            bytes: [id, data].concat().into_boxed_slice(),
-            id_len: id.len(),
-            expiry,
-            seq,
-            added: now,
-        });
-        Ok(())
+        self.add_with_receipt(now, timeout_msecs, id, data)
+            .map(|_| ())
     }
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
@@ -278,7 +404,7 @@ impl Store for MemoryStore {
     }
 
     fn remove(&self, now: Millis, id: &[u8]) -> bool {
-        self.lock_at(now).remove(id)
+        self.lock_at(now).remove(id, self.journal.as_deref())
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {

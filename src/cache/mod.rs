@@ -1,5 +1,6 @@
-//! Session storage: the [`Store`] trait the server drives, and
-//! [`MemoryStore`], the in-memory store behind `dc_server`.
+//! Session storage: the [`Store`] trait the server drives,
+//! [`MemoryStore`], the in-memory store behind `dc_server`, and
+//! [`DurableStore`], which also keeps the sessions on disk (`-store`).
 //!
 //! Times are milliseconds on the server's own monotonic clock ([`Millis`]);
 //! a session added at `now` with `timeout_msecs` expires at
@@ -10,9 +11,11 @@
 //! its own ([`DropCounts`]), and a listing of its sessions
 //! ([`Store::list`]), page by page.
 
+pub mod durable;
 mod memory;
 
-pub use memory::{DropCounts, MemoryStore, MAX_EVICTION_BATCH};
+pub use durable::{DurableOptions, DurableStore, SyncMode};
+pub use memory::{Change, DropCounts, DropReason, Journal, MemoryStore, MAX_EVICTION_BATCH};
 
 use thiserror::Error;
 

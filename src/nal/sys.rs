@@ -1,6 +1,7 @@
 //! The system calls the standard library and socket2 do not offer.
 
 use super::poll::poll_fds;
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
@@ -94,6 +95,23 @@ pub fn raise_fd_limit() -> io::Result<u64> {
         }
     }
     Ok(lim.rlim_cur)
+}
+
+/// Takes an exclusive `flock(2)` lock on `file` without waiting. `Ok(false)`
+/// when another open file description holds a lock on it. The lock lasts
+/// until every descriptor of this open file description is closed.
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: the descriptor belongs to `file`, which is open for the
+    // whole call; flock takes no pointers.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
 }
 
 /// Who is at the other end of a UNIX socket, as the kernel recorded it when
