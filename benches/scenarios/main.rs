@@ -10,7 +10,8 @@
 //! Settings (environment):
 //! - `BENCH_RUNS` runs per figure, the median is reported (default 5);
 //! - `BENCH_SECS` seconds per run (default 1);
-//! - `BENCH_ONLY` a comma-separated list of scenario numbers (default all);
+//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 7
+//!   (default all);
 //! - `BENCH_BIG` sessions of the large-cache cases (default 1000000);
 //! - `DISTCACHE_ORIGINAL` the install prefix of the original distcache, to
 //!   run its `dc_server` side by side with ours.

@@ -108,8 +108,23 @@ impl Cache {
         port: Option<u16>,
         preload: u64,
     ) -> Result<Cache, String> {
+        Cache::start_with(cfg, name, program, cpu, sessions, port, preload, &[])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        cfg: &Config,
+        name: &str,
+        program: &Path,
+        cpu: Cpu,
+        sessions: u64,
+        port: Option<u16>,
+        preload: u64,
+        extra: &[String],
+    ) -> Result<Cache, String> {
         let unix = cfg.path(&format!("{name}.sock"));
         let mut args = vec![s("-listen"), format!("UNIX:{}", unix.display())];
+        args.extend_from_slice(extra);
         if let Some(p) = port {
             args.extend([s("-listen"), format!("IP:127.0.0.1:{p}")]);
         }
@@ -259,6 +274,9 @@ pub fn run() -> Result<(), String> {
     }
     if cfg.wants(4) {
         concurrency(&cfg, &mut report)?;
+    }
+    if cfg.wants(7) {
+        durable(&cfg, &mut report)?;
     }
     report.finish()
 }
@@ -592,6 +610,87 @@ fn concurrency(cfg: &Config, report: &mut Report) -> Result<(), String> {
             }
         }
         drop(cache);
+    }
+    Ok(())
+}
+
+/// Scenario 7: what keeping the sessions on disk (`-store`) costs: ADDs
+/// from one client and the mixed load from 4, in memory and with each
+/// `-sync`, alternating in every run; nothing pinned (the store's writer is
+/// a thread of its own).
+fn durable(cfg: &Config, report: &mut Report) -> Result<(), String> {
+    let modes: [(&str, Option<&str>); 3] = [
+        ("in memory", None),
+        ("-store, -sync interval:1000", Some("interval:1000")),
+        ("-store, -sync always", Some("always")),
+    ];
+    let mut caches = Vec::new();
+    for (i, (_, sync)) in modes.iter().enumerate() {
+        let extra = match sync {
+            Some(sync) => {
+                let dir = cfg.path(&format!("store-{i}"));
+                vec![s("-store"), dir.display().to_string(), s("-sync"), s(sync)]
+            }
+            None => Vec::new(),
+        };
+        caches.push(Cache::start_with(
+            cfg,
+            &format!("ours-store-{i}"),
+            Path::new(DC_SERVER),
+            Cpu::Any,
+            MIXED_KEYS,
+            None,
+            MIXED_KEYS,
+            &extra,
+        )?);
+    }
+    let mut adds = vec![Vec::new(); modes.len()];
+    let mut mixed = vec![Vec::new(); modes.len()];
+    let mut tag = 100u8;
+    for _ in 0..cfg.runs {
+        for (i, cache) in caches.iter().enumerate() {
+            tag = tag.wrapping_add(1).max(100);
+            adds[i].push(ours(
+                cfg,
+                Cpu::Any,
+                &cache.addr(),
+                "add",
+                true,
+                &[format!("tag={tag}")],
+            )?);
+            let args = vec![
+                s("mixed"),
+                format!("addr={}", cache.addr()),
+                s("threads=4"),
+                format!("secs={}", cfg.secs),
+                format!("keys={MIXED_KEYS}"),
+            ];
+            mixed[i].push(rate(&procs::run(Cpu::Any, &me(), &args, cfg.limit())?)?);
+        }
+    }
+    let base_add = Figure::new(adds[0].clone());
+    let base_mixed = Figure::new(mixed[0].clone());
+    for (i, (label, _)) in modes.iter().enumerate() {
+        let add = Figure::new(adds[i].clone());
+        let mix = Figure::new(mixed[i].clone());
+        let mut row = Row::new(
+            7,
+            format!("ADD, one client, {label}"),
+            add.clone(),
+            None,
+            None,
+        );
+        row.note = format!("{:.2} × in memory", add.median() / base_add.median());
+        report.push(row);
+        let mut row = Row::new(
+            7,
+            format!("4 clients, 80/15/5 mix, {label}"),
+            mix.clone(),
+            None,
+            None,
+        );
+        row.note = format!("{:.2} × in memory", mix.median() / base_mixed.median());
+        report.push(row);
     }
     Ok(())
 }
