@@ -145,7 +145,7 @@ bench: build
 	@mkdir -p target/bench
 	$(CARGO) bench --bench scenarios
 	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 3 > target/bench/micro.txt
-	@grep -E '^[a-zA-Z].*|time:' target/bench/micro.txt | grep -v '^Benchmarking' > target/bench/micro-summary.txt || true
+	@grep -E '^[a-zA-Z].*|time:' target/bench/micro.txt | grep -v -e '^Benchmarking' -e '^Found' > target/bench/micro-summary.txt || true
 	@cat target/bench/micro-summary.txt
 # tests/soak/ for DURATION seconds (make test runs it for 120).
 soak:
