@@ -129,16 +129,7 @@ pub fn mixed_events(kv: &KeyValues) -> Result<(), String> {
                 .map_err(|_| "an event loop panicked".to_string())??,
         );
     }
-    let elapsed = secs;
-    let us = |q: f64| all.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1e6);
-    println!(
-        "ops={} secs={elapsed:.4} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
-        all.count(),
-        us(0.50),
-        us(0.99),
-        us(0.999),
-        all.max().as_secs_f64() * 1e6
-    );
+    crate::load::print_latencies(&all, secs);
     Ok(())
 }
 

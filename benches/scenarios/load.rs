@@ -124,16 +124,21 @@ pub fn mixed(kv: &KeyValues) -> Result<(), String> {
             .map_err(|_| "a client thread panicked".to_string())??;
         all.merge(&h);
     }
+    print_latencies(&all, elapsed);
+    Ok(())
+}
+
+/// Prints the `ops=`, `secs=` and percentile line of a mixed load.
+pub fn print_latencies(all: &Histogram, secs: f64) {
     let us = |q: f64| all.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1e6);
     println!(
-        "ops={} secs={elapsed:.4} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
+        "ops={} secs={secs:.4} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
         all.count(),
         us(0.50),
         us(0.99),
         us(0.999),
         all.max().as_secs_f64() * 1e6
     );
-    Ok(())
 }
 
 fn mixed_worker(

@@ -234,6 +234,27 @@ fn ours(
     rate(&procs::run(cpu, &me(), &args, cfg.limit())?)
 }
 
+/// The runs of GET hits on random preloaded sessions of `addr` (`keys=K`),
+/// each run with a seed of its own.
+fn gets<'a>(
+    cfg: &'a Config,
+    cpu: Cpu,
+    addr: &'a str,
+    keys: &'a str,
+    persistent: bool,
+) -> impl FnMut(usize) -> Result<f64, String> + 'a {
+    move |r| {
+        ours(
+            cfg,
+            cpu,
+            addr,
+            "get",
+            persistent,
+            &[keys.to_string(), format!("seed={}", r + 1)],
+        )
+    }
+}
+
 /// Alternates `a` and `b` for the configured number of runs; the figures
 /// of each, in run order.
 fn alternate(
@@ -316,16 +337,7 @@ fn round_trips(cfg: &Config, report: &mut Report) -> Result<(), String> {
             let (floor, us) = alternate(
                 cfg,
                 |_| floor_get.measure(cfg, cpu, get, false),
-                |r| {
-                    ours(
-                        cfg,
-                        cpu,
-                        &cache.addr(),
-                        "get",
-                        true,
-                        &[keys.clone(), format!("seed={}", r + 1)],
-                    )
-                },
+                gets(cfg, cpu, &cache.addr(), &keys, true),
             )?;
             report.push(Row::new(
                 1,
@@ -378,16 +390,7 @@ fn round_trips(cfg: &Config, report: &mut Report) -> Result<(), String> {
                 let (floor, them) = alternate(
                     cfg,
                     |_| floor_get.measure(cfg, cpu, get, false),
-                    |r| {
-                        ours(
-                            cfg,
-                            cpu,
-                            &cache.addr(),
-                            "get",
-                            true,
-                            &[keys.clone(), format!("seed={}", r + 1)],
-                        )
-                    },
+                    gets(cfg, cpu, &cache.addr(), &keys, true),
                 )?;
                 report.push(Row::original(
                     1,
@@ -421,16 +424,7 @@ fn per_operation(cfg: &Config, report: &mut Report) -> Result<(), String> {
             let (f, us) = alternate(
                 cfg,
                 |_| floor.measure(cfg, cpu, get, true),
-                |r| {
-                    ours(
-                        cfg,
-                        cpu,
-                        &cache.addr(),
-                        "get",
-                        false,
-                        &[keys.clone(), format!("seed={}", r + 1)],
-                    )
-                },
+                gets(cfg, cpu, &cache.addr(), &keys, false),
             )?;
             report.push(Row::new(
                 2,
@@ -446,16 +440,7 @@ fn per_operation(cfg: &Config, report: &mut Report) -> Result<(), String> {
                 let (f, them) = alternate(
                     cfg,
                     |_| floor.measure(cfg, cpu, get, true),
-                    |r| {
-                        ours(
-                            cfg,
-                            cpu,
-                            &theirs.addr(),
-                            "get",
-                            false,
-                            &[keys.clone(), format!("seed={}", r + 1)],
-                        )
-                    },
+                    gets(cfg, cpu, &theirs.addr(), &keys, false),
                 )?;
                 report.push(Row::original(
                     2,
@@ -480,26 +465,8 @@ fn per_operation(cfg: &Config, report: &mut Report) -> Result<(), String> {
         let proxy_addr = format!("UNIX:{}", proxy_sock.display());
         let (direct, via) = alternate(
             cfg,
-            |r| {
-                ours(
-                    cfg,
-                    Cpu::Any,
-                    &cache.addr(),
-                    "get",
-                    false,
-                    &[keys.clone(), format!("seed={}", r + 1)],
-                )
-            },
-            |r| {
-                ours(
-                    cfg,
-                    Cpu::Any,
-                    &proxy_addr,
-                    "get",
-                    false,
-                    &[keys.clone(), format!("seed={}", r + 1)],
-                )
-            },
+            gets(cfg, Cpu::Any, &cache.addr(), &keys, false),
+            gets(cfg, Cpu::Any, &proxy_addr, &keys, false),
         )?;
         let mut row = Row::new(
             5,
@@ -534,16 +501,7 @@ fn tcp(cfg: &Config, report: &mut Report) -> Result<(), String> {
         let (f, us) = alternate(
             cfg,
             |_| floor.measure(cfg, cpu, get, false),
-            |r| {
-                ours(
-                    cfg,
-                    cpu,
-                    &addr,
-                    "get",
-                    true,
-                    &[keys.clone(), format!("seed={}", r + 1)],
-                )
-            },
+            gets(cfg, cpu, &addr, &keys, true),
         )?;
         report.push(Row::new(
             3,
