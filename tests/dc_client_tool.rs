@@ -1116,7 +1116,16 @@ fn socket_file_and_user_options() {
             &uid,
         ],
     );
-    let meta = std::fs::metadata(&proxy.socket).unwrap();
+    // The socket accepts from listen(2) on; its mode is applied just after,
+    // before the proxy reports it is serving.
+    let start = Instant::now();
+    let meta = loop {
+        let meta = std::fs::metadata(&proxy.socket).unwrap();
+        if meta.permissions().mode() & 0o7777 == 0o600 || start.elapsed() > LIMIT {
+            break meta;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
     assert_eq!((meta.uid(), meta.gid()), (me.uid(), me.gid()));
     let client = Client::new(&proxy.address(), Flags::empty()).unwrap();

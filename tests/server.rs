@@ -109,41 +109,54 @@ fn stop_completes_with_busy_and_half_sent_clients() {
 /// `IP:port` and `IPv6:port` listen side by side on the same port.
 #[test]
 fn ipv4_and_ipv6_on_one_port() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(common::dc_server_bin())
-        .args([
-            "-listen",
-            &format!("IP:{port}"),
-            "-listen",
-            &format!("IPv6:{port}"),
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let v4 = format!("IP:127.0.0.1:{port}");
-    let v6 = format!("IPv6:[::1]:{port}");
-    let mut ready = false;
-    while Instant::now() < deadline && !ready {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("dc_server exited ({status}): {err}");
+    // A port free a moment ago may be taken before the server binds it (by
+    // another test's connection): then try another, a few times.
+    let mut attempt = 0;
+    let (mut child, v4, v6, ready) = loop {
+        attempt += 1;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(common::dc_server_bin())
+            .args([
+                "-listen",
+                &format!("IP:{port}"),
+                "-listen",
+                &format!("IPv6:{port}"),
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let v4 = format!("IP:127.0.0.1:{port}");
+        let v6 = format!("IPv6:[::1]:{port}");
+        let mut ready = false;
+        let mut exited = None;
+        while Instant::now() < deadline && !ready {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                exited = Some((status, err));
+                break;
+            }
+            ready = Client::new(&v4, Flags::empty()).unwrap().have(b"x").is_ok()
+                && Client::new(&v6, Flags::empty()).unwrap().have(b"x").is_ok();
+            thread::sleep(Duration::from_millis(20));
         }
-        ready = Client::new(&v4, Flags::empty()).unwrap().have(b"x").is_ok()
-            && Client::new(&v6, Flags::empty()).unwrap().have(b"x").is_ok();
-        thread::sleep(Duration::from_millis(20));
-    }
+        match exited {
+            Some((_, err)) if err.contains("in use") && attempt < 5 => continue,
+            Some((status, err)) => panic!("dc_server exited ({status}): {err}"),
+            None => break (child, v4, v6, ready),
+        }
+    };
     let result = ready.then(|| {
         let a = Client::new(&v4, Flags::empty()).unwrap();
         let b = Client::new(&v6, Flags::empty()).unwrap();
