@@ -255,6 +255,31 @@ fn gets<'a>(
     }
 }
 
+/// GET hits on `addr` (through a persistent connection, or a connection
+/// each when `per_op`), alternating with the floor's runs, once per
+/// pinning; `row` makes the table line from the pinning's label and the
+/// figures (ours, floor).
+fn get_rows(
+    cfg: &Config,
+    report: &mut Report,
+    floor: &Floor,
+    per_op: bool,
+    addr: &str,
+    keys: &str,
+    row: impl Fn(&str, Figure, Figure) -> Row,
+) -> Result<(), String> {
+    let get = wire::get_sizes();
+    for (label, cpu) in PINNINGS {
+        let (f, us) = alternate(
+            cfg,
+            |_| floor.measure(cfg, cpu, get, per_op),
+            gets(cfg, cpu, addr, keys, !per_op),
+        )?;
+        report.push(row(label, us, f));
+    }
+    Ok(())
+}
+
 /// Alternates `a` and `b` for the configured number of runs; the figures
 /// of each, in run order.
 fn alternate(
@@ -333,20 +358,23 @@ fn round_trips(cfg: &Config, report: &mut Report) -> Result<(), String> {
             continue;
         }
         let keys = format!("keys={sessions}");
-        for (label, cpu) in PINNINGS {
-            let (floor, us) = alternate(
-                cfg,
-                |_| floor_get.measure(cfg, cpu, get, false),
-                gets(cfg, cpu, &cache.addr(), &keys, true),
-            )?;
-            report.push(Row::new(
-                1,
-                format!("GET hit, {sessions} sessions, {label}"),
-                us,
-                Some(floor),
-                Some(Target::AtLeast(0.8)),
-            ));
-        }
+        get_rows(
+            cfg,
+            report,
+            &floor_get,
+            false,
+            &cache.addr(),
+            &keys,
+            |l, us, f| {
+                Row::new(
+                    1,
+                    format!("GET hit, {sessions} sessions, {l}"),
+                    us,
+                    Some(f),
+                    Some(Target::AtLeast(0.8)),
+                )
+            },
+        )?;
         for (label, cpu) in PINNINGS {
             let (floor, us) = alternate(
                 cfg,
@@ -386,19 +414,17 @@ fn round_trips(cfg: &Config, report: &mut Report) -> Result<(), String> {
                 sessions,
             )?;
             let keys = format!("keys={sessions}");
-            for (label, cpu) in PINNINGS {
-                let (floor, them) = alternate(
-                    cfg,
-                    |_| floor_get.measure(cfg, cpu, get, false),
-                    gets(cfg, cpu, &cache.addr(), &keys, true),
-                )?;
-                report.push(Row::original(
-                    1,
-                    format!("GET hit, {sessions} sessions, {label}"),
-                    them,
-                    Some(floor),
-                ));
-            }
+            get_rows(
+                cfg,
+                report,
+                &floor_get,
+                false,
+                &cache.addr(),
+                &keys,
+                |l, us, f| {
+                    Row::original(1, format!("GET hit, {sessions} sessions, {l}"), us, Some(f))
+                },
+            )?;
         }
     }
     Ok(())
@@ -420,35 +446,34 @@ fn per_operation(cfg: &Config, report: &mut Report) -> Result<(), String> {
     )?;
     let keys = format!("keys={SMALL}");
     if cfg.wants(2) {
-        for (label, cpu) in PINNINGS {
-            let (f, us) = alternate(
-                cfg,
-                |_| floor.measure(cfg, cpu, get, true),
-                gets(cfg, cpu, &cache.addr(), &keys, false),
-            )?;
-            report.push(Row::new(
-                2,
-                format!("connect + GET + close, {label}"),
-                us,
-                Some(f),
-                Some(Target::AtLeast(0.75)),
-            ));
-        }
+        get_rows(
+            cfg,
+            report,
+            &floor,
+            true,
+            &cache.addr(),
+            &keys,
+            |l, us, f| {
+                Row::new(
+                    2,
+                    format!("connect + GET + close, {l}"),
+                    us,
+                    Some(f),
+                    Some(Target::AtLeast(0.75)),
+                )
+            },
+        )?;
         if let Some(orig) = &cfg.original {
             let theirs = Cache::start(cfg, "orig-conn", orig, SERVER_CPU, SMALL, None, SMALL)?;
-            for (label, cpu) in PINNINGS {
-                let (f, them) = alternate(
-                    cfg,
-                    |_| floor.measure(cfg, cpu, get, true),
-                    gets(cfg, cpu, &theirs.addr(), &keys, false),
-                )?;
-                report.push(Row::original(
-                    2,
-                    format!("connect + GET + close, {label}"),
-                    them,
-                    Some(f),
-                ));
-            }
+            get_rows(
+                cfg,
+                report,
+                &floor,
+                true,
+                &theirs.addr(),
+                &keys,
+                |l, us, f| Row::original(2, format!("connect + GET + close, {l}"), us, Some(f)),
+            )?;
         }
     }
     if cfg.wants(5) {
@@ -497,20 +522,15 @@ fn tcp(cfg: &Config, report: &mut Report) -> Result<(), String> {
     )?;
     let addr = format!("IP:127.0.0.1:{port}");
     let keys = format!("keys={SMALL}");
-    for (label, cpu) in PINNINGS {
-        let (f, us) = alternate(
-            cfg,
-            |_| floor.measure(cfg, cpu, get, false),
-            gets(cfg, cpu, &addr, &keys, true),
-        )?;
-        report.push(Row::new(
+    get_rows(cfg, report, &floor, false, &addr, &keys, |l, us, f| {
+        Row::new(
             3,
-            format!("TCP GET hit, {SMALL} sessions, {label}"),
+            format!("TCP GET hit, {SMALL} sessions, {l}"),
             us,
             Some(f),
             Some(Target::AtLeast(0.8)),
-        ));
-    }
+        )
+    })?;
     Ok(())
 }
 
