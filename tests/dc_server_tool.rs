@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dc_server_bin, kill_pid};
+use common::{collect_stderr, dc_server_bin, kill_pid};
 use distcache::{Client, Flags};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -33,20 +33,7 @@ impl Tool {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn dc_server");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr pipe");
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = collect_stderr(&mut child);
         Tool { child, stderr }
     }
 

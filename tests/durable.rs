@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::{dc_server_bin, kill_pid};
+use common::{collect_stderr, dc_server_bin, kill_pid};
 use distcache::{Client, Flags};
-use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -53,20 +52,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn dc_server");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr pipe");
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = collect_stderr(&mut child);
         Server {
             child,
             stderr,

@@ -63,27 +63,20 @@ impl Stream {
     /// the connect at once.
     pub fn connect(addr: &Address, deadline: Deadline) -> Result<Stream, NalError> {
         deadline.remaining()?;
-        let (socket, mut connected) = start_connect(addr)?;
+        let (stream, mut connected) = Stream::connect_start(addr)?;
         while !connected {
-            if !wait(socket.as_fd(), Ready::Write, deadline.remaining()?)? {
+            if !wait(stream.as_fd(), Ready::Write, deadline.remaining()?)? {
                 return Err(NalError::TimedOut);
             }
-            if let Some(e) = socket.take_error()? {
-                return Err(NalError::Io(e));
-            }
-            // Writable without an error means connected, unless the wait
-            // was cut short by a signal.
-            connected = match socket.peer_addr() {
-                Ok(_) => true,
-                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => false,
-                Err(e) => return Err(NalError::Io(e)),
+            // A wait cut short by a signal finds the attempt still going on.
+            connected = match stream.connect_result() {
+                Ok(()) => true,
+                Err(NalError::Io(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => false,
+                Err(e) => return Err(e),
             };
         }
-        if matches!(addr, Address::Tcp { .. }) {
-            socket.set_nodelay(true)?;
-        }
-        clear_status_flags(socket.as_fd())?;
-        Ok(Stream::from_socket(socket))
+        clear_status_flags(stream.as_fd())?;
+        Ok(stream)
     }
 
     /// Starts connecting to `addr` without waiting. Returns the stream and

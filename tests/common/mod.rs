@@ -274,3 +274,24 @@ pub fn run_tool(cmd: &mut Command, limit: Duration) -> ToolRun {
         stderr: read(&err),
     }
 }
+
+/// Gathers a child's piped standard error, as it comes, into a string the
+/// test can read at any time (a thread reads it until the pipe closes).
+pub fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr pipe");
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
