@@ -24,4 +24,4 @@ pub use listener::Listener;
 pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{read_timer_for, Deadline, Stream};
 pub(crate) use sys::try_lock_exclusive;
-pub use sys::{peer_credentials, raise_fd_limit, PeerCredentials};
+pub use sys::{fd_limit, peer_credentials, raise_fd_limit, PeerCredentials};

@@ -1,5 +1,5 @@
 use super::metrics::Outcome;
-use crate::cache::{AddError, Millis, Store};
+use crate::cache::{AddBegun, AddError, Millis, Receipt, Store};
 use crate::proto::{encode_message, AddRequest, Command, Message, ProtoError, Status};
 use std::time::Instant;
 
@@ -68,6 +68,65 @@ pub fn handle_request_outcome(
     Ok(outcome)
 }
 
+/// How [`begin_request`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Begun {
+    /// Answered; the reply is framed.
+    Done(Outcome),
+    /// An ADD whose reply waits for the disk: [`finish_add`] frames it.
+    Waiting(Receipt),
+}
+
+/// [`handle_request_outcome`] for a caller that must not wait: an ADD that
+/// a store answers only once it is on disk gives [`Begun::Waiting`], and
+/// nothing is appended to `out` yet.
+pub(super) fn begin_request(
+    policy: Policy,
+    store: &dyn Store,
+    now: Millis,
+    req: &Message,
+    out: &mut Vec<u8>,
+) -> Result<Begun, ProtoError> {
+    if req.command != Command::Add {
+        return handle_request_outcome(policy, store, now, req, out).map(Begun::Done);
+    }
+    let (status, outcome) = match AddRequest::parse(&req.payload)? {
+        Err(refusal) => (refusal, Outcome::Refused),
+        Ok(add) => {
+            let timeout = add.timeout_msecs.max(policy.min_expiry_msecs);
+            match store.add_begin(now, timeout, add.id, add.data) {
+                AddBegun::Done(result) => add_status(result),
+                AddBegun::Waiting(receipt) => return Ok(Begun::Waiting(receipt)),
+            }
+        }
+    };
+    encode_message(out, true, req.uid, Command::Add, &[status.wire()])?;
+    Ok(Begun::Done(outcome))
+}
+
+/// Frames the reply to the ADD `uid` that waits on `receipt`, once `store`
+/// knows it; `None` while it does not.
+pub(super) fn finish_add(
+    store: &dyn Store,
+    receipt: &Receipt,
+    uid: u32,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
+    let (status, outcome) = add_status(store.add_outcome(receipt)?);
+    // A one-byte payload always fits a frame.
+    encode_message(out, true, uid, Command::Add, &[status.wire()]).ok()?;
+    Some(outcome)
+}
+
+/// The reply status of an ADD the store carried out.
+fn add_status(result: Result<(), AddError>) -> (Status, Outcome) {
+    match result {
+        Ok(()) => (Status::Ok, Outcome::Ok),
+        Err(AddError::Exists) => (Status::AddMatchingSession, Outcome::Exists),
+        Err(AddError::Refused) => (Status::AddDataRange, Outcome::Refused),
+    }
+}
+
 /// Carries out one request against `store` and returns the reply's payload:
 /// a status byte, or a GET hit's session data. `Err` as for
 /// [`handle_request`].
@@ -112,11 +171,8 @@ fn carry_out(
             Err(refusal) => status(refusal, Outcome::Refused),
             Ok(add) => {
                 let timeout = add.timeout_msecs.max(policy.min_expiry_msecs);
-                match store.add(now, timeout, add.id, add.data) {
-                    Ok(()) => status(Status::Ok, Outcome::Ok),
-                    Err(AddError::Exists) => status(Status::AddMatchingSession, Outcome::Exists),
-                    Err(AddError::Refused) => status(Status::AddDataRange, Outcome::Refused),
-                }
+                let (s, o) = add_status(store.add(now, timeout, add.id, add.data));
+                status(s, o)
             }
         },
         Command::Get => {

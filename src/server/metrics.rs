@@ -200,6 +200,17 @@ impl Metrics {
         OpenConnection(self)
     }
 
+    /// Counts a connection as open, until [`Metrics::connection_closed`].
+    pub(super) fn connection_opened(&self) {
+        self.open.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection counted by [`Metrics::connection_opened`] as
+    /// closed.
+    pub(super) fn connection_closed(&self) {
+        self.open.fetch_sub(1, Relaxed);
+    }
+
     /// Connections being served now.
     pub fn connections_open(&self) -> u64 {
         self.open.load(Relaxed)

@@ -1,6 +1,6 @@
 //! The cache server: what each request does to the store
 //! ([`handle_request`]), and the `dc_server` engine ([`Server`]): listeners,
-//! a pool of worker threads with blocking sockets, and counters; and what
+//! worker threads that each run an event loop, and counters; and what
 //! lets an operator see inside a running server: the counters
 //! ([`Metrics`], [`Report`]), the admin socket ([`Server::spawn_admin`]) and
 //! the metrics page ([`Server::spawn_metrics`]).
@@ -17,10 +17,11 @@ mod inspect;
 mod metrics;
 mod progress;
 mod report;
+mod worker;
 
-pub use admission::{Notice, DEFAULT_MAX_CONNS};
+pub use admission::{default_max_conns, Notice, DEFAULT_MAX_CONNS, RESERVED_FDS};
 pub use embedded::Embedded;
-pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle};
+pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle, MAX_THREADS};
 pub use exposition::{exposition, CONTENT_TYPE};
 pub use handler::{
     handle_request, handle_request_outcome, handle_request_with, reply_payload, Clock, Policy,
