@@ -72,9 +72,6 @@ pub(crate) fn clear_status_flags(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Open files a server asks for when it may raise its hard limit.
-const WANTED_FDS: u64 = 65_536 + 64;
-
 /// This process's soft limit on open files.
 pub fn fd_limit() -> u64 {
     get_fd_limit().map_or(1024, |l| l.rlim_cur)
@@ -102,14 +99,11 @@ fn set_fd_limit(cur: u64, max: u64) -> bool {
 }
 
 /// Raises this process's soft limit on open files to its hard limit, so that
-/// a server can hold as many connections as the system allows it; where
-/// the hard limit is lower than 65,600 and the process may raise it (as
-/// root), it raises that first. Returns the limit in force afterwards.
+/// a server can hold as many connections as the system allows it. The hard
+/// limit is the operator's (systemd's `LimitNOFILE=`, say) and is kept.
+/// Returns the limit in force afterwards.
 pub fn raise_fd_limit() -> io::Result<u64> {
     let mut lim = get_fd_limit()?;
-    if lim.rlim_max < WANTED_FDS && set_fd_limit(WANTED_FDS, WANTED_FDS) {
-        lim = get_fd_limit()?;
-    }
     if lim.rlim_cur < lim.rlim_max && set_fd_limit(lim.rlim_max, lim.rlim_max) {
         lim.rlim_cur = lim.rlim_max;
     }

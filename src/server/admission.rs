@@ -25,10 +25,10 @@ pub const DEFAULT_MAX_CONNS: usize = 65_536;
 pub const RESERVED_FDS: u64 = 64;
 
 /// The connection limit for an open-file limit of `nofile`: every
-/// descriptor the server does not need for itself, up to
-/// [`DEFAULT_MAX_CONNS`] and at least 1.
+/// descriptor the server does not keep for itself ([`RESERVED_FDS`], or a
+/// quarter of a smaller limit), up to [`DEFAULT_MAX_CONNS`] and at least 1.
 pub fn default_max_conns(nofile: u64) -> usize {
-    let usable = nofile.saturating_sub(RESERVED_FDS).max(1);
+    let usable = nofile.saturating_sub(RESERVED_FDS.min(nofile / 4)).max(1);
     usize::try_from(usable).map_or(DEFAULT_MAX_CONNS, |n| n.min(DEFAULT_MAX_CONNS))
 }
 
@@ -443,7 +443,8 @@ mod tests {
     fn the_default_limit_follows_the_open_file_limit() {
         assert_eq!(default_max_conns(1024), 1024 - RESERVED_FDS as usize);
         assert_eq!(default_max_conns(1 << 20), DEFAULT_MAX_CONNS);
-        assert_eq!(default_max_conns(10), 1);
+        assert_eq!(default_max_conns(64), 48);
+        assert_eq!(default_max_conns(1), 1);
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub(super) struct Shared {
     pub(super) admission: Admission,
     /// The workers' board, once they run.
     board: OnceLock<Arc<Board>>,
+    /// Per listener: a worker is taking its connections.
+    pub(super) accepting: Vec<AtomicBool>,
 }
 
 impl Shared {
@@ -191,6 +193,7 @@ impl Server {
             threads: AtomicUsize::new(0),
             admission,
             board: OnceLock::new(),
+            accepting: listeners.iter().map(|_| AtomicBool::new(false)).collect(),
         };
         Ok(Server {
             listeners,

@@ -17,7 +17,7 @@ use super::admission::{AfterFailure, ACCEPT_BACKOFF};
 use super::conn::{Conn, End, Env, Flow, READ_CHUNK, STOP_GRACE};
 use super::engine::Shared;
 use crate::cache::Millis;
-use crate::nal::Listener;
+use crate::nal::{poll, Listener, PollFd};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::Socket;
@@ -283,13 +283,47 @@ impl Worker {
             .store(oldest, Ordering::Relaxed);
     }
 
-    /// Accepts every connection waiting on listener `li`.
+    /// Accepts every connection waiting on listener `li`. With several
+    /// workers, one at a time does, so that the spare descriptor of
+    /// [`Admission::accept_failed`](super::admission::Admission) cannot be
+    /// taken by another worker's accept.
     fn accept_all(&mut self, li: usize, now: Millis) {
+        if self.board.slots.len() == 1 {
+            self.drain(li, now);
+            return;
+        }
+        let sh = self.shared.clone();
+        let taking = &sh.accepting[li];
+        loop {
+            if taking.swap(true, Ordering::AcqRel) {
+                // Another worker is taking them, and sees this one too.
+                return;
+            }
+            let drained = self.drain(li, now);
+            taking.store(false, Ordering::Release);
+            // A connection that came after the last look, while the flag
+            // was up, woke the other workers in vain: look once more.
+            if !drained || !self.is_pending(li) {
+                return;
+            }
+        }
+    }
+
+    /// Whether a connection waits on listener `li`.
+    fn is_pending(&self, li: usize) -> bool {
+        let fd = self.listeners[li].fd().as_raw_fd();
+        let mut fds = [PollFd::new(fd, true, false)];
+        poll(&mut fds, Duration::ZERO).is_ok_and(|n| n > 0 && fds[0].readable())
+    }
+
+    /// Accepts connections on listener `li` until none waits (true) or it
+    /// must stop for now (false).
+    fn drain(&mut self, li: usize, now: Millis) -> bool {
         while self.stopping.is_none() {
             let listener = &self.listeners[li];
             let sock = match listener.accept() {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -303,16 +337,17 @@ impl Worker {
                     match admission.accept_failed(listener.fd(), &e, &mut || listener.accept()) {
                         AfterFailure::Serve(s) => s,
                         AfterFailure::Again => continue,
-                        AfterFailure::Drained => return,
+                        AfterFailure::Drained => return true,
                         AfterFailure::Later => {
                             self.retry_accept = Some(Instant::now() + ACCEPT_BACKOFF);
-                            return;
+                            return false;
                         }
                     }
                 }
             };
             self.admit(sock, now);
         }
+        false
     }
 
     /// Serves a connection just accepted if it may be: below the limit, or
@@ -342,7 +377,6 @@ impl Worker {
                     let slot = &self.board.slots[w];
                     // It closes its longest idle one at its next wake-up;
                     // until then the server is over its limit by one.
-                    slot.oldest.store(u64::MAX, Ordering::Relaxed);
                     slot.displace.fetch_add(1, Ordering::AcqRel);
                     let _ = slot.waker.wake();
                 }
