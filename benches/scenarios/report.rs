@@ -238,7 +238,10 @@ impl Report {
             );
         }
         for section in &self.sections {
-            let _ = writeln!(md, "\n{section}");
+            if !md.ends_with("\n\n") {
+                md.push('\n');
+            }
+            let _ = writeln!(md, "{section}");
         }
         print!("{md}");
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
