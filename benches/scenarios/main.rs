@@ -23,9 +23,11 @@
 
 mod events;
 mod floor;
+mod idle;
 mod load;
 mod matrix;
 mod peerload;
+mod peerproto;
 mod peers;
 mod procs;
 mod report;

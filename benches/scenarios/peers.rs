@@ -6,15 +6,15 @@
 //! 10,000 idle connections to each and reads the server's memory and
 //! threads from /proc.
 
+use crate::idle::{self, Idle};
 use crate::matrix::Config;
-use crate::peerload::{self, Proto};
+use crate::peerproto::{self, Proto};
 use crate::procs::{self, me, Cpu, KeyValues, Proc};
 use crate::report::{Figure, Report};
 use std::fmt::Write as _;
-use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DC_SERVER: &str = env!("CARGO_BIN_EXE_dc_server");
 const SERVER_CPU: Cpu = Cpu::Pinned(0);
@@ -27,10 +27,6 @@ const MAX_CONNS: &str = "20000";
 /// memcached's worker threads, given explicitly: its default.
 const MEMCACHED_THREADS: &str = "4";
 const INSTALL: &str = "apt-get install -y memcached redis-server";
-/// Bound on opening the idle connections and on the server taking them.
-const IDLE_LIMIT: Duration = Duration::from_secs(120);
-/// Bound on waiting for a server's resident memory to settle.
-const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A load shape: how many connections, and where the client runs.
 struct Shape {
@@ -115,13 +111,6 @@ impl Samples {
     }
 }
 
-/// What 10,000 idle connections cost a server.
-struct Idle {
-    bytes_per_conn: f64,
-    threads_before: u64,
-    threads: u64,
-}
-
 /// `name` on the PATH, if it is there and executable.
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -160,7 +149,7 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
         start_redis(cfg, redis)?,
     ];
     for s in &servers {
-        peerload::expect_miss(s.proto, &s.sock.to_string_lossy(), KEYS)
+        peerproto::expect_miss(s.proto, &s.sock.to_string_lossy(), KEYS)
             .map_err(|e| format!("{}: a GET of a value never stored: {e}", s.name))?;
     }
     let mut samples: Vec<Vec<Samples>> = SHAPES
@@ -195,13 +184,13 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
             }
         }
     }
-    let idle = if fd_limit >= IDLE as u64 + 256 {
-        let mut idle = Vec::new();
+    let costs = if fd_limit >= IDLE as u64 + 256 {
+        let mut costs = Vec::new();
         for s in &servers {
             eprintln!("scenario 8: {IDLE} idle connections to {}", s.name);
-            idle.push(idle_cost(s)?);
+            costs.push(idle::cost(s.name, s.proc.pid(), &s.sock, IDLE)?);
         }
-        Some(idle)
+        Some(costs)
     } else {
         eprintln!(
             "scenario 8: the open-file limit ({fd_limit}) is too low for {IDLE} idle connections; \
@@ -209,7 +198,7 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
         );
         None
     };
-    report.section(section(cfg, &servers, &samples, idle.as_deref()));
+    report.section(section(cfg, &servers, &samples, costs.as_deref()));
     Ok(())
 }
 
@@ -309,8 +298,8 @@ fn start_peer(
 ) -> Result<Server, String> {
     let proc = spawn(cfg, name, program, args, &sock)?;
     let path = sock.to_string_lossy().into_owned();
-    let version = peerload::version(proto, &path).map_err(|e| format!("{name}: {e}"))?;
-    peerload::preload_text(proto, &path, KEYS).map_err(|e| format!("{name}: {e}"))?;
+    let version = peerproto::version(proto, &path).map_err(|e| format!("{name}: {e}"))?;
+    peerproto::preload_text(proto, &path, KEYS).map_err(|e| format!("{name}: {e}"))?;
     Ok(Server {
         name,
         version,
@@ -319,112 +308,6 @@ fn start_peer(
         sock,
     })
 }
-
-/// A number field (`VmRSS:`, `Threads:`) of /proc/PID/status.
-fn status_field(pid: u32, field: &str) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("/proc/{pid}/status: no {field}"))
-}
-
-fn rss_bytes(pid: u32) -> Result<u64, String> {
-    Ok(status_field(pid, "VmRSS:")? * 1024)
-}
-
-/// The descriptors process `pid` holds open.
-fn fd_count(pid: u32) -> Result<usize, String> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(Iterator::count)
-        .map_err(|e| format!("/proc/{pid}/fd: {e}"))
-}
-
-/// The resident memory once it stops moving (two readings 250 ms apart
-/// within 64 KiB), or the last reading after [`SETTLE_LIMIT`].
-fn settled_rss(pid: u32) -> Result<u64, String> {
-    let end = Instant::now() + SETTLE_LIMIT;
-    let mut last = rss_bytes(pid)?;
-    while Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = rss_bytes(pid)?;
-        if now.abs_diff(last) <= 64 * 1024 {
-            return Ok(now);
-        }
-        last = now;
-    }
-    Ok(last)
-}
-
-/// Waits (bounded) until process `pid` holds `want` descriptors or more
-/// (`more`), or at most `want`.
-fn wait_fds(name: &str, pid: u32, want: usize, more: bool) -> Result<(), String> {
-    let end = Instant::now() + IDLE_LIMIT;
-    loop {
-        let fds = fd_count(pid)?;
-        if (more && fds >= want) || (!more && fds <= want) {
-            return Ok(());
-        }
-        if Instant::now() > end {
-            return Err(format!(
-                "{name} held {fds} descriptors after {IDLE_LIMIT:?}, expected {} {want}",
-                if more { "at least" } else { "at most" }
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Opens [`IDLE`] connections to `s` and holds them, sending nothing;
-/// the growth of its resident memory and its threads once it holds them.
-fn idle_cost(s: &Server) -> Result<Idle, String> {
-    let pid = s.proc.pid();
-    let fds_before = fd_count(pid)?;
-    let rss_before = settled_rss(pid)?;
-    let threads_before = status_field(pid, "Threads:")?;
-    let end = Instant::now() + IDLE_LIMIT;
-    let mut conns = Vec::with_capacity(IDLE);
-    while conns.len() < IDLE {
-        // Non-blocking: a full backlog is EAGAIN, retried until the bound.
-        match mio::net::UnixStream::connect(&s.sock) {
-            Ok(c) => conns.push(c),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "{}: idle connection {} of {IDLE}: {e}",
-                    s.name,
-                    conns.len() + 1
-                ))
-            }
-        }
-    }
-    // A connection is queued once connect() returns; the server holds it
-    // once it has accepted it, as a descriptor of its own.
-    wait_fds(s.name, pid, fds_before + IDLE, true)?;
-    let rss_after = settled_rss(pid)?;
-    let threads = status_field(pid, "Threads:")?;
-    drop(conns);
-    wait_fds(s.name, pid, fds_before, false)?;
-    let grown = rss_after.saturating_sub(rss_before);
-    eprintln!(
-        "scenario 8: {}: resident {:.1} MiB before, {:.1} MiB with {IDLE} idle connections; {threads} threads",
-        s.name,
-        rss_before as f64 / MIB,
-        rss_after as f64 / MIB
-    );
-    Ok(Idle {
-        bytes_per_conn: grown as f64 / IDLE as f64,
-        threads_before,
-        threads,
-    })
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
 
 fn verdict(ok: bool) -> &'static str {
     if ok {
@@ -439,7 +322,7 @@ fn section(
     cfg: &Config,
     servers: &[Server; 3],
     samples: &[Vec<Samples>],
-    idle: Option<&[Idle]>,
+    costs: Option<&[Idle]>,
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -496,8 +379,8 @@ fn section(
             verdict(ratio >= 1.2 && ours.p99() <= peer.p99())
         );
     }
-    match idle {
-        Some(idle) => {
+    match costs {
+        Some(costs) => {
             let _ = writeln!(
                 md,
                 "\n{IDLE} idle connections held open by the bench: the growth of the server's \
@@ -505,17 +388,17 @@ fn section(
                  holds them:\n\n\
                  | | dc_server (ours) | memcached | redis-server |\n|---|---|---|---|"
             );
-            let mem: Vec<String> = idle
+            let mem: Vec<String> = costs
                 .iter()
                 .map(|i| format!("{:.0} bytes", i.bytes_per_conn))
                 .collect();
-            let threads: Vec<String> = idle
+            let threads: Vec<String> = costs
                 .iter()
                 .map(|i| format!("{} → {}", i.threads_before, i.threads))
                 .collect();
             let _ = writeln!(md, "| memory per connection | {} |", mem.join(" | "));
             let _ = writeln!(md, "| threads | {} |", threads.join(" | "));
-            let ours = &idle[0];
+            let ours = &costs[0];
             let _ = writeln!(
                 md,
                 "\nTarget for ours, at most 2 kB a connection and threads not growing with \
