@@ -577,3 +577,16 @@ impl Worker {
         e.next = NIL;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection costs the worker one entry and no buffer: keep
+    /// the entry small (the kernel's socket is not counted here).
+    #[test]
+    fn a_connection_entry_is_small() {
+        let size = std::mem::size_of::<Entry>();
+        assert!(size <= 256, "{size} bytes");
+    }
+}
