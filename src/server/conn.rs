@@ -64,6 +64,8 @@ pub(super) struct Env<'a> {
     pub(super) now: Millis,
     /// The worker's reply buffer: replies are framed here, then sent.
     pub(super) out: &'a mut Vec<u8>,
+    /// The worker's buffer for a GET hit's data.
+    pub(super) data: &'a mut Vec<u8>,
 }
 
 /// An ADD whose reply waits for the disk.
@@ -216,7 +218,9 @@ impl Conn {
             let (used, msg) = self.decoder.decode(input).map_err(|_| End::Malformed)?;
             input = &input[used..];
             let Some(req) = msg else { continue };
-            let begun = begin_request(env.policy, env.store, env.now, &req, env.out);
+            let begun = begin_request(
+                env.policy, env.store, env.now, &req, env.out, env.data, true,
+            );
             let finished = Instant::now();
             match begun {
                 Ok(Begun::Done(outcome)) => {

@@ -23,9 +23,7 @@ pub use admission::{default_max_conns, Notice, DEFAULT_MAX_CONNS, RESERVED_FDS};
 pub use embedded::Embedded;
 pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle, MAX_THREADS};
 pub use exposition::{exposition, CONTENT_TYPE};
-pub use handler::{
-    handle_request, handle_request_outcome, handle_request_with, reply_payload, Clock, Policy,
-};
+pub use handler::{handle_request, reply_payload, Clock, Policy};
 pub use metrics::{command_name, Latency, Metrics, OpenConnection, Outcome, LATENCY_BOUNDS_NS};
 pub use progress::Progress;
 pub use report::Report;

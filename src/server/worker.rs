@@ -136,6 +136,7 @@ pub(super) struct Worker {
     waiting: Vec<u32>,
     buf: Box<[u8]>,
     out: Vec<u8>,
+    data: Vec<u8>,
     stopping: Option<Instant>,
     next_sweep: Instant,
 }
@@ -182,6 +183,7 @@ pub(super) fn workers(
             waiting: Vec::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             out: Vec::new(),
+            data: Vec::new(),
             stopping: None,
             next_sweep: Instant::now() + SWEEP,
         });
@@ -429,6 +431,7 @@ impl Worker {
             policy: sh.policy(),
             now,
             out: &mut self.out,
+            data: &mut self.data,
         };
         let flow = conn.drive(&mut env, &mut self.buf, drained_hint);
         // A reply is never left framed but unsent in the worker's buffer.
