@@ -14,7 +14,7 @@
 //! Replies to every complete request that one read brought are written
 //! together, in order, with one `send` when the socket takes them.
 
-use super::handler::{begin_request, finish_add, Begun};
+use super::handler::{begin_request, finish_add, Begun, Request};
 use super::{Outcome, Policy, Stats};
 use crate::cache::{Millis, Receipt, Store};
 use crate::proto::{Command, Decoder, Role};
@@ -215,12 +215,33 @@ impl Conn {
     fn take_input(&mut self, env: &mut Env<'_>, mut input: &[u8]) -> Result<bool, End> {
         let mut mark = Instant::now();
         while !input.is_empty() {
-            let (used, msg) = self.decoder.decode(input).map_err(|_| End::Malformed)?;
+            // Whole one-frame requests are read where they lie; the
+            // decoder copies only what comes in pieces.
+            let assembled;
+            let (used, req) = match self.decoder.decode_whole(input) {
+                Ok(Some(whole)) => {
+                    let req = Request {
+                        uid: whole.header.uid,
+                        command: whole.header.command,
+                        payload: whole.payload,
+                    };
+                    (whole.used, Some(req))
+                }
+                Ok(None) => {
+                    let (used, msg) = self.decoder.decode(input).map_err(|_| End::Malformed)?;
+                    assembled = msg;
+                    let req = assembled.as_ref().map(|m| Request {
+                        uid: m.uid,
+                        command: m.command,
+                        payload: &m.payload,
+                    });
+                    (used, req)
+                }
+                Err(_) => return Err(End::Malformed),
+            };
             input = &input[used..];
-            let Some(req) = msg else { continue };
-            let begun = begin_request(
-                env.policy, env.store, env.now, &req, env.out, env.data, true,
-            );
+            let Some(req) = req else { continue };
+            let begun = begin_request(env.policy, env.store, env.now, req, env.out, env.data, true);
             let finished = Instant::now();
             match begun {
                 Ok(Begun::Done(outcome)) => {

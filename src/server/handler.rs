@@ -43,11 +43,24 @@ pub fn handle_request(
     out: &mut Vec<u8>,
 ) -> Result<Outcome, ProtoError> {
     let mut data = Vec::new();
+    let req = Request {
+        uid: req.uid,
+        command: req.command,
+        payload: &req.payload,
+    };
     match begin_request(policy, store, now, req, out, &mut data, false)? {
         Begun::Done(outcome) => Ok(outcome),
         // Not asked to begin only.
         Begun::Waiting(_) => Ok(Outcome::Refused),
     }
+}
+
+/// A request as the engine decodes it, its payload borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Request<'a> {
+    pub(super) uid: u32,
+    pub(super) command: Command,
+    pub(super) payload: &'a [u8],
 }
 
 /// How [`begin_request`] went.
@@ -68,20 +81,21 @@ pub(super) fn begin_request(
     policy: Policy,
     store: &dyn Store,
     now: Millis,
-    req: &Message,
+    req: Request<'_>,
     out: &mut Vec<u8>,
     data: &mut Vec<u8>,
     begin_only: bool,
 ) -> Result<Begun, ProtoError> {
-    let (status, outcome) = match carry_out(
+    let carried = carry_out(
         policy,
         store,
         now,
         req.command,
-        &req.payload,
+        req.payload,
         data,
         begin_only,
-    )? {
+    )?;
+    let (status, outcome) = match carried {
         Carried::Status(status, outcome) => (status, outcome),
         Carried::Hit => {
             let framed = encode_message(out, true, req.uid, req.command, data);
