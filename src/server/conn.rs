@@ -202,7 +202,6 @@ impl Conn {
         env.stats
             .metrics()
             .record(Command::Add, outcome, w.began.elapsed());
-        env.stats.count_operation();
         self.waiting = None;
         self.last_active = env.now;
         Ok(true)
@@ -248,7 +247,6 @@ impl Conn {
                     env.stats
                         .metrics()
                         .record(req.command, outcome, finished - mark);
-                    env.stats.count_operation();
                 }
                 Ok(Begun::Waiting(receipt)) => {
                     self.waiting = Some(Box::new(Waiting {

@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters a running server keeps.
 #[derive(Debug, Default)]
 pub struct Stats {
-    operations: AtomicU64,
     connections: AtomicU64,
     metrics: Metrics,
 }
@@ -41,7 +40,7 @@ pub struct Stats {
 impl Stats {
     /// Requests answered so far.
     pub fn operations(&self) -> u64 {
-        self.operations.load(Ordering::Relaxed)
+        self.metrics.answered()
     }
     /// Connections served so far (not counting those closed at once at a
     /// limit).
@@ -51,9 +50,6 @@ impl Stats {
     /// The detailed counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
-    }
-    fn count_operation(&self) {
-        self.operations.fetch_add(1, Ordering::Relaxed);
     }
     fn count_connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
