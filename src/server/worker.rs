@@ -449,7 +449,7 @@ impl Worker {
             self.close(idx, end);
             return false;
         }
-        if conn.is_waiting() {
+        if conn.is_waiting() && !self.waiting.contains(&idx) {
             self.waiting.push(idx);
         }
         if conn.last_active != before {
