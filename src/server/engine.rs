@@ -372,6 +372,12 @@ impl Server {
         for h in handles {
             let _ = h.join();
         }
+        if let Some(board) = self.shared.board.get() {
+            for _ in 0..board.close_handed() {
+                self.shared.admission.release();
+                self.shared.stats.metrics().connection_closed();
+            }
+        }
         failed.map_or(Ok(()), Err)
     }
 }

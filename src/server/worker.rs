@@ -24,7 +24,7 @@ use socket2::Socket;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The worker's own wake-ups: stop, displacement requests, disk progress.
@@ -53,9 +53,27 @@ struct Slot {
     oldest: AtomicU64,
     /// Connections other workers asked this one to close to make room.
     displace: AtomicUsize,
+    /// Connections the worker serves, as it last said (and others added).
+    open: AtomicUsize,
+    /// Connections other workers accepted and handed to this one.
+    handed: Mutex<Vec<Socket>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the list consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Board {
+    /// Closes the connections handed to workers that had stopped: once
+    /// every worker has, no one else will.
+    pub(super) fn close_handed(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| std::mem::take(&mut *lock(&s.handed)).len())
+            .sum()
+    }
+
     /// Wakes every worker (to see the stop flag, say).
     pub(super) fn wake_all(&self) {
         for s in &self.slots {
@@ -156,6 +174,8 @@ pub(super) fn workers(
             waker,
             oldest: AtomicU64::new(u64::MAX),
             displace: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            handed: Mutex::new(Vec::new()),
         });
         polls.push(poll);
     }
@@ -249,6 +269,7 @@ impl Worker {
     /// What is due after the events of a wake-up: requests from other
     /// workers, replies the disk has answered, time limits, the stop.
     fn after_wake(&mut self, now: Millis) {
+        self.take_handed(now);
         let asked = self.board.slots[self.index]
             .displace
             .swap(0, Ordering::AcqRel);
@@ -280,9 +301,9 @@ impl Worker {
             .displaceable()
             .and_then(|idx| self.conn(idx))
             .map_or(u64::MAX, |c| c.last_active);
-        self.board.slots[self.index]
-            .oldest
-            .store(oldest, Ordering::Relaxed);
+        let slot = &self.board.slots[self.index];
+        slot.oldest.store(oldest, Ordering::Relaxed);
+        slot.open.store(self.open, Ordering::Relaxed);
     }
 
     /// Accepts every connection waiting on listener `li`. With several
@@ -390,6 +411,51 @@ impl Worker {
         }
         sh.stats.count_connection();
         sh.stats.metrics().connection_opened();
+        if let Some(w) = self.lighter() {
+            // A burst of connections taken here would leave the other
+            // workers idle: hand this one to the one with fewest.
+            let slot = &self.board.slots[w];
+            slot.open.fetch_add(1, Ordering::Relaxed);
+            lock(&slot.handed).push(sock);
+            let _ = slot.waker.wake();
+            return;
+        }
+        self.serve_new(sock, now);
+    }
+
+    /// The worker to hand a new connection to: one that serves at least two
+    /// fewer than this one.
+    fn lighter(&self) -> Option<usize> {
+        if self.board.slots.len() == 1 {
+            return None;
+        }
+        let (w, open) = self
+            .board
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.index)
+            .map(|(i, s)| (i, s.open.load(Ordering::Relaxed)))
+            .min_by_key(|&(_, open)| open)?;
+        (open + 1 < self.open).then_some(w)
+    }
+
+    /// Serves the connections other workers handed to this one.
+    fn take_handed(&mut self, now: Millis) {
+        let handed = std::mem::take(&mut *lock(&self.board.slots[self.index].handed));
+        for sock in handed {
+            if self.stopping.is_some() {
+                drop(sock);
+                self.shared.admission.release();
+                self.shared.stats.metrics().connection_closed();
+            } else {
+                self.serve_new(sock, now);
+            }
+        }
+    }
+
+    /// Serves a connection admitted to this worker.
+    fn serve_new(&mut self, sock: Socket, now: Millis) {
         self.open += 1;
         let idx = self.insert(Conn::new(sock, now));
         // Most clients have sent their request by now: answer it before
