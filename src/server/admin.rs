@@ -79,7 +79,7 @@ fn serve(view: &ServerView, mut stream: Stream) -> Result<(), String> {
 
 /// Everything said on one connection.
 fn session(view: &ServerView, stream: &mut Stream) -> Result<(), String> {
-    let (_, euid, _) = crate::nal::process::current_ids();
+    let (_, euid, _) = crate::sys::process::current_ids();
     match peer_credentials(stream.as_fd()) {
         Ok(c) if allowed(c.uid, euid) => {}
         Ok(c) => {
