@@ -24,3 +24,6 @@ pub(super) mod types;
 
 pub(super) use address::nal_address_get_connection;
 pub(super) use address::nal_address_get_listener;
+
+#[cfg(test)]
+mod tests;
