@@ -24,7 +24,7 @@
 
 use crate::cli::{Args, CliError};
 use crate::nal::parse_mode;
-use crate::nal::process::{self, Forked, IdentityStep, Priority, SignalSet, UserEntry};
+use crate::sys::process::{self, Forked, IdentityStep, Priority, SignalSet, UserEntry};
 use std::ffi::CStr;
 use std::fs;
 use std::io::{self, Read, Write};

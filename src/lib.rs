@@ -57,6 +57,7 @@ pub mod proxy;
 pub mod server;
 #[doc(hidden)]
 pub mod snoop;
+mod sys;
 
 mod ffi;
 

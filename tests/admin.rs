@@ -461,8 +461,7 @@ fn the_admin_protocol_by_hand() {
 // Who may use the admin socket
 
 fn is_root() -> bool {
-    // SAFETY: geteuid(2) takes nothing and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Runs dc_admin as `nobody` (uid and gid 65534 unless the account says
@@ -493,8 +492,7 @@ fn the_admin_socket_is_0600_and_refuses_other_users() {
     let srv = Srv::start(&[]);
     let meta = std::fs::metadata(&srv.admin).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
-    // SAFETY: geteuid(2) takes nothing and cannot fail.
-    assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
     if !is_root() {
         eprintln!("not root: the refusal of another user was not tried");
         return;
@@ -585,9 +583,12 @@ fn a_clean_stop_removes_the_admin_socket() {
     let mut srv = Srv::start(&[]);
     assert!(srv.admin.exists());
     let pid = srv.child.id() as i32;
-    // SAFETY: kill(2) takes plain integers; the PID is our own child's.
-    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(sent, 0);
+    // The PID is our own child's.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
     let start = Instant::now();
     let status = loop {
         if let Some(status) = srv.child.try_wait().unwrap() {

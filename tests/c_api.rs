@@ -2,7 +2,8 @@
 //! (tests/c_harness/nal_*.c, dc_*.c, api_bad_input.c, preload.c) built with
 //! `-std=c99 -Wall -Wextra -Werror` against the staged install
 //! (`DISTCACHE_STAGE`, by default target/stage) and run as real processes:
-//! an echo server over every selector, buffer/codec/address edge cases, a
+//! an echo server over every selector, a transport and a selector of its
+//! own through nal_devel.h, buffer/codec/address edge cases, a
 //! cache server embedded with DC_SERVER (with a C cache and with the default
 //! one) driven by DC_CTX clients, by a pipelining DC_PLUG client and by the
 //! golden wire vectors, bad input on every function, and LD_PRELOAD over a
@@ -594,6 +595,24 @@ fn nal_echo_over_ipv6() {
     let prog = Lib::Ours.build("nal_echo", dir.path());
     let _guard = timing();
     run_ok(&prog, &[&v6], Duration::from_secs(120));
+}
+
+/// libnal/nal_devel.h: nal_devel.c adds an address type ("PIPE:", over
+/// socketpair(2)) and a selector type ("tiny", over poll(2)) written in C,
+/// and moves 64 KiB each way through NAL_LISTENER and NAL_CONNECTION with
+/// them under every selector, built-in connections under "tiny" too. It
+/// uses the descriptor control commands the original kept private, so it
+/// has no run against the original.
+#[test]
+fn nal_devel_transport_and_selector_written_in_c() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prog = Lib::Ours.build("nal_devel", dir.path());
+    let done = run_ok(&prog, &[], Duration::from_secs(120));
+    assert!(
+        done.stdout.contains("OK nal_devel"),
+        "nal_devel did not finish: {}",
+        done.stdout
+    );
 }
 
 /// Extension: bad input to every function fails cleanly.

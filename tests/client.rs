@@ -6,6 +6,8 @@ mod common;
 
 use common::ServerProc;
 use distcache::{Client, ClientError, Flags};
+use nix::sys::pthread::{pthread_kill, pthread_self};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
@@ -244,6 +246,7 @@ extern "C" fn on_signal(_: libc::c_int) {}
 /// A signal that interrupts a call's wait (as a host's timers, profilers or
 /// Apache's restarts do) neither fails the call nor stretches its deadline.
 #[test]
+#[allow(unsafe_code)] // installing a signal handler
 fn signals_do_not_fail_a_call() {
     let (_dir, addr) = fake_server(|mut c| {
         while let Some((uid, op)) = read_request(&mut c) {
@@ -251,23 +254,23 @@ fn signals_do_not_fail_a_call() {
             let _ = c.write_all(&reply(uid, op, &[0]));
         }
     });
-    // SAFETY: installs a handler that does nothing, without SA_RESTART, so
-    // that the signal interrupts the client's poll(2) with EINTR.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
-    }
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() };
+    // A handler that does nothing, without SA_RESTART, so that the signal
+    // interrupts the client's poll(2) with EINTR.
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing, so it is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR2, &action) }.expect("sigaction");
+    let me = pthread_self();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = done.clone();
     let pinger = thread::spawn(move || {
         let mut sent = 0;
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            // SAFETY: `me` is the test thread, alive until `done` is set.
-            unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
+            // `me` is the test thread, alive until `done` is set.
+            pthread_kill(me, Signal::SIGUSR2).expect("pthread_kill");
             sent += 1;
             thread::sleep(Duration::from_millis(20));
         }

@@ -128,8 +128,9 @@ fn run(args: &[&str]) -> (ExitStatus, String, String) {
 }
 
 fn signal(pid: i32, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid this test started and a valid signal.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+    let signal = nix::sys::signal::Signal::try_from(sig).expect("a signal number");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .unwrap_or_else(|e| panic!("kill({pid}, {sig}): {e}"));
 }
 
 /// Whether process `pid` still runs (a zombie counts as gone).
@@ -150,8 +151,8 @@ struct PidGuard(i32);
 impl Drop for PidGuard {
     fn drop(&mut self) {
         if alive(self.0) {
-            // SAFETY: kill(2) with the daemon's pid and SIGKILL.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
+            let pid = nix::unistd::Pid::from_raw(self.0);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -531,8 +532,7 @@ fn an_unknown_user_is_refused_and_nothing_is_left() {
 fn user_drops_privileges_or_fails_loudly() {
     let d = Dir::new();
     let sock = d.path("s.sock");
-    // SAFETY: geteuid(2) takes nothing and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if !root {
         // Only root may change to another user: the server must say so.
         let (status, _, err) = run(&["-listen", &unix(&sock), "-user", "nobody"]);

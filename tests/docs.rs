@@ -4,7 +4,7 @@
 //!   man-db depends on; mandoc's stricter lint as well where installed), has
 //!   the sections its kind needs, and refers only to pages that exist.
 //! - The names in each page's NAME section and the link pages listed in
-//!   `man/links` agree, and every C function of the four installed headers
+//!   `man/links` agree, and every C function of the five installed headers
 //!   (`tests/data/abi/contract.tsv`, plus the extensions in
 //!   `abi/exports.tsv`) has a page or a link page whose SYNOPSIS declares it
 //!   with the same types as our headers do.
@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The headers whose functions must be documented.
-const HEADERS: [&str; 4] = [
+const HEADERS: [&str; 5] = [
     "libnal/nal.h",
+    "libnal/nal_devel.h",
     "distcache/dc_plug.h",
     "distcache/dc_server.h",
     "distcache/dc_client.h",

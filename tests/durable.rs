@@ -114,10 +114,9 @@ impl Server {
     /// SIGTERM, and wait (bounded) for the exit.
     fn stop(&mut self) -> ExitStatus {
         let pid = self.child.id() as i32;
-        // SAFETY: kill(2) takes no pointers; the pid is our own child's,
-        // not yet reaped.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(sent, 0);
+        // The pid is our own child's, not yet reaped.
+        let pid = nix::unistd::Pid::from_raw(pid);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
         wait_exit(&mut self.child)
     }
 }

@@ -6,8 +6,9 @@ use distcache::proto;
 use std::path::Path;
 use std::process::Command;
 
-const ALL_HEADERS: &str = "#include <libnal/nal.h>\n#include <distcache/dc_plug.h>\n\
-#include <distcache/dc_server.h>\n#include <distcache/dc_client.h>\n";
+const ALL_HEADERS: &str = "#include <libnal/nal.h>\n#include <libnal/nal_devel.h>\n\
+#include <distcache/dc_plug.h>\n#include <distcache/dc_server.h>\n\
+#include <distcache/dc_client.h>\n";
 
 fn include_dir() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

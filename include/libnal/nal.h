@@ -62,7 +62,8 @@ NAL_ADDRESS *NAL_ADDRESS_new(void);
 void NAL_ADDRESS_free(NAL_ADDRESS *addr);
 
 /*
- Forgets the parsed address, so that the object can be created again.
+ Forgets the parsed address, so that the object can be created again (an
+ address of a linked-in type gets its `pre_close` and `on_reset`).
 
  # Safety
  `addr` is NULL or a live address object.
@@ -71,8 +72,12 @@ void NAL_ADDRESS_reset(NAL_ADDRESS *addr);
 
 /*
  Parses `addr_string` (`IP:port`, `IP:host:port`, `IPv4:...`, `IPv6:port`,
- `IPv6:[addr]:port`, `UNIX:/path`) into `addr`, resolving a host name,
- and sets the default buffer size of connections made with it.
+ `IPv6:[addr]:port`, `UNIX:/path`, or a prefix of a type linked in with
+ `NAL_ADDRESS_vtable_link()`) into `addr`, resolving a host name, and sets
+ the default buffer size of connections made with it. The first
+ registered type with a prefix that starts the string parses it: the
+ built-in types first, then the linked-in ones in the order they were
+ linked.
 
  # Safety
  `addr` is NULL or a live address object; `addr_string` is NULL or a
@@ -80,8 +85,9 @@ void NAL_ADDRESS_reset(NAL_ADDRESS *addr);
 
  # Returns
  1 on success; 0 if either pointer is NULL, `addr` already holds an
- address, `def_buffer_size` exceeds 32768, or the string is not a valid
- address (or is longer than 255 bytes).
+ address, `def_buffer_size` exceeds 32768, no type has the string's
+ prefix, or the string is not a valid address (or is longer than 255
+ bytes, or shorter than 2).
  */
 int NAL_ADDRESS_create(NAL_ADDRESS *addr,
                        const char *addr_string,
@@ -111,8 +117,9 @@ int NAL_ADDRESS_set_def_buffer_size(NAL_ADDRESS *addr,
                                     unsigned int def_buffer_size);
 
 /*
- Whether a connection can be made to `addr` (every form but the host-less
- `IP:port` and `IPv6:port`).
+ Whether a connection can be made to `addr` (every built-in form but the
+ host-less `IP:port` and `IPv6:port`; a linked-in type's `can_connect`
+ decides for its addresses).
 
  # Safety
  `addr` is NULL or a live address object.
@@ -123,7 +130,8 @@ int NAL_ADDRESS_set_def_buffer_size(NAL_ADDRESS *addr,
 int NAL_ADDRESS_can_connect(const NAL_ADDRESS *addr);
 
 /*
- Whether `addr` can be listened on.
+ Whether `addr` can be listened on (a linked-in type's `can_listen`
+ decides for its addresses).
 
  # Safety
  `addr` is NULL or a live address object.
@@ -477,7 +485,8 @@ void NAL_CONNECTION_reset(NAL_CONNECTION *conn);
  Starts a non-blocking connect to `addr`; both buffers get the address's
  default size. A UNIX connect completes at once; a TCP one completes
  during later `NAL_CONNECTION_io()` calls (see
- `NAL_CONNECTION_is_established()`).
+ `NAL_CONNECTION_is_established()`). An address of a linked-in type maps
+ its connection type onto `conn` and calls its `connect`.
 
  # Safety
  `conn` and `addr` are NULL or live objects.
@@ -491,7 +500,9 @@ int NAL_CONNECTION_create(NAL_CONNECTION *conn,
 
 /*
  Accepts the connection a selector found waiting on `list`; both
- buffers get the listener's default size.
+ buffers get the listener's default size. A listener of a linked-in type
+ names the connection type (its `pre_accept`), which is mapped onto
+ `conn` and given the listener (its `accept`).
 
  # Safety
  `conn` and `list` are NULL or live objects.
@@ -566,7 +577,7 @@ const NAL_BUFFER *NAL_CONNECTION_get_send_c(const NAL_CONNECTION *conn);
 /*
  Moves bytes as the last `NAL_SELECTOR_select()` found possible:
  completes a pending connect, reads into the read buffer, sends from the
- send buffer.
+ send buffer. A connection of a linked-in type runs its `do_io`.
 
  # Safety
  `conn` is NULL or a live connection object.
@@ -598,7 +609,8 @@ int NAL_CONNECTION_is_established(const NAL_CONNECTION *conn);
 
  # Returns
  1 on success; 0 for NULL, a connection not set up, or one already in a
- selector.
+ selector, or when its type's `pre_selector_add` or `post_selector_add`
+ (or a selector made from a C vtable) refused.
  */
 int NAL_CONNECTION_add_to_selector(NAL_CONNECTION *conn,
                                    NAL_SELECTOR *sel);
@@ -661,7 +673,9 @@ void NAL_LISTENER_reset(NAL_LISTENER *list);
 /*
  Listens on `addr`; accepted connections get the address's default buffer
  size. A UNIX address replaces a stale socket file, but never a regular
- file or the socket of a server that is still running.
+ file or the socket of a server that is still running. An address of a
+ linked-in type maps its listener type onto `list` and calls its
+ `listen`.
 
  # Safety
  `list` and `addr` are NULL or live objects.
@@ -683,7 +697,8 @@ int NAL_LISTENER_create(NAL_LISTENER *list,
 
  # Returns
  1 on success; 0 for NULL, a listener not listening, or one already in a
- selector.
+ selector, or when its type's `pre_selector_add` or `post_selector_add`
+ (or a selector made from a C vtable) refused.
  */
 int NAL_LISTENER_add_to_selector(NAL_LISTENER *list,
                                  NAL_SELECTOR *sel);
@@ -699,13 +714,14 @@ void NAL_LISTENER_del_from_selector(NAL_LISTENER *list);
 
 /*
  Whether the listener will accept no more connections. Socket listeners
- never finish, so this is always 0, as in the original.
+ never finish, as in the original; a linked-in type's `finished` decides
+ for its listeners.
 
  # Safety
  `list` is NULL or a live listener object.
 
  # Returns
- 0.
+ 0 for a socket listener and for NULL; what `finished` returns.
  */
 int NAL_LISTENER_finished(const NAL_LISTENER *list);
 
@@ -719,7 +735,8 @@ int NAL_LISTENER_finished(const NAL_LISTENER *list);
 
  # Returns
  1 on success; 0 for a NULL listener, one that is not a UNIX listener, an
- unknown user or group, or a failed `chown(2)`.
+ unknown user or group, or a failed `chown(2)`. A linked-in type's
+ `set_fs_owner` decides for its listeners (0 when it has none).
  */
 int NAL_LISTENER_set_fs_owner(NAL_LISTENER *list,
                               const char *ownername,
@@ -735,7 +752,8 @@ int NAL_LISTENER_set_fs_owner(NAL_LISTENER *list,
 
  # Returns
  1 on success; 0 for NULL, a listener that is not a UNIX listener, a
- string that is not an octal mode, or a failed `chmod(2)`.
+ string that is not an octal mode, or a failed `chmod(2)`. A linked-in
+ type's `set_fs_perms` decides for its listeners (0 when it has none).
  */
 int NAL_LISTENER_set_fs_perms(NAL_LISTENER *list,
                               const char *octal_string);
@@ -797,17 +815,18 @@ void NAL_SELECTOR_reset(NAL_SELECTOR *sel);
  while it has bytes to send or a connect pending, a connection waiting on
  a listener), or `usec_timeout` microseconds pass when `use_timeout` is
  non-zero. Each object keeps what was found for its next
- `NAL_CONNECTION_io()` or `NAL_CONNECTION_accept()`.
+ `NAL_CONNECTION_io()` or `NAL_CONNECTION_accept()`. A selector made from
+ a C vtable waits as that vtable's `select` does.
 
  # Safety
  `sel` is NULL or a live selector; its objects are not in use by another
  thread.
 
  # Returns
- The number of ready objects; 0 when the time ran out; -1 with `errno`
- set on failure, when a signal interrupted the wait (`EINTR`), for NULL,
- for a `NAL_SELECTOR_new()` selector that never had an object, and for a
- wait with no objects and no timeout (which could never end).
+ The number of ready descriptors; 0 when the time ran out; -1 with
+ `errno` set on failure, when a signal interrupted the wait (`EINTR`),
+ for NULL, for a `NAL_SELECTOR_new()` selector that never had an object,
+ and for a wait with no objects and no timeout (which could never end).
  */
 int NAL_SELECTOR_select(NAL_SELECTOR *sel,
                         unsigned long usec_timeout,
@@ -820,7 +839,8 @@ int NAL_SELECTOR_select(NAL_SELECTOR *sel,
  `sel` is NULL or a live selector.
 
  # Returns
- The count; 0 for NULL.
+ The count; 0 for NULL. A selector made from a C vtable answers with its
+ `num_objects`.
  */
 unsigned int NAL_SELECTOR_num_objects(const NAL_SELECTOR *sel);
 

@@ -11,9 +11,11 @@ mod client;
 pub mod commands;
 mod error;
 pub mod options;
-pub mod protocol;
 mod source;
 mod store_dir;
+
+/// The admin socket's protocol, shared with the server.
+pub use crate::proto::admin as protocol;
 
 pub use client::SocketSource;
 pub use commands::{run, Action, Done};

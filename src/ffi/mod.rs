@@ -1,6 +1,7 @@
 //! The C ABI: the only place with `extern "C"`. One file per C header, and
 //! the boundary helpers every export goes through.
 #![allow(non_camel_case_types)]
+#![allow(unsafe_code)]
 
 mod boundary;
 pub mod dc_client;

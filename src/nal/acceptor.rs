@@ -2,9 +2,9 @@
 //! the selector reports a waiting connection, and one accept takes it.
 
 use super::connection::Ready;
-use super::poll::RawPollFd;
-use super::process::{group_by_name, user_by_name};
 use super::{Address, Listener, NalError};
+use crate::sys::poll::RawPollFd;
+use crate::sys::process::{group_by_name, user_by_name};
 use socket2::Socket;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd};

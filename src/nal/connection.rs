@@ -6,9 +6,9 @@
 //! [`Connection::io`], which moves bytes between the socket and the buffers.
 
 use super::buffer::Buffer;
-use super::poll::RawPollFd;
 use super::stream::start_connect;
 use super::{Acceptor, Address, NalError};
+use crate::sys::poll::RawPollFd;
 use socket2::{Domain, Socket, Type};
 use std::io::{self, ErrorKind, Read};
 use std::os::fd::{AsRawFd, RawFd};

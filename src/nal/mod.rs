@@ -10,10 +10,7 @@ pub mod codec;
 mod connection;
 mod error;
 mod listener;
-mod poll;
-pub(crate) mod process;
 mod stream;
-mod sys;
 
 pub use acceptor::{parse_mode, Acceptor};
 pub use address::{Address, Resolver};
@@ -21,7 +18,8 @@ pub use buffer::{Buffer, MAX_BUFFER_SIZE};
 pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;
 pub use listener::Listener;
-pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{read_timer_for, Deadline, Stream};
-pub(crate) use sys::try_lock_exclusive;
-pub use sys::{fd_limit, peer_credentials, raise_fd_limit, PeerCredentials};
+// The system calls live in `crate::sys`; these are part of nal's API.
+pub use crate::sys::poll::{poll, poll_fds, PollFd, RawPollFd};
+pub use crate::sys::process::{fd_limit, raise_fd_limit};
+pub use crate::sys::socket::{peer_credentials, PeerCredentials};

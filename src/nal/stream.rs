@@ -1,5 +1,5 @@
-use super::sys::{clear_status_flags, recv_nowait, wait, Ready};
 use super::{Address, NalError};
+use crate::sys::socket::{clear_status_flags, recv_nowait, wait, Ready};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read};
 use std::net::TcpStream;

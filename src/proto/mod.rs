@@ -7,6 +7,7 @@
 //! from bytes that may arrive split at any point.
 
 mod add;
+pub mod admin;
 mod command;
 mod decoder;
 mod error;

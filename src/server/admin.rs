@@ -1,10 +1,10 @@
 //! The admin socket: a UNIX socket on which root and the server's own user
 //! list, read and delete sessions and read the counters, in the line
-//! protocol of [`crate::admin::protocol`].
+//! protocol of [`crate::proto::admin`].
 //!
 //! One thread serves one connection at a time. Each connection waits at
 //! most [`IDLE`] for a request line of at most
-//! [`MAX_REQUEST_LINE`](crate::admin::protocol::MAX_REQUEST_LINE) bytes, and
+//! [`MAX_REQUEST_LINE`](crate::proto::admin::MAX_REQUEST_LINE) bytes, and
 //! each write may take at most [`SEND`]; a listing goes page by page, the
 //! store locked only while a page is copied. Whoever connects is checked by
 //! the credentials the kernel gives (`SO_PEERCRED`) besides the socket
@@ -15,11 +15,11 @@
 
 use super::inspect::{close_gently, read_until, spawn_acceptor, write_within, Got};
 use super::{Report, Server, ServerError, ServerView};
-use crate::admin::protocol::{
-    error_line, ErrorCode, Request, SessionEntry, END, GREETING, MAX_REQUEST_LINE,
-};
 use crate::cache::SessionInfo;
 use crate::nal::{peer_credentials, Listener, Stream};
+use crate::proto::admin::{
+    error_line, ErrorCode, Request, SessionEntry, END, GREETING, MAX_REQUEST_LINE,
+};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -79,7 +79,7 @@ fn serve(view: &ServerView, mut stream: Stream) -> Result<(), String> {
 
 /// Everything said on one connection.
 fn session(view: &ServerView, stream: &mut Stream) -> Result<(), String> {
-    let (_, euid, _) = crate::nal::process::current_ids();
+    let (_, euid, _) = crate::sys::process::current_ids();
     match peer_credentials(stream.as_fd()) {
         Ok(c) if allowed(c.uid, euid) => {}
         Ok(c) => {

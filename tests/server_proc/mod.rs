@@ -163,10 +163,11 @@ impl ServerProcess {
     /// Sends `sig` to the current process.
     pub fn signal(&self, sig: libc::c_int) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
-        // SAFETY: kill(2) with the pid of a child this object spawned and
-        // has not reaped (so the pid cannot have been reused).
-        let r = unsafe { libc::kill(pid, sig) };
-        assert_eq!(r, 0, "kill({pid}, {sig})");
+        // The pid of a child this object spawned and has not reaped (so the
+        // pid cannot have been reused).
+        let signal = nix::sys::signal::Signal::try_from(sig).expect("a signal number");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .unwrap_or_else(|e| panic!("kill({pid}, {sig}): {e}"));
     }
 
     /// SIGSTOP: the process stays, with its sockets, and answers nothing.

@@ -3,7 +3,7 @@
 
 use super::record::{Record, FILE_HEADER};
 use super::DurableError;
-use crate::nal::try_lock_exclusive;
+use crate::sys::file::try_lock_exclusive;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -1,9 +1,14 @@
-//! `NAL_CONNECTION`: a non-blocking connection with read and send buffers.
+//! `NAL_CONNECTION`: a non-blocking connection with read and send buffers,
+//! or a connection of a type C code linked in (`libnal/nal_devel.h`),
+//! driven by that type's vtable.
 
 use super::super::boundary::{free_handle, guard, int_bool, into_handle, object, object_mut};
-use super::selector::{join, leave, Link, Member};
+use super::devel::hooks::{addr_vt, conn_vt, list_vt};
+use super::devel::mapping::{self, Mapped};
+use super::devel::types::NAL_CONNECTION_vtable;
+use super::selector::{leave, Link, Member};
 use super::{NAL_ADDRESS, NAL_BUFFER, NAL_LISTENER, NAL_SELECTOR};
-use crate::nal::Connection;
+use crate::nal::{Connection, MAX_BUFFER_SIZE};
 use std::ffi::{c_int, c_uint};
 use std::ptr::{self, NonNull};
 
@@ -12,18 +17,67 @@ use std::ptr::{self, NonNull};
 pub struct NAL_CONNECTION {
     pub(crate) conn: Connection,
     pub(crate) link: Option<Link>,
+    pub(super) mapped: Mapped<NAL_CONNECTION_vtable>,
 }
 
 impl NAL_CONNECTION {
-    /// Leaves the selector it is in, if any.
-    fn leave_selector(&mut self) {
-        if let Some(link) = self.link.take() {
-            // SAFETY: a current link names a live selector (it unlinks its
-            // objects before it is freed).
-            unsafe { leave(link) };
-            self.conn.clear_ready();
-        }
+    /// Whether the object is set up, as a built-in connection or by a C
+    /// vtable.
+    fn in_use(&self) -> bool {
+        self.conn.is_active() || !self.mapped.vtable().is_null()
     }
+}
+
+/// Takes the connection out of its selector, with its type's selector
+/// hooks around it.
+///
+/// # Safety
+/// `conn` is a live connection, not borrowed.
+pub(super) unsafe fn leave_selector(conn: *mut NAL_CONNECTION) {
+    // SAFETY: per this function's contract; each borrow ends at once.
+    let Some(link) = (unsafe { (*conn).link }) else {
+        return;
+    };
+    let sel = link.selector.as_ptr();
+    // SAFETY: per this function's contract.
+    let vt = unsafe { conn_vt(conn) };
+    if let Some(f) = vt.and_then(|vt| vt.pre_selector_del) {
+        // SAFETY: the type's own hook, with its live selector.
+        unsafe { f(conn, sel, link.token) };
+    }
+    // SAFETY: a current link names a live selector (it unlinks its objects
+    // before it is freed).
+    unsafe { leave(link, Member::Connection(NonNull::new_unchecked(conn))) };
+    // SAFETY: per this function's contract.
+    unsafe {
+        (*conn).link = None;
+        (*conn).conn.clear_ready();
+    }
+    if let Some(f) = vt.and_then(|vt| vt.post_selector_del) {
+        // SAFETY: the type's own hook.
+        unsafe { f(conn, sel) };
+    }
+}
+
+/// Maps `vt` onto `conn` and runs `start` (its `connect` or `accept`);
+/// resets the connection when either fails.
+///
+/// # Safety
+/// `conn` is a live, unused connection, not borrowed; `vt` is NULL or a
+/// static vtable.
+unsafe fn start_custom(
+    conn: *mut NAL_CONNECTION,
+    vt: *const NAL_CONNECTION_vtable,
+    start: impl FnOnce(&NAL_CONNECTION_vtable) -> c_int,
+) -> c_int {
+    // SAFETY: per this function's contract; the hooks get the live object.
+    let ok = unsafe { vt.as_ref() }
+        .is_some_and(|vt| unsafe { mapping::map(conn, vt) } && start(vt) != 0);
+    if !ok {
+        // SAFETY: per this function's contract.
+        unsafe { NAL_CONNECTION_reset(conn) };
+    }
+    int_bool(ok)
 }
 
 /// Creates a connection object that is not connected yet.
@@ -47,9 +101,12 @@ pub extern "C" fn NAL_CONNECTION_new() -> *mut NAL_CONNECTION {
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_free(conn: *mut NAL_CONNECTION) {
     guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(c) = unsafe { object_mut(conn) } {
-            c.leave_selector();
+        if !conn.is_null() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe {
+                leave_selector(conn);
+                mapping::destroy(conn);
+            }
         }
         // SAFETY: forwarded from this function's contract; no selector
         // links to it any more.
@@ -65,10 +122,14 @@ pub unsafe extern "C" fn NAL_CONNECTION_free(conn: *mut NAL_CONNECTION) {
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_reset(conn: *mut NAL_CONNECTION) {
     guard((), || {
+        if conn.is_null() {
+            return;
+        }
         // SAFETY: forwarded from this function's contract.
-        if let Some(c) = unsafe { object_mut(conn) } {
-            c.leave_selector();
-            c.conn.reset();
+        unsafe {
+            leave_selector(conn);
+            (*conn).conn.reset();
+            mapping::reset(conn);
         }
     })
 }
@@ -76,7 +137,8 @@ pub unsafe extern "C" fn NAL_CONNECTION_reset(conn: *mut NAL_CONNECTION) {
 /// Starts a non-blocking connect to `addr`; both buffers get the address's
 /// default size. A UNIX connect completes at once; a TCP one completes
 /// during later `NAL_CONNECTION_io()` calls (see
-/// `NAL_CONNECTION_is_established()`).
+/// `NAL_CONNECTION_is_established()`). An address of a linked-in type maps
+/// its connection type onto `conn` and calls its `connect`.
 ///
 /// # Safety
 /// `conn` and `addr` are NULL or live objects.
@@ -94,6 +156,20 @@ pub unsafe extern "C" fn NAL_CONNECTION_create(
         let (Some(c), Some(a)) = (unsafe { object_mut(conn) }, unsafe { object(addr) }) else {
             return 0;
         };
+        if c.in_use() {
+            return 0;
+        }
+        // SAFETY: forwarded from this function's contract.
+        if unsafe { addr_vt(addr) }.is_some() {
+            // SAFETY: forwarded; the borrows above are not used again.
+            unsafe {
+                if super::address::NAL_ADDRESS_can_connect(addr) == 0 {
+                    return 0;
+                }
+                let vt = super::devel::nal_address_get_connection(addr);
+                return start_custom(conn, vt, |vt| vt.connect.map_or(0, |f| f(conn, addr)));
+            }
+        }
         let Some(address) = &a.address else {
             return 0;
         };
@@ -102,7 +178,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_create(
 }
 
 /// Accepts the connection a selector found waiting on `list`; both
-/// buffers get the listener's default size.
+/// buffers get the listener's default size. A listener of a linked-in type
+/// names the connection type (its `pre_accept`), which is mapped onto
+/// `conn` and given the listener (its `accept`).
 ///
 /// # Safety
 /// `conn` and `list` are NULL or live objects.
@@ -120,6 +198,21 @@ pub unsafe extern "C" fn NAL_CONNECTION_accept(
         let (Some(c), Some(l)) = (unsafe { object_mut(conn) }, unsafe { object_mut(list) }) else {
             return 0;
         };
+        if c.in_use() {
+            return 0;
+        }
+        // SAFETY: forwarded from this function's contract.
+        if let Some(lvt) = unsafe { list_vt(list) } {
+            let Some(pre_accept) = lvt.pre_accept else {
+                return 0;
+            };
+            // SAFETY: the listener type's own handlers; the borrows above
+            // are not used again.
+            return unsafe {
+                let vt = pre_accept(list);
+                start_custom(conn, vt, |vt| vt.accept.map_or(0, |f| f(conn, list)))
+            };
+        }
         int_bool(c.conn.accept(&mut l.listener).is_ok())
     })
 }
@@ -135,6 +228,14 @@ pub unsafe extern "C" fn NAL_CONNECTION_accept(
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_set_size(conn: *mut NAL_CONNECTION, size: c_uint) -> c_int {
     guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { conn_vt(conn) } {
+            if size as usize > MAX_BUFFER_SIZE {
+                return 0;
+            }
+            // SAFETY: the type's own handler on its own object.
+            return vt.set_size.map_or(0, |f| unsafe { f(conn, size) });
+        }
         // SAFETY: forwarded from this function's contract.
         let Some(c) = (unsafe { object_mut(conn) }) else {
             return 0;
@@ -156,6 +257,11 @@ pub unsafe extern "C" fn NAL_CONNECTION_set_size(conn: *mut NAL_CONNECTION, size
 pub unsafe extern "C" fn NAL_CONNECTION_get_read(conn: *mut NAL_CONNECTION) -> *mut NAL_BUFFER {
     guard(ptr::null_mut(), || {
         // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { conn_vt(conn) } {
+            // SAFETY: the type's own handler on its own object.
+            return vt.get_read.map_or(ptr::null_mut(), |f| unsafe { f(conn) });
+        }
+        // SAFETY: forwarded from this function's contract.
         match unsafe { object_mut(conn) } {
             Some(c) if c.conn.is_active() => c.conn.read_buffer(),
             _ => ptr::null_mut(),
@@ -174,6 +280,11 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_read(conn: *mut NAL_CONNECTION) -> *
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_get_send(conn: *mut NAL_CONNECTION) -> *mut NAL_BUFFER {
     guard(ptr::null_mut(), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { conn_vt(conn) } {
+            // SAFETY: the type's own handler on its own object.
+            return vt.get_send.map_or(ptr::null_mut(), |f| unsafe { f(conn) });
+        }
         // SAFETY: forwarded from this function's contract.
         match unsafe { object_mut(conn) } {
             Some(c) if c.conn.is_active() => c.conn.send_buffer(),
@@ -214,7 +325,7 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_send_c(
 
 /// Moves bytes as the last `NAL_SELECTOR_select()` found possible:
 /// completes a pending connect, reads into the read buffer, sends from the
-/// send buffer.
+/// send buffer. A connection of a linked-in type runs its `do_io`.
 ///
 /// # Safety
 /// `conn` is NULL or a live connection object.
@@ -226,6 +337,15 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_send_c(
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_io(conn: *mut NAL_CONNECTION) -> c_int {
     guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { conn_vt(conn) } {
+            // SAFETY: forwarded; the borrow ends at once.
+            if unsafe { (*conn).link }.is_none() {
+                return 0;
+            }
+            // SAFETY: the type's own handler on its own object.
+            return vt.do_io.map_or(0, |f| int_bool(unsafe { f(conn) } != 0));
+        }
         // SAFETY: forwarded from this function's contract.
         match unsafe { object_mut(conn) } {
             Some(c) if c.link.is_some() => int_bool(c.conn.io()),
@@ -245,6 +365,13 @@ pub unsafe extern "C" fn NAL_CONNECTION_io(conn: *mut NAL_CONNECTION) -> c_int {
 pub unsafe extern "C" fn NAL_CONNECTION_is_established(conn: *const NAL_CONNECTION) -> c_int {
     guard(0, || {
         // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { conn_vt(conn) } {
+            // SAFETY: the type's own handler on its own object.
+            return vt
+                .is_established
+                .map_or(0, |f| int_bool(unsafe { f(conn) } != 0));
+        }
+        // SAFETY: forwarded from this function's contract.
         let o = unsafe { object(conn) };
         int_bool(o.is_some_and(|c| c.conn.is_established()))
     })
@@ -258,7 +385,8 @@ pub unsafe extern "C" fn NAL_CONNECTION_is_established(conn: *const NAL_CONNECTI
 ///
 /// # Returns
 /// 1 on success; 0 for NULL, a connection not set up, or one already in a
-/// selector.
+/// selector, or when its type's `pre_selector_add` or `post_selector_add`
+/// (or a selector made from a C vtable) refused.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
     conn: *mut NAL_CONNECTION,
@@ -266,19 +394,17 @@ pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
 ) -> c_int {
     guard(0, || {
         // SAFETY: forwarded from this function's contract.
-        let Some(c) = (unsafe { object_mut(conn) }) else {
+        let Some(c) = (unsafe { object(conn) }) else {
             return 0;
         };
-        if c.link.is_some() || !c.conn.is_active() {
+        if c.link.is_some() || !c.in_use() {
             return 0;
         }
         let Some(member) = NonNull::new(conn).map(Member::Connection) else {
             return 0;
         };
-        // SAFETY: `sel` per the contract; the connection is live and in no
-        // selector.
-        c.link = unsafe { join(sel, member) };
-        int_bool(c.link.is_some())
+        // SAFETY: the borrow `c` has ended; `sel` per the contract.
+        int_bool(unsafe { super::selector::add_member(sel, member) })
     })
 }
 
@@ -290,9 +416,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_del_from_selector(conn: *mut NAL_CONNECTION) {
     guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(c) = unsafe { object_mut(conn) } {
-            c.leave_selector();
+        if !conn.is_null() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { leave_selector(conn) };
         }
     })
 }
@@ -322,6 +448,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_create_pair(
         else {
             return 0;
         };
+        if !a.mapped.vtable().is_null() || !b.mapped.vtable().is_null() {
+            return 0;
+        }
         int_bool(Connection::pair(&mut a.conn, &mut b.conn, def_buffer_size as usize).is_ok())
     })
 }

@@ -1,10 +1,14 @@
 //! `NAL_LISTENER`: a listening socket whose waiting connections a selector
-//! reports.
+//! reports, or a listener of a type C code linked in (`libnal/nal_devel.h`),
+//! driven by that type's vtable.
 
 use super::super::boundary::{
     c_str, free_handle, guard, int_bool, into_handle, object, object_mut,
 };
-use super::selector::{join, leave, Link, Member};
+use super::devel::hooks::{addr_vt, list_vt};
+use super::devel::mapping::{self, Mapped};
+use super::devel::types::NAL_LISTENER_vtable;
+use super::selector::{leave, Link, Member};
 use super::{NAL_ADDRESS, NAL_SELECTOR};
 use crate::nal::Acceptor;
 use std::ffi::{c_char, c_int};
@@ -15,16 +19,37 @@ use std::ptr::{self, NonNull};
 pub struct NAL_LISTENER {
     pub(super) listener: Acceptor,
     pub(super) link: Option<Link>,
+    pub(super) mapped: Mapped<NAL_LISTENER_vtable>,
 }
 
-impl NAL_LISTENER {
-    fn leave_selector(&mut self) {
-        if let Some(link) = self.link.take() {
-            // SAFETY: a current link names a live selector (it unlinks its
-            // objects before it is freed).
-            unsafe { leave(link) };
-            self.listener.clear_ready();
-        }
+/// Takes the listener out of its selector, with its type's selector hooks
+/// around it.
+///
+/// # Safety
+/// `list` is a live listener, not borrowed.
+pub(super) unsafe fn leave_selector(list: *mut NAL_LISTENER) {
+    // SAFETY: per this function's contract; each borrow ends at once.
+    let Some(link) = (unsafe { (*list).link }) else {
+        return;
+    };
+    let sel = link.selector.as_ptr();
+    // SAFETY: per this function's contract.
+    let vt = unsafe { list_vt(list) };
+    if let Some(f) = vt.and_then(|vt| vt.pre_selector_del) {
+        // SAFETY: the type's own hook, with its live selector.
+        unsafe { f(list, sel, link.token) };
+    }
+    // SAFETY: a current link names a live selector (it unlinks its objects
+    // before it is freed).
+    unsafe { leave(link, Member::Listener(NonNull::new_unchecked(list))) };
+    // SAFETY: per this function's contract.
+    unsafe {
+        (*list).link = None;
+        (*list).listener.clear_ready();
+    }
+    if let Some(f) = vt.and_then(|vt| vt.post_selector_del) {
+        // SAFETY: the type's own hook.
+        unsafe { f(list, sel) };
     }
 }
 
@@ -49,9 +74,12 @@ pub extern "C" fn NAL_LISTENER_new() -> *mut NAL_LISTENER {
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_free(list: *mut NAL_LISTENER) {
     guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(l) = unsafe { object_mut(list) } {
-            l.leave_selector();
+        if !list.is_null() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe {
+                leave_selector(list);
+                mapping::destroy(list);
+            }
         }
         // SAFETY: forwarded; no selector links to it any more.
         unsafe { free_handle(list) }
@@ -67,17 +95,23 @@ pub unsafe extern "C" fn NAL_LISTENER_free(list: *mut NAL_LISTENER) {
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_reset(list: *mut NAL_LISTENER) {
     guard((), || {
+        if list.is_null() {
+            return;
+        }
         // SAFETY: forwarded from this function's contract.
-        if let Some(l) = unsafe { object_mut(list) } {
-            l.leave_selector();
-            l.listener.reset();
+        unsafe {
+            leave_selector(list);
+            (*list).listener.reset();
+            mapping::reset(list);
         }
     })
 }
 
 /// Listens on `addr`; accepted connections get the address's default buffer
 /// size. A UNIX address replaces a stale socket file, but never a regular
-/// file or the socket of a server that is still running.
+/// file or the socket of a server that is still running. An address of a
+/// linked-in type maps its listener type onto `list` and calls its
+/// `listen`.
 ///
 /// # Safety
 /// `list` and `addr` are NULL or live objects.
@@ -96,6 +130,14 @@ pub unsafe extern "C" fn NAL_LISTENER_create(
         let (Some(l), Some(a)) = (unsafe { object_mut(list) }, unsafe { object(addr) }) else {
             return 0;
         };
+        if l.listener.is_active() || !l.mapped.vtable().is_null() {
+            return 0;
+        }
+        // SAFETY: forwarded from this function's contract.
+        if unsafe { addr_vt(addr) }.is_some() {
+            // SAFETY: forwarded; the borrows above are not used again.
+            return unsafe { listen_custom(list, addr) };
+        }
         match &a.address {
             Some(address) if address.can_listen() => {
                 int_bool(l.listener.listen(address, a.buffer_size as usize).is_ok())
@@ -103,6 +145,25 @@ pub unsafe extern "C" fn NAL_LISTENER_create(
             _ => 0,
         }
     })
+}
+
+/// Maps the listener type of a linked-in address onto `list` and listens.
+///
+/// # Safety
+/// `list` and `addr` are live objects, not borrowed; `addr` is of a
+/// linked-in type.
+unsafe fn listen_custom(list: *mut NAL_LISTENER, addr: *const NAL_ADDRESS) -> c_int {
+    // SAFETY: per this function's contract.
+    let vt = unsafe { super::devel::nal_address_get_listener(addr).as_ref() };
+    // SAFETY: a transport's vtable is static; its hooks get live objects.
+    let ok = vt.is_some_and(|vt| unsafe {
+        mapping::map(list, vt) && vt.listen.is_some_and(|f| f(list, addr) != 0)
+    });
+    if !ok {
+        // SAFETY: per this function's contract.
+        unsafe { NAL_LISTENER_reset(list) };
+    }
+    int_bool(ok)
 }
 
 /// Adds a listener to a selector, so that `NAL_SELECTOR_select()` reports
@@ -113,7 +174,8 @@ pub unsafe extern "C" fn NAL_LISTENER_create(
 ///
 /// # Returns
 /// 1 on success; 0 for NULL, a listener not listening, or one already in a
-/// selector.
+/// selector, or when its type's `pre_selector_add` or `post_selector_add`
+/// (or a selector made from a C vtable) refused.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
     list: *mut NAL_LISTENER,
@@ -121,19 +183,18 @@ pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
 ) -> c_int {
     guard(0, || {
         // SAFETY: forwarded from this function's contract.
-        let Some(l) = (unsafe { object_mut(list) }) else {
+        let Some(l) = (unsafe { object(list) }) else {
             return 0;
         };
-        if l.link.is_some() || !l.listener.is_active() {
+        let custom = !l.mapped.vtable().is_null();
+        if l.link.is_some() || !(custom || l.listener.is_active()) {
             return 0;
         }
         let Some(member) = NonNull::new(list).map(Member::Listener) else {
             return 0;
         };
-        // SAFETY: `sel` per the contract; the listener is live and in no
-        // selector.
-        l.link = unsafe { join(sel, member) };
-        int_bool(l.link.is_some())
+        // SAFETY: the borrow `l` has ended; `sel` per the contract.
+        int_bool(unsafe { super::selector::add_member(sel, member) })
     })
 }
 
@@ -145,25 +206,31 @@ pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_del_from_selector(list: *mut NAL_LISTENER) {
     guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(l) = unsafe { object_mut(list) } {
-            l.leave_selector();
+        if !list.is_null() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { leave_selector(list) };
         }
     })
 }
 
 /// Whether the listener will accept no more connections. Socket listeners
-/// never finish, so this is always 0, as in the original.
+/// never finish, as in the original; a linked-in type's `finished` decides
+/// for its listeners.
 ///
 /// # Safety
 /// `list` is NULL or a live listener object.
 ///
 /// # Returns
-/// 0.
+/// 0 for a socket listener and for NULL; what `finished` returns.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_finished(list: *const NAL_LISTENER) -> c_int {
-    let _ = list;
-    0
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract; the type's own
+        // handler on its own object.
+        unsafe { list_vt(list) }
+            .and_then(|vt| vt.finished)
+            .map_or(0, |f| unsafe { f(list) })
+    })
 }
 
 /// Gives a UNIX listener's socket file to a user and/or group (either may
@@ -175,7 +242,8 @@ pub unsafe extern "C" fn NAL_LISTENER_finished(list: *const NAL_LISTENER) -> c_i
 ///
 /// # Returns
 /// 1 on success; 0 for a NULL listener, one that is not a UNIX listener, an
-/// unknown user or group, or a failed `chown(2)`.
+/// unknown user or group, or a failed `chown(2)`. A linked-in type's
+/// `set_fs_owner` decides for its listeners (0 when it has none).
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_set_fs_owner(
     list: *mut NAL_LISTENER,
@@ -183,6 +251,13 @@ pub unsafe extern "C" fn NAL_LISTENER_set_fs_owner(
     groupname: *const c_char,
 ) -> c_int {
     guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { list_vt(list) } {
+            // SAFETY: the type's own handler, with the caller's strings.
+            return vt
+                .set_fs_owner
+                .map_or(0, |f| unsafe { f(list, ownername, groupname) });
+        }
         // SAFETY: forwarded from this function's contract.
         let (l, user, group) = unsafe { (object(list), c_str(ownername), c_str(groupname)) };
         let Some(l) = l else {
@@ -205,13 +280,21 @@ pub unsafe extern "C" fn NAL_LISTENER_set_fs_owner(
 ///
 /// # Returns
 /// 1 on success; 0 for NULL, a listener that is not a UNIX listener, a
-/// string that is not an octal mode, or a failed `chmod(2)`.
+/// string that is not an octal mode, or a failed `chmod(2)`. A linked-in
+/// type's `set_fs_perms` decides for its listeners (0 when it has none).
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_set_fs_perms(
     list: *mut NAL_LISTENER,
     octal_string: *const c_char,
 ) -> c_int {
     guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { list_vt(list) } {
+            // SAFETY: the type's own handler, with the caller's string.
+            return vt
+                .set_fs_perms
+                .map_or(0, |f| unsafe { f(list, octal_string) });
+        }
         // SAFETY: forwarded from this function's contract.
         let (Some(l), Some(octal)) = (unsafe { object(list) }, unsafe { c_str(octal_string) })
         else {

@@ -8,6 +8,7 @@ mod address;
 mod buffer;
 mod codec;
 mod connection;
+mod devel;
 mod listener;
 mod selector;
 

@@ -1,5 +1,6 @@
 //! The admin socket's protocol, with no I/O: lines of ASCII text ended by
-//! a line feed.
+//! a line feed. The server (`server::admin`) and the `dc_admin` tool both
+//! speak it.
 //!
 //! ```text
 //! server: OK distcache-admin 1          greeting (or "ERR denied ..." and close)
@@ -15,7 +16,7 @@
 //! `notfound`, `badrequest`, `toolong` and `unsupported`. Request lines are
 //! at most [`MAX_REQUEST_LINE`] bytes.
 
-use crate::proto::MAX_ID_LEN;
+use super::MAX_ID_LEN;
 use std::fmt::Write;
 use thiserror::Error;
 

@@ -1,0 +1,197 @@
+//! The connection functions of `nal_devel.h`.
+
+use super::super::{NAL_CONNECTION, NAL_SELECTOR};
+use super::builtin::CONNECTION;
+use super::listener::select_hook;
+use super::mapping::{self, HasVtable, Mapped};
+use super::types::{NAL_CONNECTION_vtable, NAL_SELECTOR_TOKEN};
+use crate::ffi::boundary::{guard, int_bool, object};
+use crate::ffi::nal::selector::Member;
+use std::ffi::{c_int, c_void};
+use std::ptr::{self, NonNull};
+
+impl HasVtable for NAL_CONNECTION {
+    type Vt = NAL_CONNECTION_vtable;
+    unsafe fn mapped(this: *mut Self) -> *mut Mapped<NAL_CONNECTION_vtable> {
+        // SAFETY: per the trait's contract, `this` is live.
+        unsafe { &raw mut (*this).mapped }
+    }
+}
+
+/// Maps `vtable` onto a connection, as `nal_address_set_vtable()` does for
+/// an address; the connection first leaves its selector and is closed.
+/// The built-in connection vtable leaves a built-in connection that is not
+/// set up yet, for its `connect` or `accept`.
+///
+/// # Safety
+/// `conn` is NULL or a live connection object; `vtable` is NULL or a valid
+/// vtable that lives as long as the object uses it.
+///
+/// # Returns
+/// 1 on success; 0 for NULL, when memory ran out, or when `on_create` is
+/// missing or returned 0.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_set_vtable(
+    conn: *mut NAL_CONNECTION,
+    vtable: *const NAL_CONNECTION_vtable,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let Some(vt) = (unsafe { vtable.as_ref() }) else {
+            return 0;
+        };
+        if conn.is_null() {
+            return 0;
+        }
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            super::super::connection::leave_selector(conn);
+            (*conn).conn.reset();
+        }
+        if ptr::eq(vt, &CONNECTION) {
+            // SAFETY: as above.
+            unsafe { mapping::reset(conn) };
+            return 1;
+        }
+        // SAFETY: as above.
+        int_bool(unsafe { mapping::map(conn, vt) })
+    })
+}
+
+/// The vtable of the connection's type.
+///
+/// # Safety
+/// `conn` is NULL or a live connection object.
+///
+/// # Returns
+/// The mapped vtable; the built-in connection vtable for a built-in
+/// connection that is set up; NULL for NULL or a connection not set up.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_get_vtable(
+    conn: *const NAL_CONNECTION,
+) -> *const NAL_CONNECTION_vtable {
+    guard(ptr::null(), || {
+        // SAFETY: forwarded from this function's contract.
+        match unsafe { object(conn) } {
+            Some(c) if c.conn.is_active() => &CONNECTION,
+            Some(c) => c.mapped.vtable(),
+            None => ptr::null(),
+        }
+    })
+}
+
+/// The connection's implementation data, `vtdata_size` bytes of its type.
+///
+/// # Safety
+/// `conn` is NULL or a live connection object.
+///
+/// # Returns
+/// The data (also while its type's `on_reset` or `on_destroy` runs); NULL
+/// for NULL, a built-in connection, or no data asked for.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_get_vtdata(conn: *const NAL_CONNECTION) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { object(conn) }.map_or(ptr::null_mut(), |c| {
+            if c.conn.is_active() {
+                ptr::null_mut()
+            } else {
+                c.mapped.data()
+            }
+        })
+    })
+}
+
+/// The connection as a selector member, with its link.
+///
+/// # Safety
+/// `conn` is NULL or a live connection, not borrowed mutably.
+unsafe fn linked(conn: *mut NAL_CONNECTION) -> Option<(Member, super::super::selector::Link)> {
+    // SAFETY: per this function's contract.
+    let link = unsafe { conn.as_ref() }?.link?;
+    Some((Member::Connection(NonNull::new(conn)?), link))
+}
+
+/// Runs the connection's `pre_select` with its selector and token: a
+/// selector implementation calls this for each connection before it
+/// waits. Nothing happens for NULL or a connection in no selector.
+///
+/// # Safety
+/// `conn` is NULL or a live connection object.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_pre_select(conn: *mut NAL_CONNECTION) {
+    guard((), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some((member, link)) = unsafe { linked(conn) } {
+            // SAFETY: as above; the link names its live selector.
+            unsafe { select_hook(member, link, true) };
+        }
+    })
+}
+
+/// Runs the connection's `post_select` with its selector and token: a
+/// selector implementation calls this for each connection after it
+/// waited. Nothing happens for NULL or a connection in no selector.
+///
+/// # Safety
+/// `conn` is NULL or a live connection object.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_post_select(conn: *mut NAL_CONNECTION) {
+    guard((), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some((member, link)) = unsafe { linked(conn) } {
+            // SAFETY: as above; the link names its live selector.
+            unsafe { select_hook(member, link, false) };
+        }
+    })
+}
+
+/// The connection's selector, and its token there through `token` (left
+/// alone when the connection is in no selector or `token` is NULL).
+///
+/// # Safety
+/// `conn` is NULL or a live connection object; `token` is NULL or
+/// writable.
+///
+/// # Returns
+/// The selector; NULL for NULL or a connection in no selector.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_get_selector(
+    conn: *const NAL_CONNECTION,
+    token: *mut NAL_SELECTOR_TOKEN,
+) -> *mut NAL_SELECTOR {
+    guard(ptr::null_mut(), || {
+        // SAFETY: forwarded from this function's contract.
+        let Some(link) = unsafe { object(conn) }.and_then(|c| c.link) else {
+            return ptr::null_mut();
+        };
+        if !token.is_null() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { *token = link.token };
+        }
+        link.selector.as_ptr()
+    })
+}
+
+/// Records `sel` and `token` as the connection's selector without telling
+/// either side: for a selector implementation that lists the connection
+/// itself. NULL `sel` forgets the selector.
+///
+/// # Safety
+/// `conn` is NULL or a live connection object; `sel` is NULL or a live
+/// selector that lists the connection under `token` until the connection
+/// leaves it.
+#[no_mangle]
+pub unsafe extern "C" fn nal_connection_set_selector_raw(
+    conn: *mut NAL_CONNECTION,
+    sel: *mut NAL_SELECTOR,
+    token: NAL_SELECTOR_TOKEN,
+) {
+    guard((), || {
+        let Some(c) = NonNull::new(conn) else { return };
+        // SAFETY: forwarded from this function's contract.
+        let link = unsafe { super::super::selector::raw_link(sel, Member::Connection(c), token) };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { (*conn).link = link };
+    })
+}

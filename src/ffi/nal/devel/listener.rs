@@ -1,0 +1,266 @@
+//! The listener functions of `nal_devel.h`.
+
+use super::super::{NAL_LISTENER, NAL_SELECTOR};
+use super::builtin::{CONNECTION, LISTENER};
+use super::hooks::{self, list_vt};
+use super::mapping::{self, HasVtable, Mapped};
+use super::types::{NAL_CONNECTION_vtable, NAL_LISTENER_vtable, NAL_SELECTOR_TOKEN};
+use crate::ffi::boundary::{guard, int_bool, object};
+use crate::ffi::nal::selector::{Link, Member};
+use std::ffi::{c_int, c_void};
+use std::ptr::{self, NonNull};
+
+impl HasVtable for NAL_LISTENER {
+    type Vt = NAL_LISTENER_vtable;
+    unsafe fn mapped(this: *mut Self) -> *mut Mapped<NAL_LISTENER_vtable> {
+        // SAFETY: per the trait's contract, `this` is live.
+        unsafe { &raw mut (*this).mapped }
+    }
+}
+
+/// Maps `vtable` onto a listener, as `nal_address_set_vtable()` does for an
+/// address; the listener first leaves its selector and stops listening.
+/// The built-in listener vtable leaves a built-in listener that is not
+/// listening yet, for its `listen`.
+///
+/// # Safety
+/// `list` is NULL or a live listener object; `vtable` is NULL or a valid
+/// vtable that lives as long as the object uses it.
+///
+/// # Returns
+/// 1 on success; 0 for NULL, when memory ran out, or when `on_create` is
+/// missing or returned 0.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_set_vtable(
+    list: *mut NAL_LISTENER,
+    vtable: *const NAL_LISTENER_vtable,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: forwarded from this function's contract.
+        let Some(vt) = (unsafe { vtable.as_ref() }) else {
+            return 0;
+        };
+        if list.is_null() {
+            return 0;
+        }
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            super::super::listener::leave_selector(list);
+            (*list).listener.reset();
+        }
+        if ptr::eq(vt, &LISTENER) {
+            // SAFETY: as above.
+            unsafe { mapping::reset(list) };
+            return 1;
+        }
+        // SAFETY: as above.
+        int_bool(unsafe { mapping::map(list, vt) })
+    })
+}
+
+/// The vtable of the listener's type.
+///
+/// # Safety
+/// `list` is NULL or a live listener object.
+///
+/// # Returns
+/// The mapped vtable; the built-in listener vtable for a built-in listener
+/// that is listening; NULL for NULL or a listener not set up.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_get_vtable(
+    list: *const NAL_LISTENER,
+) -> *const NAL_LISTENER_vtable {
+    guard(ptr::null(), || {
+        // SAFETY: forwarded from this function's contract.
+        match unsafe { object(list) } {
+            Some(l) if l.listener.is_active() => &LISTENER,
+            Some(l) => l.mapped.vtable(),
+            None => ptr::null(),
+        }
+    })
+}
+
+/// The listener's implementation data, `vtdata_size` bytes of its type.
+///
+/// # Safety
+/// `list` is NULL or a live listener object.
+///
+/// # Returns
+/// The data (also while its type's `on_reset` or `on_destroy` runs); NULL
+/// for NULL, a built-in listener, or no data asked for.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_get_vtdata(list: *const NAL_LISTENER) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { object(list) }.map_or(ptr::null_mut(), |l| {
+            if l.listener.is_active() {
+                ptr::null_mut()
+            } else {
+                l.mapped.data()
+            }
+        })
+    })
+}
+
+/// The connection type of the next connection to accept from the listener
+/// (its type's `pre_accept`, which may also prepare the accept).
+///
+/// # Safety
+/// `list` is NULL or a live listener object.
+///
+/// # Returns
+/// The vtable; the built-in connection vtable for a built-in listener that
+/// is listening; NULL for NULL, a listener not set up, or when the type
+/// has nothing to accept.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_pre_accept(
+    list: *mut NAL_LISTENER,
+) -> *const NAL_CONNECTION_vtable {
+    guard(ptr::null(), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(vt) = unsafe { list_vt(list) } {
+            // SAFETY: the type's own handler on its own object.
+            return vt.pre_accept.map_or(ptr::null(), |f| unsafe { f(list) });
+        }
+        // SAFETY: forwarded from this function's contract.
+        match unsafe { object(list) } {
+            Some(l) if l.listener.is_active() => &CONNECTION,
+            _ => ptr::null(),
+        }
+    })
+}
+
+/// Runs the listener's `pre_select` with its selector and token: a
+/// selector implementation calls this for each listener before it waits.
+/// Nothing happens for NULL or a listener in no selector.
+///
+/// # Safety
+/// `list` is NULL or a live listener object.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_pre_select(list: *mut NAL_LISTENER) {
+    guard((), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some((member, link)) = unsafe { linked(list) } {
+            // SAFETY: as above; the link names its live selector.
+            unsafe { select_hook(member, link, true) };
+        }
+    })
+}
+
+/// Runs the listener's `post_select` with its selector and token: a
+/// selector implementation calls this for each listener after it waited.
+/// Nothing happens for NULL or a listener in no selector.
+///
+/// # Safety
+/// `list` is NULL or a live listener object.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_post_select(list: *mut NAL_LISTENER) {
+    guard((), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some((member, link)) = unsafe { linked(list) } {
+            // SAFETY: as above; the link names its live selector.
+            unsafe { select_hook(member, link, false) };
+        }
+    })
+}
+
+/// The listener as a selector member, with its link.
+///
+/// # Safety
+/// `list` is NULL or a live listener, not borrowed mutably.
+unsafe fn linked(list: *mut NAL_LISTENER) -> Option<(Member, Link)> {
+    // SAFETY: per this function's contract.
+    let link = unsafe { list.as_ref() }?.link?;
+    Some((Member::Listener(NonNull::new(list)?), link))
+}
+
+/// Runs an object's `pre_select` or `post_select`: the C hook of an
+/// object driven by C, the built-in vtable's for a built-in one.
+///
+/// # Safety
+/// `member` is live and linked by `link` to a live selector; neither is
+/// borrowed.
+pub(super) unsafe fn select_hook(member: Member, link: Link, pre: bool) {
+    let sel = link.selector.as_ptr();
+    // SAFETY: per this function's contract; the hooks get live objects.
+    unsafe {
+        match (member, pre) {
+            (Member::Listener(l), _) if !l.as_ref().mapped.vtable().is_null() => {}
+            (Member::Connection(c), _) if !c.as_ref().mapped.vtable().is_null() => {}
+            (Member::Listener(l), true) => {
+                return LISTENER
+                    .pre_select
+                    .map_or((), |f| f(l.as_ptr(), sel, link.token));
+            }
+            (Member::Listener(l), false) => {
+                return LISTENER
+                    .post_select
+                    .map_or((), |f| f(l.as_ptr(), sel, link.token));
+            }
+            (Member::Connection(c), true) => {
+                return CONNECTION
+                    .pre_select
+                    .map_or((), |f| f(c.as_ptr(), sel, link.token));
+            }
+            (Member::Connection(c), false) => {
+                return CONNECTION
+                    .post_select
+                    .map_or((), |f| f(c.as_ptr(), sel, link.token));
+            }
+        }
+        if pre {
+            hooks::member_pre_select(member, sel, link.token);
+        } else {
+            hooks::member_post_select(member, sel, link.token);
+        }
+    }
+}
+
+/// The listener's selector, and its token there through `token` (left
+/// alone when the listener is in no selector or `token` is NULL).
+///
+/// # Safety
+/// `list` is NULL or a live listener object; `token` is NULL or writable.
+///
+/// # Returns
+/// The selector; NULL for NULL or a listener in no selector.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_get_selector(
+    list: *const NAL_LISTENER,
+    token: *mut NAL_SELECTOR_TOKEN,
+) -> *mut NAL_SELECTOR {
+    guard(ptr::null_mut(), || {
+        // SAFETY: forwarded from this function's contract.
+        let Some(link) = unsafe { object(list) }.and_then(|l| l.link) else {
+            return ptr::null_mut();
+        };
+        if !token.is_null() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { *token = link.token };
+        }
+        link.selector.as_ptr()
+    })
+}
+
+/// Records `sel` and `token` as the listener's selector without telling
+/// either side: for a selector implementation that lists the listener
+/// itself. NULL `sel` forgets the selector.
+///
+/// # Safety
+/// `list` is NULL or a live listener object; `sel` is NULL or a live
+/// selector that lists the listener under `token` until the listener
+/// leaves it.
+#[no_mangle]
+pub unsafe extern "C" fn nal_listener_set_selector_raw(
+    list: *mut NAL_LISTENER,
+    sel: *mut NAL_SELECTOR,
+    token: NAL_SELECTOR_TOKEN,
+) {
+    guard((), || {
+        let Some(l) = NonNull::new(list) else { return };
+        // SAFETY: forwarded from this function's contract.
+        let link = unsafe { super::super::selector::raw_link(sel, Member::Listener(l), token) };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { (*list).link = link };
+    })
+}
