@@ -1,6 +1,7 @@
 # distcache: build, install, test.
 #
 #   make                 build the libraries and tools (release)
+#   make deps            install what test, bench and deb need (as root, apt)
 #   make demo            start a server, run the C example and a short load
 #   make test            every test, lint and check (what CI runs)
 #   make bench           the scenario matrix against its floors, and the
@@ -39,7 +40,7 @@ MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 DURATION  ?= 600
 
-.PHONY: all build demo test bench soak fuzz lint check headers install install-docs stage clean
+.PHONY: all build deps demo test bench soak fuzz lint check headers install install-docs stage clean
 
 all: build
 
@@ -86,7 +87,13 @@ install-docs:
 stage:
 	$(MAKE) install PREFIX=$(STAGE) DESTDIR=
 
-demo: stage
+# What the tests, the benchmarks and the packages need; quick when all of
+# it is there (.ci/deps.sh says what it would install, and how).
+deps:
+	@sh .ci/deps.sh
+
+demo: deps
+	$(MAKE) stage
 	sh examples/demo.sh $(STAGE)
 
 $(CBINDGEN):
@@ -136,7 +143,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: lint check stage
+test: deps
+	$(MAKE) lint check stage
 	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
 
 # BENCH_RUNS, BENCH_SECS, BENCH_ONLY, BENCH_BIG and DISTCACHE_ORIGINAL are
