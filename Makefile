@@ -4,10 +4,12 @@
 #   make deps            install what test, bench and deb need (as root, apt)
 #   make demo            start a server, run the C example and a short load
 #   make test            every test, lint and check (what CI runs)
+#   make test-root       the tests that need root (make test runs them as root)
 #   make bench           the scenario matrix against its floors, and the
 #                        micro-benchmarks (report: target/bench/report.md)
 #   make soak [DURATION=600]  the model-checked soak test, DURATION seconds (release)
-#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make install PREFIX=/usr/local [DESTDIR=...]   (then run ldconfig)
+#   make uninstall PREFIX=/usr/local [DESTDIR=...]
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
 #   make fuzz [FUZZ_SECONDS=60]  run every cargo-fuzz target that long (nightly)
@@ -40,7 +42,7 @@ MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 DURATION  ?= 600
 
-.PHONY: all build deps demo test bench soak fuzz lint check headers install install-docs stage clean
+.PHONY: all build deps demo test test-root bench soak fuzz lint check headers install install-docs uninstall stage clean
 
 all: build
 
@@ -82,6 +84,24 @@ install-docs:
 	@for u in contrib/systemd/*; do \
 		sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(EXAMPLEDIR)/systemd/$${u##*/} || exit 1; \
 	done
+
+# Removes what `make install` put under the same PREFIX and DESTDIR, and
+# the directories that leaves empty; run ldconfig afterwards.
+uninstall:
+	@for f in libdistcache $(FILTERS); do \
+		rm -f $(LIBDIR)/$$f.so.$(VERSION) $(LIBDIR)/$$f.so.$(SOMAJOR) $(LIBDIR)/$$f.so; \
+	done
+	rm -f $(LIBDIR)/libdistcache.a $(LIBDIR)/pkgconfig/libdistcache.pc
+	@for h in $(HEADERS); do rm -f $(INCDIR)/$$h; done
+	@for t in $(TOOLS_BIN); do rm -f $(BINDIR)/$$t; done
+	@for p in man/*.[1378]; do p=$${p##*/}; rm -f $(MANDIR)/man$${p##*.}/$$p; done
+	@grep -v '^#' man/links | while read -r alias page; do \
+		test -n "$$alias" || continue; rm -f $(MANDIR)/man$${alias##*.}/$$alias; \
+	done
+	@for u in contrib/systemd/*; do rm -f $(EXAMPLEDIR)/systemd/$${u##*/}; done
+	-@rmdir $(EXAMPLEDIR)/systemd $(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/distcache \
+		$(INCDIR)/distcache $(INCDIR)/libnal 2>/dev/null || true
+	@echo "uninstall: removed distcache from $(DESTDIR)$(PREFIX)"
 
 # A private install that the C tests and the demo use.
 stage:
@@ -146,9 +166,17 @@ lint:
 test: deps
 	$(MAKE) lint check stage
 	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) test-root; else \
+		echo "make test: not root, so the tests that need root did not run: sudo make test-root"; fi
+
+# The tests that need root (named root_*, ignored by a plain cargo test):
+# running a tool as another user, dc_server -user.
+ROOT_TESTS := admin dc_server_tool
+test-root:
+	DISTCACHE_STAGE=$(STAGE) $(CARGO) test $(ROOT_TESTS:%=--test %) -- --ignored root_
 
 # BENCH_RUNS, BENCH_SECS, BENCH_ONLY, BENCH_BIG and DISTCACHE_ORIGINAL are
-# read from the environment (README, "Performance").
+# read from the environment (docs/performance.md).
 bench: build
 	@mkdir -p target/bench
 	$(CARGO) bench --bench scenarios
