@@ -10,6 +10,7 @@
 #   make soak [DURATION=600]  the model-checked soak test, DURATION seconds (release)
 #   make install PREFIX=/usr/local [DESTDIR=...]   (then run ldconfig)
 #   make uninstall PREFIX=/usr/local [DESTDIR=...]
+#   make deb             Debian packages in target/deb/ (lintian-clean)
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
 #   make fuzz [FUZZ_SECONDS=60]  run every cargo-fuzz target that long (nightly)
@@ -42,7 +43,7 @@ MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 DURATION  ?= 600
 
-.PHONY: all build deps demo test test-root bench soak fuzz lint check headers install install-docs uninstall stage clean
+.PHONY: all build deps demo test test-root bench soak fuzz lint check headers install install-docs uninstall deb stage clean
 
 all: build
 
@@ -102,6 +103,16 @@ uninstall:
 	-@rmdir $(EXAMPLEDIR)/systemd $(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/distcache \
 		$(INCDIR)/distcache $(INCDIR)/libnal 2>/dev/null || true
 	@echo "uninstall: removed distcache from $(DESTDIR)$(PREFIX)"
+
+# Debian packages in target/deb/: libdistcache1, libdistcache-dev and
+# distcache, from an install under /usr (contrib/debian/build-deb.sh says
+# what goes where); lintian must report no error. DEB_MAINTAINER (name
+# <address>) sets the Maintainer field.
+DEB_DIR := $(CURDIR)/target/deb
+deb: build
+	rm -rf $(DEB_DIR)/root
+	$(MAKE) install PREFIX=/usr DESTDIR=$(DEB_DIR)/root
+	sh contrib/debian/build-deb.sh $(DEB_DIR)/root $(DEB_DIR) $(VERSION)
 
 # A private install that the C tests and the demo use.
 stage:
@@ -163,9 +174,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# deb reuses stage's release build; tests/deb.rs runs what it packaged.
 test: deps
-	$(MAKE) lint check stage
-	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
+	$(MAKE) lint check stage deb
+	DISTCACHE_STAGE=$(STAGE) DISTCACHE_DEB=$(DEB_DIR) $(CARGO) test
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) test-root; else \
 		echo "make test: not root, so the tests that need root did not run: sudo make test-root"; fi
 
