@@ -14,6 +14,7 @@ pub mod options;
 pub mod protocol;
 mod source;
 mod store_dir;
+pub mod top;
 
 pub use client::SocketSource;
 pub use commands::{run, Action, Done};
@@ -31,6 +32,23 @@ pub fn open(target: &Target, timeout: Duration) -> Result<Box<dyn AdminSource>, 
         Target::Socket(path) => Ok(Box::new(SocketSource::connect(path, timeout)?)),
         Target::StoreDir(dir) => Ok(Box::new(StoreDirSource::open(dir)?)),
     }
+}
+
+/// `dc_admin top`: a reading every `interval` from a fresh connection to
+/// `target` each time, `count` lines (or until interrupted).
+pub fn top_main(
+    target: &Target,
+    timeout: Duration,
+    interval: Duration,
+    count: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<Done, AdminError> {
+    let mut read = || {
+        let mut source = open(target, timeout)?;
+        Ok(top::Reading::new(source.stats()?))
+    };
+    top::run(&mut read, &mut std::thread::sleep, interval, count, out)?;
+    Ok(Done::Ok)
 }
 
 /// The whole tool: parses `args`, carries out the command, and returns the
@@ -53,7 +71,10 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let result = open(&target, timeout).and_then(|mut source| run(&action, &mut *source, &mut out));
+    let result = match action {
+        Action::Top { interval, count } => top_main(&target, timeout, interval, count, &mut out),
+        _ => open(&target, timeout).and_then(|mut source| run(&action, &mut *source, &mut out)),
+    };
     match result {
         Ok(Done::Ok) => 0,
         Ok(Done::NotFound(why)) => {
