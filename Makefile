@@ -192,6 +192,8 @@ test-root:
 bench: build
 	@mkdir -p target/bench
 	$(CARGO) bench --bench scenarios
+	awk -f contrib/bench/chart.awk target/bench/report.md > target/bench/chart.svg
+	@echo "bench: chart of the runs by number of connections: target/bench/chart.svg"
 	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 3 > target/bench/micro.txt
 	@grep -E '^[a-zA-Z].*|time:' target/bench/micro.txt | grep -v -e '^Benchmarking' -e '^Found' > target/bench/micro-summary.txt || true
 	@cat target/bench/micro-summary.txt
