@@ -29,6 +29,7 @@ memcached       memcached
 dpkg-deb        dpkg
 dpkg-shlibdeps  dpkg-dev
 lintian         lintian
+file            file
 curl            curl
 '
 # Packages with no command of their own to look for.
