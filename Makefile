@@ -87,7 +87,8 @@ install-docs:
 	done
 
 # Removes what `make install` put under the same PREFIX and DESTDIR, and
-# the directories that leaves empty; run ldconfig afterwards.
+# its own directories (include/distcache, ...) when they are left empty;
+# run ldconfig afterwards.
 uninstall:
 	@for f in libdistcache $(FILTERS); do \
 		rm -f $(LIBDIR)/$$f.so.$(VERSION) $(LIBDIR)/$$f.so.$(SOMAJOR) $(LIBDIR)/$$f.so; \
