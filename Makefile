@@ -1,12 +1,16 @@
 # distcache: build, install, test.
 #
 #   make                 build the libraries and tools (release)
+#   make deps            install what test, bench and deb need (as root, apt)
 #   make demo            start a server, run the C example and a short load
 #   make test            every test, lint and check (what CI runs)
+#   make test-root       the tests that need root (make test runs them as root)
 #   make bench           the scenario matrix against its floors, and the
 #                        micro-benchmarks (report: target/bench/report.md)
 #   make soak [DURATION=600]  the model-checked soak test, DURATION seconds (release)
-#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make install PREFIX=/usr/local [DESTDIR=...]   (then run ldconfig)
+#   make uninstall PREFIX=/usr/local [DESTDIR=...]
+#   make deb             Debian packages in target/deb/ (lintian-clean)
 #   make check           headers and exported symbols are current
 #   make headers         regenerate include/ with cbindgen
 #   make fuzz [FUZZ_SECONDS=60]  run every cargo-fuzz target that long (nightly)
@@ -39,7 +43,7 @@ MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 EXAMPLEDIR = $(DESTDIR)$(PREFIX)/share/doc/distcache/examples
 DURATION  ?= 600
 
-.PHONY: all build demo test bench soak fuzz lint check headers install install-docs stage clean
+.PHONY: all build deps demo test test-root bench soak fuzz lint check headers install install-docs uninstall deb stage clean
 
 all: build
 
@@ -82,11 +86,46 @@ install-docs:
 		sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(EXAMPLEDIR)/systemd/$${u##*/} || exit 1; \
 	done
 
+# Removes what `make install` put under the same PREFIX and DESTDIR, and
+# its own directories (include/distcache, ...) when they are left empty;
+# run ldconfig afterwards.
+uninstall:
+	@for f in libdistcache $(FILTERS); do \
+		rm -f $(LIBDIR)/$$f.so.$(VERSION) $(LIBDIR)/$$f.so.$(SOMAJOR) $(LIBDIR)/$$f.so; \
+	done
+	rm -f $(LIBDIR)/libdistcache.a $(LIBDIR)/pkgconfig/libdistcache.pc
+	@for h in $(HEADERS); do rm -f $(INCDIR)/$$h; done
+	@for t in $(TOOLS_BIN); do rm -f $(BINDIR)/$$t; done
+	@for p in man/*.[1378]; do p=$${p##*/}; rm -f $(MANDIR)/man$${p##*.}/$$p; done
+	@grep -v '^#' man/links | while read -r alias page; do \
+		test -n "$$alias" || continue; rm -f $(MANDIR)/man$${alias##*.}/$$alias; \
+	done
+	@for u in contrib/systemd/*; do rm -f $(EXAMPLEDIR)/systemd/$${u##*/}; done
+	-@rmdir $(EXAMPLEDIR)/systemd $(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/distcache \
+		$(INCDIR)/distcache $(INCDIR)/libnal 2>/dev/null || true
+	@echo "uninstall: removed distcache from $(DESTDIR)$(PREFIX)"
+
+# Debian packages in target/deb/: libdistcache1, libdistcache-dev and
+# distcache, from an install under /usr (contrib/debian/build-deb.sh says
+# what goes where); lintian must report no error. DEB_MAINTAINER (name
+# <address>) sets the Maintainer field.
+DEB_DIR := $(CURDIR)/target/deb
+deb: build
+	rm -rf $(DEB_DIR)/root
+	$(MAKE) install PREFIX=/usr DESTDIR=$(DEB_DIR)/root
+	sh contrib/debian/build-deb.sh $(DEB_DIR)/root $(DEB_DIR) $(VERSION)
+
 # A private install that the C tests and the demo use.
 stage:
 	$(MAKE) install PREFIX=$(STAGE) DESTDIR=
 
-demo: stage
+# What the tests, the benchmarks and the packages need; quick when all of
+# it is there (.ci/deps.sh says what it would install, and how).
+deps:
+	@sh .ci/deps.sh
+
+demo: deps
+	$(MAKE) stage
 	sh examples/demo.sh $(STAGE)
 
 $(CBINDGEN):
@@ -136,14 +175,26 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: lint check stage
-	DISTCACHE_STAGE=$(STAGE) $(CARGO) test
+# deb reuses stage's release build; tests/deb.rs runs what it packaged.
+test: deps
+	$(MAKE) lint check stage deb
+	DISTCACHE_STAGE=$(STAGE) DISTCACHE_DEB=$(DEB_DIR) $(CARGO) test
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) test-root; else \
+		echo "make test: not root, so the tests that need root did not run: sudo make test-root"; fi
+
+# The tests that need root (named root_*, ignored by a plain cargo test):
+# running a tool as another user, dc_server -user.
+ROOT_TESTS := admin dc_server_tool
+test-root:
+	DISTCACHE_STAGE=$(STAGE) $(CARGO) test $(ROOT_TESTS:%=--test %) -- --ignored root_
 
 # BENCH_RUNS, BENCH_SECS, BENCH_ONLY, BENCH_BIG and DISTCACHE_ORIGINAL are
-# read from the environment (README, "Performance").
+# read from the environment (docs/performance.md).
 bench: build
 	@mkdir -p target/bench
 	$(CARGO) bench --bench scenarios
+	awk -f contrib/bench/chart.awk target/bench/report.md > target/bench/chart.svg
+	@echo "bench: chart of the runs by number of connections: target/bench/chart.svg"
 	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 3 > target/bench/micro.txt
 	@grep -E '^[a-zA-Z].*|time:' target/bench/micro.txt | grep -v -e '^Benchmarking' -e '^Found' > target/bench/micro-summary.txt || true
 	@cat target/bench/micro-summary.txt

@@ -6,6 +6,7 @@
 //! Prometheus text format and its counters against the operations made.
 
 mod common;
+mod require;
 
 use common::{dc_server_bin, kill_pid, raw_frame, run_tool, to_hex, ToolRun};
 use distcache::{Client, Flags};
@@ -460,15 +461,11 @@ fn the_admin_protocol_by_hand() {
 // ---------------------------------------------------------------------------
 // Who may use the admin socket
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// Runs dc_admin as `nobody` (uid and gid 65534 unless the account says
-/// otherwise), or None when that is not possible here (with the reason).
-fn dc_admin_as_nobody(args: &[&str]) -> Result<ToolRun, String> {
-    let nobody =
-        distcache::daemon::lookup_user("nobody").map_err(|e| format!("no nobody account: {e}"))?;
+/// otherwise); fails the test when that is not possible here.
+fn dc_admin_as_nobody(args: &[&str]) -> ToolRun {
+    let nobody = distcache::daemon::lookup_user("nobody")
+        .unwrap_or_else(|e| panic!("this test needs a `nobody` account: {e}"));
     let mut cmd = Command::new(dc_admin_bin());
     cmd.args(args).uid(nobody.uid).gid(nobody.gid);
     let probe = run_tool(
@@ -478,34 +475,32 @@ fn dc_admin_as_nobody(args: &[&str]) -> Result<ToolRun, String> {
             .gid(nobody.gid),
         LIMIT,
     );
-    if probe.code != Some(0) {
-        return Err(format!(
-            "nobody cannot run {}: {probe:?}",
-            dc_admin_bin().display()
-        ));
-    }
-    Ok(run_tool(&mut cmd, Duration::from_secs(30)))
+    assert_eq!(
+        probe.code,
+        Some(0),
+        "nobody cannot run {} (every directory above it must be searchable \
+         by others): {probe:?}",
+        dc_admin_bin().display()
+    );
+    run_tool(&mut cmd, Duration::from_secs(30))
 }
 
 #[test]
-fn the_admin_socket_is_0600_and_refuses_other_users() {
+fn the_admin_socket_is_0600_and_ours() {
     let srv = Srv::start(&[]);
     let meta = std::fs::metadata(&srv.admin).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
     assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
-    if !is_root() {
-        eprintln!("not root: the refusal of another user was not tried");
-        return;
-    }
+}
+
+#[test]
+#[ignore = "needs root, to run dc_admin as another user: make test-root"]
+fn root_admin_socket_refuses_other_users() {
+    require::root("running dc_admin as nobody");
+    let srv = Srv::start(&[]);
     // Let nobody reach the socket file: only its mode keeps nobody out.
     std::fs::set_permissions(srv.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let run = match dc_admin_as_nobody(&["-connect", &srv.admin_address(), "ls"]) {
-        Ok(run) => run,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    let run = dc_admin_as_nobody(&["-connect", &srv.admin_address(), "ls"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("permission denied"), "{run:?}");
     assert!(run.stdout.is_empty());
@@ -519,7 +514,7 @@ fn the_admin_socket_is_0600_and_refuses_other_users() {
     open.client()
         .add(b"secret", b"session data", 60_000)
         .unwrap();
-    let run = dc_admin_as_nobody(&["-connect", &open.admin_address(), "ls"]).unwrap();
+    let run = dc_admin_as_nobody(&["-connect", &open.admin_address(), "ls"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("permission denied"), "{run:?}");
     assert!(run.stderr.contains("uid 65534"), "{run:?}");
@@ -534,21 +529,13 @@ fn the_admin_socket_is_0600_and_refuses_other_users() {
 }
 
 #[test]
-fn the_servers_own_user_may_use_the_admin_socket() {
-    if !is_root() {
-        eprintln!("not root: -user nobody was not tried");
-        return;
-    }
+#[ignore = "needs root, for dc_server -user nobody: make test-root"]
+fn root_servers_own_user_may_use_the_admin_socket() {
+    require::root("dc_server -user nobody");
     let srv = Srv::start(&["-user", "nobody", "-adminperms", "666"]);
     std::fs::set_permissions(srv.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     srv.client().add(b"id", b"as nobody", 60_000).unwrap();
-    let run = match dc_admin_as_nobody(&["-connect", &srv.admin_address(), "ls"]) {
-        Ok(run) => run,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    let run = dc_admin_as_nobody(&["-connect", &srv.admin_address(), "ls"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.starts_with("6964 9 "), "{run:?}");
     // And root, whom no check keeps out.

@@ -24,10 +24,11 @@ mod common;
 #[allow(dead_code)]
 mod c_support;
 mod replay;
+mod require;
 
 use c_support::{
     compile_with, finish_all_ok, free_tcp_port, manifest_dir, memcheck, memcheck_totals, run_ok,
-    stage, tool_available, Link, Proc,
+    stage, Link, Proc,
 };
 use common::{all_vectors, Vector};
 use replay::{
@@ -296,11 +297,10 @@ fn tcp_address() -> String {
     format!("IP:127.0.0.1:{}", free_tcp_port())
 }
 
-/// A free port on [::1], or None when this host has no IPv6 loopback.
-fn ipv6_address() -> Option<String> {
-    let l = std::net::TcpListener::bind("[::1]:0").ok()?;
-    let port = l.local_addr().ok()?.port();
-    Some(format!("IPv6:[::1]:{port}"))
+/// A free port on [::1]; the test fails when this host has no IPv6
+/// loopback.
+fn ipv6_address() -> String {
+    format!("IPv6:[::1]:{}", require::ipv6_loopback_port())
 }
 
 fn run(prog: &Path, what: &str, args: &[&str]) -> Proc {
@@ -587,10 +587,7 @@ fn nal_echo_over_every_selector_unix_and_tcp() {
 /// Extension: the echo over IPv6 loopback.
 #[test]
 fn nal_echo_over_ipv6() {
-    let Some(v6) = ipv6_address() else {
-        println!("no IPv6 loopback on this host: IPv6 echo skipped");
-        return;
-    };
+    let v6 = ipv6_address();
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = Lib::Ours.build("nal_echo", dir.path());
     let _guard = timing();
@@ -647,10 +644,7 @@ fn dc_embed_counters_reset_and_sigterm() {
 /// DC_PLUG clients.
 #[test]
 fn dc_embed_over_ipv6() {
-    let Some(v6) = ipv6_address() else {
-        println!("no IPv6 loopback on this host: IPv6 server skipped");
-        return;
-    };
+    let v6 = ipv6_address();
     let dir = tempfile::tempdir().expect("tempdir");
     let embed = Lib::Ours.build("dc_embed", dir.path());
     let plug = Lib::Ours.build("dc_plug_client", dir.path());
@@ -678,13 +672,10 @@ fn ld_preload_over_a_stand_in_library() {
 
 /// The libnal and DC_PLUG programs, and the embedded server serving a
 /// DC_PLUG client, under valgrind's memcheck: no invalid access and no
-/// definite or indirect leak. Skipped (with a note) without valgrind.
+/// definite or indirect leak. Fails, naming the package, without valgrind.
 #[test]
 fn nal_and_plug_programs_under_valgrind() {
-    if !tool_available("valgrind") {
-        println!("valgrind is not installed: memcheck run skipped");
-        return;
-    }
+    require::tool("valgrind", "valgrind");
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
     let tcp = tcp_address();

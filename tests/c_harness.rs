@@ -8,11 +8,11 @@
 //! it overruns; its stdout and stderr are shown on failure.
 
 mod c_support;
+mod require;
 
 use c_support::{
     compile, compile_harness, compile_with, dynamic_entries, entries_of, finish_all_ok,
-    free_tcp_port, memcheck, memcheck_totals, run_ok, stage, tool_available, Link, Proc, Server,
-    Silent,
+    free_tcp_port, memcheck, memcheck_totals, run_ok, stage, Link, Proc, Server, Silent,
 };
 use std::os::unix::net::UnixListener;
 use std::process::Command;
@@ -316,8 +316,8 @@ fn static_library_link() {
         "{} is missing",
         pc_dir.join("libdistcache.pc").display()
     );
-    if tool_available("pkg-config") {
-        let mut cmd = Command::new("pkg-config");
+    {
+        let mut cmd = Command::new(require::tool("pkg-config", "pkg-config"));
         cmd.args(["--static", "--libs", "libdistcache"])
             .env("PKG_CONFIG_PATH", &pc_dir);
         let done = Proc::spawn("pkg-config --static --libs", &mut cmd, false)
@@ -339,8 +339,6 @@ fn static_library_link() {
             Link::Static(&[]),
             &system,
         ));
-    } else {
-        println!("pkg-config is not installed: skipped its link line");
     }
 
     for prog in progs {
@@ -394,14 +392,10 @@ fn c_examples_build_and_run() {
 /// The C programs under valgrind's memcheck: no invalid access, no use of
 /// uninitialised memory and no definite or indirect leak, with one and
 /// several threads, across fork, and (faults.c) while the server is down
-/// and after it is back. Skipped (with a note) when valgrind is not
-/// installed.
+/// and after it is back. Fails, naming the package, without valgrind.
 #[test]
 fn valgrind_memcheck() {
-    if !tool_available("valgrind") {
-        println!("valgrind is not installed: memcheck run skipped");
-        return;
-    }
+    require::tool("valgrind", "valgrind");
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
     let server = Server::unix(&dir.path().join("s.sock"), 4096);

@@ -1,8 +1,10 @@
 //! The manual pages and the example systemd units.
 //!
 //! - Every page in `man/` renders without a single warning (groff, which
-//!   man-db depends on; mandoc's stricter lint as well where installed), has
-//!   the sections its kind needs, and refers only to pages that exist.
+//!   man-db depends on; mandoc's stricter lint; man-db's lexgrog), has the
+//!   sections its kind needs, and refers only to pages that exist.
+//! - Each tool these checks run must be installed (`make deps` installs
+//!   them): a missing one fails its test, naming the package.
 //! - The names in each page's NAME section and the link pages listed in
 //!   `man/links` agree, and every C function of the five installed headers
 //!   (`tests/data/abi/contract.tsv`, plus the extensions in
@@ -12,6 +14,8 @@
 //!   `target/stage`) installed the pages, link pages that resolve, and the
 //!   units; each staged tool's `-h` lists no option its page lacks.
 //! - The units use only known keys and pass `systemd-analyze verify`.
+
+mod require;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -106,10 +110,6 @@ fn run(cmd: &mut Command) -> Option<Output> {
     cmd.stdin(Stdio::null()).output().ok()
 }
 
-fn have(tool: &str) -> bool {
-    run(Command::new(tool).arg("--version")).is_some_and(|o| o.status.success())
-}
-
 /// groff's complaints about a page, or None when it is clean.
 fn groff_warnings(page: &Path, dir: &Path) -> Option<String> {
     let out = run(Command::new("groff")
@@ -122,11 +122,7 @@ fn groff_warnings(page: &Path, dir: &Path) -> Option<String> {
 }
 
 fn require_groff() {
-    assert!(
-        have("groff"),
-        "groff is needed to check the manual pages: install groff-base \
-         (on Debian man-db depends on it, so any system with `man` has it)"
-    );
+    require::tool("groff", "groff-base");
 }
 
 // ---------------------------------------------------------------------------
@@ -142,8 +138,9 @@ fn every_page_renders_without_warnings() {
             bad.push(format!("groff, {name}:\n{err}"));
         }
     }
-    // mandoc's lint is stricter (style included); use it where installed.
-    if have_mandoc() {
+    // mandoc's lint is stricter (style included).
+    require::tool("mandoc", "mandoc");
+    {
         for (name, _) in pages() {
             let out = run(Command::new("mandoc")
                 .args(["-Tlint", "-Wall"])
@@ -155,11 +152,10 @@ fn every_page_renders_without_warnings() {
                 bad.push(format!("mandoc -Tlint, {name}:\n{text}"));
             }
         }
-    } else {
-        eprintln!("mandoc not installed: only groff checked the pages");
     }
     // lexgrog (man-db) reads NAME the way whatis and apropos will.
-    if have("lexgrog") {
+    require::tool("lexgrog", "man-db");
+    {
         for (name, _) in pages() {
             let out = run(Command::new("lexgrog").arg(dir.join(&name))).expect("lexgrog runs");
             if !out.status.success() {
@@ -201,11 +197,6 @@ fn every_page_fits_an_80_column_terminal() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
-}
-
-fn have_mandoc() -> bool {
-    // mandoc has no --version; -V prints it.
-    run(Command::new("mandoc").arg("-V")).is_some_and(|o| o.status.success())
 }
 
 /// The checker is not blind: a page with an unknown macro and a bad escape
@@ -618,10 +609,7 @@ fn the_stage_has_every_page_and_link_page() {
 /// man-db finds a function documented on another page through its link.
 #[test]
 fn man_finds_a_function_through_its_link_page() {
-    if !have("man") {
-        eprintln!("man (man-db) is not installed: the lookup was not tried");
-        return;
-    }
+    require::tool("man", "man-db");
     let man = stage().join("share/man");
     for (name, page) in [
         ("DC_CTX_get_session", "man3/DC_CTX_new.3"),
@@ -677,13 +665,11 @@ fn every_option_of_a_staged_tool_is_documented() {
     let mut bad = Vec::new();
     for (name, src) in pages().into_iter().filter(|(n, _)| n.starts_with("dc_")) {
         let tool = bin.join(stem_of(&name));
-        if !tool.exists() {
-            eprintln!(
-                "{} is not staged: its options were not compared",
-                tool.display()
-            );
-            continue;
-        }
+        assert!(
+            tool.exists(),
+            "{} is not staged, though man/{name} documents it: run `make stage`",
+            tool.display()
+        );
         let opts = usage_options(&tool);
         assert!(
             opts.iter().any(|o| o == "h"),
@@ -890,10 +876,7 @@ fn units_use_known_keys_and_our_pages() {
 fn staged_units_pass_systemd_analyze_verify() {
     let stage = stage();
     let installed = stage.join("share/doc/distcache/examples/systemd");
-    if !have("systemd-analyze") {
-        eprintln!("systemd-analyze is not installed: only the key check ran");
-        return;
-    }
+    require::tool("systemd-analyze", "systemd");
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for unit in units() {
@@ -910,18 +893,11 @@ fn staged_units_pass_systemd_analyze_verify() {
             name.to_string_lossy(),
             bin.display()
         );
-        let text = if bin.exists() {
-            text
-        } else {
-            // Verify the rest of the unit with an executable that exists.
-            let stand_in = std::env::current_exe().unwrap();
-            eprintln!(
-                "{} is not staged: verifying with {}",
-                bin.display(),
-                stand_in.display()
-            );
-            text.replace(&bin.display().to_string(), &stand_in.display().to_string())
-        };
+        assert!(
+            bin.exists(),
+            "{} is not staged: run `make stage`",
+            bin.display()
+        );
         let file = dir.path().join(&name);
         fs::write(&file, text).unwrap();
         files.push(file);

@@ -2,6 +2,7 @@ use super::protocol::{hex, SessionEntry};
 use super::{AdminError, AdminSource};
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What `dc_admin` is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,14 @@ pub enum Action {
     Stats {
         /// One JSON object instead of lines.
         json: bool,
+    },
+    /// `top [-n COUNT] [-interval MSECS]`: a line of rates per interval,
+    /// from a fresh connection each time ([`super::top`]).
+    Top {
+        /// Time between two readings.
+        interval: Duration,
+        /// How many lines to print (None: until interrupted).
+        count: Option<u64>,
     },
 }
 
@@ -81,6 +90,11 @@ pub fn run(
             if !source.remove(id)? {
                 return Ok(not_found(id));
             }
+        }
+        Action::Top { .. } => {
+            return Err(AdminError::Unsupported(
+                "top reconnects for each reading: use admin::top_main".into(),
+            ))
         }
     }
     out.flush().map_err(output)?;

@@ -13,6 +13,7 @@ mod error;
 pub mod options;
 mod source;
 mod store_dir;
+pub mod top;
 
 /// The admin socket's protocol, shared with the server.
 pub use crate::proto::admin as protocol;
@@ -35,6 +36,23 @@ pub fn open(target: &Target, timeout: Duration) -> Result<Box<dyn AdminSource>, 
     }
 }
 
+/// `dc_admin top`: a reading every `interval` from a fresh connection to
+/// `target` each time, `count` lines (or until interrupted).
+pub fn top_main(
+    target: &Target,
+    timeout: Duration,
+    interval: Duration,
+    count: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<Done, AdminError> {
+    let mut read = || {
+        let mut source = open(target, timeout)?;
+        Ok(top::Reading::new(source.stats()?))
+    };
+    top::run(&mut read, &mut std::thread::sleep, interval, count, out)?;
+    Ok(Done::Ok)
+}
+
 /// The whole tool: parses `args`, carries out the command, and returns the
 /// exit status (0 done, 1 not found or failed, 2 bad command line).
 pub fn main_with(args: impl IntoIterator<Item = String>) -> u8 {
@@ -55,7 +73,10 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let result = open(&target, timeout).and_then(|mut source| run(&action, &mut *source, &mut out));
+    let result = match action {
+        Action::Top { interval, count } => top_main(&target, timeout, interval, count, &mut out),
+        _ => open(&target, timeout).and_then(|mut source| run(&action, &mut *source, &mut out)),
+    };
     match result {
         Ok(Done::Ok) => 0,
         Ok(Done::NotFound(why)) => {

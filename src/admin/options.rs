@@ -18,6 +18,10 @@ Usage: dc_admin -connect UNIX:<path> | -store <dir> [options] <command> [<argume
   --json             ls: one JSON object per session and line; stats: one
                      JSON object
   -o <file>          get: write the data to <file>, not standard output
+  -n <count>         top: print <count> lines, then exit (default: until
+                     interrupted)
+  -interval <msecs>  top: time between two lines (default 1000, 100 to
+                     3600000)
   -h, -help, -?      show this text
 
 Commands:
@@ -30,6 +34,11 @@ Commands:
                      sessions, bytes, operations by type and result, GET
                      hits and misses, evictions, expirations, connections,
                      uptime, latency totals
+  top                a line every second of what the server did meanwhile:
+                     sessions and their bytes, operations per second by
+                     kind, GET hit ratio, connections open and new per
+                     second, evictions and expirations per second (-connect
+                     only)
 
 Options may be written with one dash or two, before or after the command.
 Only root and the user the server runs as may use its admin socket.
@@ -76,6 +85,9 @@ fn usage(msg: impl Into<String>) -> UsageError {
 
 const DEFAULT_TIMEOUT: u64 = 10;
 const MAX_TIMEOUT: u64 = 3600;
+const DEFAULT_INTERVAL_MS: u64 = 1000;
+const MIN_INTERVAL_MS: u64 = 100;
+const MAX_INTERVAL_MS: u64 = 3_600_000;
 
 /// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, UsageError> {
@@ -84,6 +96,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Usag
     let mut timeout = DEFAULT_TIMEOUT;
     let mut json = false;
     let mut output = None;
+    let mut count = None;
+    let mut interval = None;
     let mut words = Vec::new();
     while let Some(arg) = args.next() {
         let name = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
@@ -120,12 +134,27 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Usag
             }
             "json" => json = true,
             "o" => output = Some(PathBuf::from(value("o")?)),
+            "n" => {
+                let v = value("n")?;
+                count = Some(
+                    number_in(1, u64::MAX)(&v)
+                        .map_err(|why| usage(format!("invalid value '{v}' for -n: {why}")))?,
+                );
+            }
+            "interval" => {
+                let v = value("interval")?;
+                interval = Some(
+                    number_in(MIN_INTERVAL_MS, MAX_INTERVAL_MS)(&v).map_err(|why| {
+                        usage(format!("invalid value '{v}' for -interval: {why}"))
+                    })?,
+                );
+            }
             _ => return Err(usage(format!("unknown option '{arg}'"))),
         }
     }
     let mut words = words.into_iter();
     let Some(command) = words.next() else {
-        return Err(usage("no command given (ls, get, rm, stats)"));
+        return Err(usage("no command given (ls, get, rm, stats, top)"));
     };
     let mut id = |command: &str| -> Result<Vec<u8>, UsageError> {
         let hex = words
@@ -141,9 +170,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Usag
             output: output.take(),
         },
         "rm" => Action::Remove { id: id("rm")? },
+        "top" => Action::Top {
+            interval: Duration::from_millis(interval.take().unwrap_or(DEFAULT_INTERVAL_MS)),
+            count: count.take(),
+        },
         other => {
             return Err(usage(format!(
-                "unknown command '{other}' (ls, get, rm, stats)"
+                "unknown command '{other}' (ls, get, rm, stats, top)"
             )))
         }
     };
@@ -156,9 +189,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Usag
     if output.is_some() {
         return Err(usage("-o applies to get only"));
     }
+    if count.is_some() || interval.is_some() {
+        return Err(usage("-n and -interval apply to top only"));
+    }
     let Some(target) = target else {
         return Err(usage("no -connect address given"));
     };
+    if matches!(action, Action::Top { .. }) && !matches!(target, Target::Socket(_)) {
+        return Err(usage("top watches a running server: give -connect"));
+    }
     Ok(Invocation::Run {
         target,
         timeout: Duration::from_secs(timeout),
@@ -202,6 +241,20 @@ mod tests {
             }
         );
         assert_eq!(action(&with(&["rm", "01"])), Action::Remove { id: vec![1] });
+        assert_eq!(
+            action(&with(&["top"])),
+            Action::Top {
+                interval: Duration::from_secs(1),
+                count: None
+            }
+        );
+        assert_eq!(
+            action(&with(&["top", "-n", "3", "--interval", "250"])),
+            Action::Top {
+                interval: Duration::from_millis(250),
+                count: Some(3)
+            }
+        );
         match p(&with(&["-timeout", "3", "ls"])).unwrap() {
             Invocation::Run {
                 target, timeout, ..
@@ -240,6 +293,10 @@ mod tests {
             (with(&["ls", "-connect", "UNIX:/b"]), "one -connect"),
             (vec!["-connect", "IP:127.0.0.1:9", "ls"], "UNIX socket"),
             (vec!["-connect"], "needs a value"),
+            (with(&["top", "-n", "0"]), "-n"),
+            (with(&["top", "-interval", "99"]), "-interval"),
+            (with(&["ls", "-n", "2"]), "apply to top only"),
+            (vec!["-store", "/var/lib/x", "top"], "give -connect"),
         ] {
             let err = p(&args).expect_err(why).to_string();
             assert!(err.contains(why), "{args:?}: {err}");

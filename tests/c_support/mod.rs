@@ -407,17 +407,6 @@ pub fn run_ok(prog: &Path, args: &[&str], limit: Duration) -> Finished {
     Proc::spawn(&what, &mut cmd, false).finish_ok(limit)
 }
 
-/// Whether `tool --version` runs and exits successfully (an optional tool
-/// such as valgrind or pkg-config is installed).
-pub fn tool_available(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 // ---------------------------------------------------------------------------
 // dc_server and other peers
 
