@@ -1,6 +1,6 @@
 //! The blocking client behind `DC_CTX`: connection policy (persistent or a
 //! connection per operation, late connect, retry, fork check), timeouts,
-//! and the request/reply exchange.
+//! the per-address breaker ([`breaker`]), and the request/reply exchange.
 //!
 //! ```no_run
 //! use distcache::{Client, Flags};
@@ -10,11 +10,16 @@
 //! # Ok::<(), distcache::ClientError>(())
 //! ```
 
+pub mod breaker;
+
+pub use breaker::{stats as breaker_stats, Backoff, BreakerStats, Health};
+
 use crate::nal::{read_timer_for, Address, Deadline, NalError, Stream};
 use crate::proto::{
     encode_message, next_request_uid, AddRequest, Command, Decoder, ProtoError, Role, Status,
     MAX_TOTAL_DATA,
 };
+use breaker::{Breaker, Outcome};
 use std::cell::{Cell, RefCell};
 use std::ops::BitOr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +27,11 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 use thiserror::Error;
 
-/// The timeout of every operation unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+/// The timeout of every operation unless configured otherwise. A healthy
+/// server answers in well under a millisecond; this is long enough for a
+/// busy one, and short enough that a stalled one costs a TLS handshake one
+/// second, once per back-off period (see [`breaker`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Environment variable that overrides [`DEFAULT_TIMEOUT`], in milliseconds.
 pub const TIMEOUT_ENV: &str = "DISTCACHE_TIMEOUT_MS";
 /// Idle persistent connections kept for reuse, at most.
@@ -94,11 +102,49 @@ pub enum ClientError {
     /// An id or session of zero length.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The address timed out or refused a connection recently, so the
+    /// operation was not tried (see [`breaker`]).
+    #[error("server marked down; next attempt in {} ms", .retry_in.as_millis())]
+    Down {
+        /// How long until an operation may probe the address again.
+        retry_in: Duration,
+    },
 }
 
 impl ClientError {
     fn is_disconnect(&self) -> bool {
         matches!(self, ClientError::Network(e) if e.is_disconnect())
+    }
+
+    /// What this failure says about the server's address.
+    fn outcome(&self) -> Outcome {
+        match self {
+            ClientError::Network(e) if is_dead(e) => Outcome::Dead,
+            ClientError::Protocol(_)
+            | ClientError::UnexpectedReply(_)
+            | ClientError::Refused(_) => Outcome::Reached,
+            _ => Outcome::Unknown,
+        }
+    }
+}
+
+/// Whether a transport error marks its address down: a timeout, or a
+/// connection refused (no listener at the port or the socket path, or no
+/// route to the host). A full UNIX backlog does not: that server is busy,
+/// and its refusal costs nothing.
+fn is_dead(e: &NalError) -> bool {
+    match e {
+        NalError::TimedOut => true,
+        NalError::Io(e) => {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ) || matches!(
+                e.raw_os_error(),
+                Some(libc::EHOSTUNREACH | libc::ENETUNREACH)
+            )
+        }
+        _ => false,
     }
 }
 
@@ -116,6 +162,10 @@ pub struct Client {
     pool: Mutex<Pool>,
     /// Distinguishes this client in the per-thread reget memory.
     serial: u64,
+    /// The address's record, shared by every client of the process.
+    breaker: Breaker,
+    /// The back-off periods: minimum and maximum, in milliseconds.
+    backoff_ms: (AtomicU64, AtomicU64),
 }
 
 #[derive(Debug)]
@@ -158,7 +208,8 @@ impl Client {
     ///
     /// With [`Flags::PERSISTENT`] and without [`Flags::PERSISTENT_LATE`] it
     /// connects at once and fails if it cannot; otherwise it does not touch
-    /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set.
+    /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set,
+    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`breaker`]).
     pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
         let address = Address::parse(address).map_err(ClientError::Address)?;
         if !address.can_connect() {
@@ -167,7 +218,6 @@ impl Client {
             )));
         }
         let client = Client {
-            address,
             flags,
             timeout_ms: AtomicU64::new(env_timeout_ms()),
             pool: Mutex::new(Pool {
@@ -175,10 +225,15 @@ impl Client {
                 idle: Vec::new(),
             }),
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            breaker: Breaker::for_address(&address.to_string()),
+            backoff_ms: (AtomicU64::new(0), AtomicU64::new(0)),
+            address,
         };
+        client.set_backoff(Backoff::from_env());
         if flags.contains(Flags::PERSISTENT) && !flags.contains(Flags::PERSISTENT_LATE) {
-            let timeout = client.timeout();
-            let conn = Conn::open(&client.address, Deadline::after(timeout), timeout)?;
+            let conn = client.guarded(|timeout| {
+                Conn::open(&client.address, Deadline::after(timeout), timeout)
+            })?;
             client.checkin(conn);
         }
         Ok(client)
@@ -206,6 +261,28 @@ impl Client {
     /// The current operation timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// Sets the breaker's back-off for this client's operations
+    /// ([`Backoff::OFF`] turns it off for them).
+    pub fn set_backoff(&self, backoff: Backoff) {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.backoff_ms.0.store(ms(backoff.min), Ordering::Relaxed);
+        self.backoff_ms.1.store(ms(backoff.max), Ordering::Relaxed);
+    }
+
+    /// The breaker's back-off for this client's operations.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            min: Duration::from_millis(self.backoff_ms.0.load(Ordering::Relaxed)),
+            max: Duration::from_millis(self.backoff_ms.1.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Whether this client's address is down now, as the process's breaker
+    /// records it.
+    pub fn health(&self) -> Health {
+        self.breaker.health()
     }
 
     /// Stores a session for `timeout_msecs` milliseconds.
@@ -313,9 +390,40 @@ impl Client {
         });
     }
 
+    /// Runs `op`, which uses the network for at most `timeout`, if the
+    /// breaker lets it, and tells the breaker what it found.
+    fn guarded<T>(
+        &self,
+        op: impl FnOnce(Duration) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let timeout = self.timeout();
+        let backoff = self.backoff();
+        let ticket = self
+            .breaker
+            .admit(backoff, timeout)
+            .map_err(|retry_in| ClientError::Down { retry_in })?;
+        let result = op(timeout);
+        let outcome = match &result {
+            Ok(_) => Outcome::Reached,
+            Err(e) => e.outcome(),
+        };
+        self.breaker.report(ticket, outcome, backoff);
+        result
+    }
+
     /// Sends one request and returns the reply's payload.
     fn transact(&self, cmd: Command, payload: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let timeout = self.timeout();
+        self.guarded(|timeout| self.exchange(cmd, payload, timeout))
+    }
+
+    /// One request and its reply, within `timeout`, by the connection
+    /// policy of the flags.
+    fn exchange(
+        &self,
+        cmd: Command,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
         let deadline = Deadline::after(timeout);
         let open = || Conn::open(&self.address, deadline, timeout);
         if !self.flags.contains(Flags::PERSISTENT) {

@@ -23,5 +23,5 @@ pub use error::NalError;
 pub use listener::Listener;
 pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{read_timer_for, Deadline, Stream};
-pub(crate) use sys::try_lock_exclusive;
+pub(crate) use sys::{monotonic_ms, try_lock_exclusive};
 pub use sys::{peer_credentials, raise_fd_limit, PeerCredentials};

@@ -114,6 +114,25 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     }
 }
 
+/// Milliseconds on the system's monotonic clock (`CLOCK_MONOTONIC`). Unlike
+/// an `Instant`, the value is a plain number that can live in an atomic, and
+/// a forked child reads the same clock as its parent.
+pub(crate) fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the whole call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        // CLOCK_MONOTONIC exists on every Linux; a failure leaves `ts` zero.
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(ts.tv_nsec / 1_000_000).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(millis)
+}
+
 /// Who is at the other end of a UNIX socket, as the kernel recorded it when
 /// the connection was made (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
