@@ -34,6 +34,7 @@ mod c_api;
 #[allow(dead_code)] // shared with the C harness; a part is used here
 #[path = "../c_support/mod.rs"]
 mod c_support;
+mod dc_client_breaker;
 mod matrix;
 mod proxy;
 #[path = "../server_proc/mod.rs"]
