@@ -277,3 +277,39 @@ fn forked_child_inherits_the_down_state() {
         p.finish_ok(Duration::from_secs(60));
     }
 }
+
+/// dc_test prints the breaker's counts: none after a healthy run; after a
+/// run against a server that is gone, the address marked down once.
+#[test]
+fn dc_test_prints_the_breaker_counts() {
+    let mut server = ServerProcess::start(Net::Unix, &["-sessions", "1000"]);
+    let address = server.address();
+    let dc_test = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dc_test"))
+            .args(["-connect", &address])
+            .args(args)
+            .env_remove("DISTCACHE_DOWN_MS")
+            .output()
+            .expect("run dc_test");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = dc_test(&["-sessions", "10", "-ops", "200"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "breaker     0 marked down, 0 failed probes, 0 marked up, 0 calls failed at once"
+        ),
+        "{stdout}"
+    );
+    server.kill();
+    let (code, stdout, stderr) = dc_test(&["-sessions", "10", "-ops", "200", "-clients", "4"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("Info, breaker: 1 marked down, 0 failed probes, 0 marked up"),
+        "{stderr}"
+    );
+}
