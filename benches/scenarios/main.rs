@@ -22,6 +22,7 @@ mod load;
 mod matrix;
 mod procs;
 mod report;
+mod silent;
 mod wire;
 
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         "mixed" => load::mixed(&kv),
         "mixed-events" => events::mixed_events(&kv),
         "preload" => load::preload_cmd(&kv),
+        "silent-client" => silent::client(&kv),
         "matrix" => matrix::run(),
         other => Err(format!("unknown subcommand '{other}'")),
     };
