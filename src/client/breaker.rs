@@ -194,7 +194,8 @@ pub(crate) struct Ticket {
     probe: Option<u64>,
 }
 
-/// The address state the caller may show (see [`Breaker::health`]).
+/// An address's state in the breaker, as [`Client::health`](super::Client::health)
+/// gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {
     /// Whether operations on the address fail at once now.

@@ -93,7 +93,7 @@ fn threads_through_restarts(net: Net, flags: Flags) {
     const UP: Duration = Duration::from_millis(800);
     const DOWN: Duration = Duration::from_millis(300);
     const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-    // Idle connections a client keeps (client.rs MAX_IDLE): without RETRY,
+    // Idle connections a client keeps (client/pool.rs MAX_IDLE): without RETRY,
     // each may fail one call once the new server is up.
     const MAX_IDLE: usize = 32;
     const BACKOFF: Backoff = Backoff {
