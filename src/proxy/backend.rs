@@ -456,4 +456,61 @@ mod tests {
         }
         assert!(!b.is_available());
     }
+
+    #[test]
+    fn a_stalled_server_is_marked_down_and_probed_with_one_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("silent.sock");
+        // Connections complete in the kernel; nothing ever answers.
+        let _silent = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let addr = Address::parse(&format!("UNIX:{}", path.display())).expect("address");
+        let s = Duration::from_secs;
+        let down = Backoff {
+            min: s(1),
+            max: s(3),
+        };
+        let now = Instant::now();
+        let mut b = Backend::new(addr, s(5), s(1), 8, down, now);
+        assert!(matches!(b.tick(now), Some(Change::Up)));
+        assert!(b.forward(Command::Have, b"a", to(0), now));
+        assert!(b.flush(now).is_none());
+        match b.tick(now + s(1)) {
+            Some(Change::Lost(_, lost)) => assert_eq!(lost.len(), 1),
+            other => panic!("expected the stalled request back, got {other:?}"),
+        }
+        assert_eq!(b.marked_down(), Some((s(1), 1)));
+        assert!(!b.is_available());
+        assert_eq!(b.deadline(), Some(now + s(2)), "the back-off, not -retry");
+
+        // After the back-off: connected again, but up only once a reply
+        // comes; one request at a time until then.
+        let t = now + s(2);
+        assert!(b.tick(t).is_none());
+        assert!(b.is_available());
+        assert!(b.forward(Command::Have, b"b", to(1), t));
+        assert!(!b.is_available() && !b.has_room());
+        assert!(b.flush(t).is_none());
+        assert!(matches!(b.tick(t + s(1)), Some(Change::Lost(..))));
+        assert_eq!(b.marked_down(), Some((s(2), 2)), "the back-off doubles");
+
+        // A probe answered marks the server up.
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        b.state = State::Up {
+            stream: Stream::from_unix(ours),
+        };
+        let t = t + s(3);
+        assert!(b.forward(Command::Have, b"c", to(2), t));
+        assert!(b.flush(t).is_none());
+        let mut reply = Vec::new();
+        let uid = *b.in_flight.keys().next().expect("in flight");
+        encode_message(&mut reply, true, uid, Command::Have, &[0]).expect("encode");
+        std::io::Write::write_all(&mut theirs, &reply).expect("reply");
+        let mut scratch = vec![0; 1024];
+        let mut replies = Vec::new();
+        let change = b.ready(true, false, &mut scratch, &mut replies, t);
+        assert!(matches!(change, Some(Change::Up)), "{change:?}");
+        assert_eq!(replies.len(), 1);
+        assert_eq!(b.marked_down(), None);
+        assert!(b.is_available());
+    }
 }
