@@ -317,10 +317,15 @@ impl Breaker {
                     FAILED_PROBES.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            // A probe that got an answer, or failed in a way a stalled or
-            // absent server does not (a broken kept connection): the
-            // address does not stall operations, so it is up.
-            (Some(probe), Outcome::Reached | Outcome::Unknown) => {
+            // A probe that learnt nothing (a kept connection that broke):
+            // the next operation probes again, with the same back-off.
+            (Some(probe), Outcome::Unknown) => {
+                let now = monotonic_ms().max(1) & !PROBING;
+                let _ =
+                    slot.state
+                        .compare_exchange(probe, now, Ordering::AcqRel, Ordering::Acquire);
+            }
+            (Some(probe), Outcome::Reached) => {
                 if slot
                     .state
                     .compare_exchange(probe, UP, Ordering::AcqRel, Ordering::Acquire)
@@ -476,6 +481,21 @@ mod tests {
         b.report(second, Outcome::Reached, B);
         // The first one's late report no longer counts.
         b.report(lost, Outcome::Dead, B);
+        assert!(!b.health().down);
+    }
+
+    #[test]
+    fn a_probe_that_learns_nothing_hands_over_to_the_next_operation() {
+        let b = own();
+        let t = b.admit(B, T).expect("up");
+        b.report(t, Outcome::Dead, B);
+        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        let probe = b.admit(B, T).expect("a probe is due");
+        b.report(probe, Outcome::Unknown, B);
+        let next = b.admit(B, T).expect("the next operation probes at once");
+        assert!(next.probe.is_some());
+        assert_eq!(b.health().backoff, B.min, "the back-off is kept");
+        b.report(next, Outcome::Reached, B);
         assert!(!b.health().down);
     }
 
