@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Connections that connect and send nothing. Each costs the test and the
-/// server one descriptor (and the server a thread); fewer are used when the
+/// server one descriptor; fewer are used when the
 /// open-file limit is too low for that many (see `silent_count`).
 const SILENT: usize = 2000;
 /// The well-behaved clients' timeout (the library's default).
@@ -400,6 +400,8 @@ fn a_live_server_survives_abuse_and_keeps_serving() {
     );
     assert!(good_ops.iter().all(|&n| n >= 8), "{good_ops:?}");
     assert!(flood_count.load(Ordering::Relaxed) >= 256);
+    // Connections are not threads: a few workers serve them all.
+    assert!(srv.threads() <= 16, "{} threads", srv.threads());
 
     // The silent connections are still open, and served when they speak.
     assert_eq!(silent.len(), silent_n);
@@ -425,4 +427,130 @@ fn a_live_server_survives_abuse_and_keeps_serving() {
         "{}",
         srv.log()
     );
+}
+
+/// Idle connections: each asks once, then stays silent.
+const IDLE: usize = 400;
+/// Connections that send half a frame header and stall.
+const STALLED: usize = 4000;
+/// The connection limit of the lock-out test: the old default, far below
+/// what the idle and stalled connections would hold.
+const LOCKOUT_MAXCONNS: usize = 1024;
+
+/// Garbage on fresh connections, over and over, until `done`; each must be
+/// closed without a reply.
+fn garbage_stream(path: &Path, done: &AtomicBool, failures: &Mutex<Vec<String>>) -> u64 {
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut sent = 0;
+    while !done.load(Ordering::Relaxed) {
+        let len = 14 + rng.below(512);
+        let mut bytes = rng.bytes(len);
+        bytes[0] |= 0x80;
+        if let Err(e) = expect_closed(path, &format!("garbage #{sent}"), &bytes, sent % 2 == 0) {
+            failures.lock().unwrap().push(e);
+        }
+        sent += 1;
+    }
+    sent
+}
+
+/// A flood of idle and stalled connections, far beyond `-maxconns`, and a
+/// stream of garbage cannot lock out clients that behave: each new
+/// connection takes the place of the longest idle or stalled one, and the
+/// persistent and the per-operation client get every answer right.
+#[test]
+fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
+    let limit = distcache::nal::raise_fd_limit().unwrap_or(1024);
+    // This process holds every connection it opens.
+    let stalled_n = STALLED.min(
+        usize::try_from(limit)
+            .unwrap_or(0)
+            .saturating_sub(IDLE + 200),
+    );
+    assert!(
+        IDLE + stalled_n > 2 * LOCKOUT_MAXCONNS,
+        "the open-file limit ({limit}) is too low for this test: raise it with \
+         `ulimit -Hn 8192` (or as root) and run it again"
+    );
+    let maxconns = LOCKOUT_MAXCONNS.to_string();
+    let mut srv = LiveServer::start(&["-sessions", "100000", "-maxconns", &maxconns]);
+    let path = srv.socket.clone();
+    let address = srv.address();
+    let failures = Mutex::new(Vec::<String>::new());
+    let stop_good = AtomicBool::new(false);
+    let started = Instant::now();
+    let mut good_ops = Vec::new();
+    let mut garbage_sent = 0;
+    let mut held = Vec::new();
+    thread::scope(|scope| {
+        let good: Vec<_> = [
+            (
+                Flags::PERSISTENT | Flags::PERSISTENT_RETRY,
+                "lockout-persistent",
+            ),
+            (Flags::empty(), "lockout-per-op"),
+        ]
+        .into_iter()
+        .map(|(flags, name)| {
+            let (address, stop_good) = (&address, &stop_good);
+            scope.spawn(move || good_client(address, flags, name, stop_good))
+        })
+        .collect();
+        let garbage = scope.spawn(|| garbage_stream(&path, &stop_good, &failures));
+        // The idle ones first, then the stalled ones, as fast as they come.
+        for i in 0..IDLE {
+            let mut s = connect(&path, IO_LIMIT).unwrap_or_else(|e| panic!("idle {i}: {e}"));
+            assert_eq!(ask(&mut s, i as u32), Answer::Served, "idle connection {i}");
+            held.push(s);
+        }
+        let half = header(0x0011_0000, 0, 1, 0, 1, 1, 0);
+        for i in 0..stalled_n {
+            let mut s = connect(&path, IO_LIMIT).unwrap_or_else(|e| panic!("stalled {i}: {e}"));
+            // A server that already displaced it may have closed it.
+            let _ = s.write_all(&half[..7]);
+            held.push(s);
+        }
+        let rest = MIN_RUN.saturating_sub(started.elapsed());
+        thread::sleep(rest.max(Duration::from_secs(1)));
+        stop_good.store(true, Ordering::Relaxed);
+        for g in good {
+            match g.join().expect("good client thread") {
+                Ok(ops) => good_ops.push(ops),
+                Err(e) => failures.lock().unwrap().push(e),
+            }
+        }
+        garbage_sent = garbage.join().expect("garbage thread");
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{IDLE} idle and {stalled_n} stalled connections at -maxconns {LOCKOUT_MAXCONNS}; \
+         good clients: {good_ops:?} operations; {garbage_sent} garbage connections; \
+         server: {} threads, VmRSS {} kB, in {:?}",
+        srv.threads(),
+        srv.status_kb("VmRSS"),
+        started.elapsed()
+    );
+    assert_eq!(good_ops.len(), 2);
+    assert!(good_ops.iter().all(|&n| n >= 8), "{good_ops:?}");
+    assert!(garbage_sent >= 10, "{garbage_sent} garbage connections");
+    // Most of the flood was displaced; the server says so once per
+    // episode, and an episode lasts at least a second.
+    let displacing = "connections displaced: at the -maxconns limit";
+    assert!(srv.wait_for_log(displacing, IO_LIMIT), "{}", srv.log());
+    let episodes = srv.log_lines(displacing).len();
+    let most = 1 + started.elapsed().as_secs() as usize;
+    assert!(episodes <= most, "{episodes} episodes: {}", srv.log());
+    assert!(
+        srv.log_lines("connections refused").is_empty(),
+        "{}",
+        srv.log()
+    );
+    drop(held);
+    assert!(srv.is_running(), "the server exited");
 }

@@ -426,6 +426,9 @@ fn sockperms_sets_the_socket_mode() {
     let sock = d.path("s.sock");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-sockperms", "600"]);
     t.wait_listening(&sock);
+    // The mode is set after the socket is bound: once it is, the server
+    // says it is serving.
+    t.wait_stderr("serving on");
     let meta = std::fs::metadata(&sock).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
     // -sockgroup by number: the group the file already has is always allowed.
@@ -440,6 +443,7 @@ fn sockperms_sets_the_socket_mode() {
         "0660",
     ]);
     g.wait_listening(&sock2);
+    g.wait_stderr("serving on");
     let meta2 = std::fs::metadata(&sock2).unwrap();
     assert_eq!(meta2.permissions().mode() & 0o7777, 0o660);
     assert_eq!(meta2.gid().to_string(), gid);

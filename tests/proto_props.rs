@@ -172,6 +172,54 @@ fn feed(role: Role, chunks: &[&[u8]]) -> Outcome {
     }
 }
 
+/// [`feed`] as the server reads: each message is first asked of
+/// `decode_whole` (no copy when it stands whole in one frame), and only
+/// when that declines, of `decode`.
+fn feed_whole_first(role: Role, chunks: &[&[u8]]) -> Outcome {
+    let mut dec = Decoder::new(role);
+    let mut msgs = Vec::new();
+    for chunk in chunks {
+        let mut rest: &[u8] = chunk;
+        while !rest.is_empty() {
+            let step = match dec.decode_whole(rest) {
+                Ok(Some(w)) => {
+                    assert!(w.used > 0 && w.used <= rest.len());
+                    Ok((
+                        w.used,
+                        Some(Message {
+                            is_response: w.header.is_response,
+                            uid: w.header.uid,
+                            command: w.header.command,
+                            payload: w.payload.to_vec(),
+                        }),
+                    ))
+                }
+                Ok(None) => dec.decode(rest),
+                Err(e) => Err(e),
+            };
+            match step {
+                Ok((used, msg)) => {
+                    msgs.extend(msg);
+                    rest = &rest[used..];
+                }
+                Err(e) => {
+                    assert_eq!(dec.decode(&[]), Err(e.clone()), "error not sticky");
+                    return Outcome {
+                        msgs,
+                        err: Some(e),
+                        mid: false,
+                    };
+                }
+            }
+        }
+    }
+    Outcome {
+        msgs,
+        err: None,
+        mid: dec.is_mid_message(),
+    }
+}
+
 /// Cuts `bytes` into chunks of the given sizes (the last one takes the rest).
 fn cut<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
@@ -219,6 +267,16 @@ fn decode_every_way(role: Role, bytes: &[u8], rng: &mut Rng) -> Outcome {
     let sizes = random_sizes(rng, bytes.len());
     let split = feed(role, &cut(bytes, &sizes));
     assert_eq!(whole, split, "split {sizes:?} changed the result");
+    assert_eq!(
+        whole,
+        feed_whole_first(role, &cut(bytes, &sizes)),
+        "decoding whole frames without a copy, split {sizes:?}, changed the result"
+    );
+    assert_eq!(
+        whole,
+        feed_whole_first(role, &[bytes]),
+        "decoding whole frames without a copy changed the result"
+    );
     if bytes.len() <= 400 {
         let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
         assert_eq!(

@@ -7,10 +7,15 @@
 //! itself for the client side and for the floor servers, with one of the
 //! subcommands below; they print one `key=value` line each.
 //!
+//! Scenario 8 runs memcached and redis-server next to dc_server, the same
+//! load generator speaking each one's protocol, and the memory of 10,000
+//! idle connections to each; without the two (Debian packages `memcached`
+//! and `redis-server`) it says how to install them and is skipped.
+//!
 //! Settings (environment):
 //! - `BENCH_RUNS` runs per figure, the median is reported (default 5);
 //! - `BENCH_SECS` seconds per run (default 1);
-//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 7
+//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 8
 //!   (default all);
 //! - `BENCH_BIG` sessions of the large-cache cases (default 1000000);
 //! - `DISTCACHE_ORIGINAL` the install prefix of the original distcache, to
@@ -18,8 +23,12 @@
 
 mod events;
 mod floor;
+mod idle;
 mod load;
 mod matrix;
+mod peerload;
+mod peerproto;
+mod peers;
 mod procs;
 mod report;
 mod silent;
@@ -51,6 +60,7 @@ fn main() -> ExitCode {
         "mixed" => load::mixed(&kv),
         "mixed-events" => events::mixed_events(&kv),
         "preload" => load::preload_cmd(&kv),
+        "peer-load" => peerload::client(&kv),
         "silent-client" => silent::client(&kv),
         "matrix" => matrix::run(),
         other => Err(format!("unknown subcommand '{other}'")),

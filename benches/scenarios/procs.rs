@@ -101,6 +101,29 @@ impl Proc {
         })
     }
 
+    /// Starts `program` pinned as asked, its stdout and stderr going to
+    /// the file `log` (a server whose messages the scenario may show).
+    pub fn spawn_logged(
+        name: &str,
+        cpu: Cpu,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> Result<Proc, String> {
+        let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = command(cpu, program, args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("can't start {name} ({}): {e}", program.display()))?;
+        Ok(Proc {
+            child,
+            name: name.to_string(),
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -98,6 +98,8 @@ impl Row {
 pub struct Report {
     rows: Vec<Row>,
     memory: Option<(u64, u64)>,
+    /// Markdown of the scenarios with tables of their own.
+    sections: Vec<String>,
     header: String,
 }
 
@@ -124,6 +126,7 @@ impl Report {
         Report {
             rows: Vec::new(),
             memory: None,
+            sections: Vec::new(),
             header,
         }
     }
@@ -141,6 +144,12 @@ impl Report {
             rss as f64 / MIB
         );
         self.memory = Some((sessions, rss));
+    }
+
+    /// A part of the report with a table of its own, after the main one.
+    pub fn section(&mut self, markdown: String) {
+        eprintln!("{markdown}");
+        self.sections.push(markdown);
     }
 
     fn reference_cross_cpu(&self) -> Option<f64> {
@@ -202,13 +211,15 @@ impl Report {
     pub fn finish(self) -> Result<(), String> {
         let mut md = String::new();
         let _ = writeln!(md, "# distcache benchmark\n\n{}\n", self.header);
-        let _ = writeln!(
-            md,
-            "| # | case | server | ops/s | floor ops/s | ratio | p50 / p99 / p999 µs | target |"
-        );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        for row in &self.rows {
-            let _ = writeln!(md, "{}", self.line(row));
+        if !self.rows.is_empty() {
+            let _ = writeln!(
+                md,
+                "| # | case | server | ops/s | floor ops/s | ratio | p50 / p99 / p999 µs | target |"
+            );
+            let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+            for row in &self.rows {
+                let _ = writeln!(md, "{}", self.line(row));
+            }
         }
         if let Some((sessions, rss)) = self.memory {
             let stored = sessions * (crate::wire::ID_LEN + crate::wire::DATA_LEN) as u64;
@@ -225,6 +236,12 @@ impl Report {
                 bound / MIB,
                 yes(rss as f64 <= bound)
             );
+        }
+        for section in &self.sections {
+            if !md.ends_with("\n\n") {
+                md.push('\n');
+            }
+            let _ = writeln!(md, "{section}");
         }
         print!("{md}");
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");

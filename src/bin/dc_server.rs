@@ -6,7 +6,7 @@ use distcache::cli::{bytes_in, is_help, number_in, Args, CliError};
 use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::nal::{parse_mode, Listener};
 use distcache::proto::MAX_EXPIRY_MS;
-use distcache::server::{Server, ServerConfig, DEFAULT_MAX_CONNS};
+use distcache::server::{default_max_conns, Server, ServerConfig, MAX_THREADS, RESERVED_FDS};
 use distcache::Address;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,8 +22,14 @@ Usage: dc_server [options]
   -maxbytes <size>   also hold at most <size> bytes of session ids and
                      data; suffixes k, M, G (default 0: no limit but
                      -sessions; at most 1024G)
-  -maxconns <num>    serve at most <num> connections at once; more are
-                     closed at once (default 1024, 1 to 1000000)
+  -maxconns <num>    serve at most <num> connections at once; at the
+                     limit a new one takes the place of the longest idle,
+                     and is closed at once when every one is busy
+                     (default: what the open-file limit allows, at most
+                     65536; 1 to 1000000)
+  -threads <num>     worker threads, each an event loop serving many
+                     connections (default: one per CPU the server may
+                     run on; 1 to 1024)
   -idle <msecs>      close connections that have sent nothing for <msecs>
                      milliseconds (default 0: never; at most 3600000)
   -min-expiry <ms>   keep every session added for at least <ms>
@@ -73,15 +79,15 @@ const MAX_PROGRESS: u64 = 1_000_000;
 const MAX_BYTES: u64 = 1 << 40;
 const MAX_CONNS: u64 = 1_000_000;
 const MAX_IDLE_MS: u64 = 3_600_000;
-/// Descriptors the server needs besides its connections: standard streams,
-/// listeners, a spare, syslog, and some slack.
-const RESERVED_FDS: u64 = 16;
 const DEFAULT_ADMIN_PERMS: u32 = 0o600;
 
 struct Config {
     server: ServerConfig,
     max_bytes: Option<u64>,
-    max_conns: usize,
+    /// `-maxconns`; `None`: what the open-file limit allows.
+    max_conns: Option<usize>,
+    /// `-threads`; 0: one per CPU.
+    threads: usize,
     idle: Option<Duration>,
     min_expiry: u32,
     progress: Option<u64>,
@@ -126,7 +132,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut sessions = DEFAULT_SESSIONS;
     let mut min_expiry = 0;
     let mut max_bytes = 0;
-    let mut max_conns = DEFAULT_MAX_CONNS as u64;
+    let mut max_conns = None;
+    let mut threads = 0;
     let mut idle = 0;
     let mut progress = None;
     let mut store = None;
@@ -139,7 +146,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "listen" => listen.push(args.parsed("listen", Address::parse)?),
             "sessions" => sessions = args.parsed("sessions", number_in(1, MAX_SESSIONS))?,
             "maxbytes" => max_bytes = args.parsed("maxbytes", bytes_in(0, MAX_BYTES))?,
-            "maxconns" => max_conns = args.parsed("maxconns", number_in(1, MAX_CONNS))?,
+            "maxconns" => max_conns = Some(args.parsed("maxconns", number_in(1, MAX_CONNS))?),
+            "threads" => threads = args.parsed("threads", number_in(1, MAX_THREADS as u64))?,
             "idle" => idle = args.parsed("idle", number_in(0, MAX_IDLE_MS))?,
             "min-expiry" => {
                 min_expiry = args.parsed("min-expiry", number_in(0, MAX_EXPIRY_MS.into()))?
@@ -172,7 +180,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     Ok(Command::Serve(Box::new(Config {
         server: ServerConfig { listen, sessions },
         max_bytes: (max_bytes > 0).then_some(max_bytes),
-        max_conns: usize::try_from(max_conns).unwrap_or(usize::MAX),
+        max_conns: max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        threads: usize::try_from(threads).unwrap_or(MAX_THREADS),
         idle: (idle > 0).then(|| Duration::from_millis(idle)),
         min_expiry,
         progress,
@@ -297,9 +306,14 @@ fn serve(config: Config) -> Result<(), String> {
     };
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
-    if let Ok(limit) = distcache::nal::raise_fd_limit() {
-        warn_if_too_few_descriptors(limit, config.max_conns);
-    }
+    let nofile = distcache::nal::raise_fd_limit().unwrap_or_else(|_| distcache::nal::fd_limit());
+    let max_conns = match config.max_conns {
+        Some(max) => {
+            warn_if_too_few_descriptors(nofile, max);
+            max
+        }
+        None => default_max_conns(nofile),
+    };
     let store: Arc<dyn Store> = match &durable {
         Some(d) => d.clone(),
         None => Arc::new(MemoryStore::with_max_bytes(
@@ -310,7 +324,8 @@ fn serve(config: Config) -> Result<(), String> {
     let server =
         Server::bind_with_store(&config.server.listen, store).map_err(|e| e.to_string())?;
     server.set_min_expiry(config.min_expiry);
-    server.set_max_conns(config.max_conns);
+    server.set_max_conns(max_conns);
+    server.set_threads(config.threads);
     server.set_idle_timeout(config.idle);
     server.on_notice(|n| {
         let level = if n.is_problem() {
@@ -366,7 +381,12 @@ fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     log(
         Level::Notice,
-        &format!("serving on {}", describe_listeners(&server)),
+        &format!(
+            "serving on {} ({} threads, at most {} connections)",
+            describe_listeners(&server),
+            server.threads(),
+            server.max_conns()
+        ),
     );
     if let Some(path) = admin.as_ref().and_then(|l| l.socket_path()) {
         log(

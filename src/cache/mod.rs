@@ -17,6 +17,8 @@ mod memory;
 pub use durable::{DurableOptions, DurableStore, SyncMode};
 pub use memory::{Change, DropCounts, DropReason, Journal, MemoryStore, MAX_EVICTION_BATCH};
 
+use std::sync::Arc;
+use std::time::Instant;
 use thiserror::Error;
 
 /// Milliseconds on the server's monotonic clock.
@@ -61,10 +63,48 @@ pub enum ListError {
     Unsupported,
 }
 
+/// An ADD the store has carried out in memory but answers only once it is
+/// on disk (a durable store under `-sync always`): ask
+/// [`Store::add_outcome`] for the answer after a call of the store's
+/// progress callback ([`Store::on_progress`]), or once `deadline` passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The store's own number for the change.
+    pub seq: u64,
+    /// When the ADD is answered as failed if it is not on disk yet.
+    pub deadline: Instant,
+}
+
+/// How [`Store::add_begin`] went: answered at once, or waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddBegun {
+    /// The answer.
+    Done(Result<(), AddError>),
+    /// Stored in memory; the answer waits for the disk.
+    Waiting(Receipt),
+}
+
+/// Called by a store (from any thread) when answers to waiting ADDs may
+/// have become known.
+pub type ProgressFn = Arc<dyn Fn() + Send + Sync>;
+
 /// A session store, shared by all of a server's connections.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores `data` under `id` until `now + timeout_msecs`.
     fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError>;
+    /// [`Store::add`] for a caller that must not wait: a store whose ADD
+    /// waits for its disk returns [`AddBegun::Waiting`] instead of waiting.
+    fn add_begin(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> AddBegun {
+        AddBegun::Done(self.add(now, timeout_msecs, id, data))
+    }
+    /// The answer to a waiting ADD, `None` while it is not known; past the
+    /// receipt's deadline, a refusal.
+    fn add_outcome(&self, _receipt: &Receipt) -> Option<Result<(), AddError>> {
+        Some(Err(AddError::Refused))
+    }
+    /// Registers `f`, called whenever answers to waiting ADDs may have
+    /// become known. A store that never makes an ADD wait ignores it.
+    fn on_progress(&self, _f: ProgressFn) {}
     /// Appends the session stored under `id` to `out`; false when there is none.
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool;
     /// Deletes the session stored under `id`; false when there was none.

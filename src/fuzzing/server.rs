@@ -6,7 +6,7 @@ use crate::cache::{MemoryStore, Millis};
 use crate::nal::Buffer;
 use crate::plug::Plug;
 use crate::proto::{decode_all, Command, Decoder, Message, Role, MAX_FRAME_LEN, MAX_TOTAL_DATA};
-use crate::server::{handle_request, Embedded};
+use crate::server::{handle_request, Embedded, Policy};
 
 /// Sessions the store holds: small, so that ADDs evict.
 const CAPACITY: usize = 8;
@@ -92,7 +92,7 @@ fn reference(stream: &[u8]) -> (Vec<u8>, Vec<Message>, bool) {
         rest = &rest[used..];
         if let Some(req) = msg {
             let now = requests.len() as Millis;
-            if handle_request(&store, now, &req, &mut out).is_err() {
+            if handle_request(Policy::default(), &store, now, &req, &mut out).is_err() {
                 return (out, requests, true);
             }
             requests.push(req);

@@ -23,5 +23,5 @@ pub use error::NalError;
 pub use listener::Listener;
 pub use poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use stream::{read_timer_for, Deadline, Stream};
+pub use sys::{fd_limit, peer_credentials, raise_fd_limit, PeerCredentials};
 pub(crate) use sys::{monotonic_ms, try_lock_exclusive};
-pub use sys::{peer_credentials, raise_fd_limit, PeerCredentials};

@@ -72,10 +72,12 @@ pub(crate) fn clear_status_flags(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Raises this process's soft limit on open files to its hard limit, so that
-/// a server can hold as many connections as the system allows it. Returns
-/// the limit in force afterwards.
-pub fn raise_fd_limit() -> io::Result<u64> {
+/// This process's soft limit on open files.
+pub fn fd_limit() -> u64 {
+    get_fd_limit().map_or(1024, |l| l.rlim_cur)
+}
+
+fn get_fd_limit() -> io::Result<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -84,15 +86,26 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: `raised` is a valid rlimit that outlives the call.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim = raised;
-        }
+    Ok(lim)
+}
+
+fn set_fd_limit(cur: u64, max: u64) -> bool {
+    let lim = libc::rlimit {
+        rlim_cur: cur,
+        rlim_max: max,
+    };
+    // SAFETY: `lim` is a valid rlimit that outlives the call.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, so that
+/// a server can hold as many connections as the system allows it. The hard
+/// limit is the operator's (systemd's `LimitNOFILE=`, say) and is kept.
+/// Returns the limit in force afterwards.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut lim = get_fd_limit()?;
+    if lim.rlim_cur < lim.rlim_max && set_fd_limit(lim.rlim_max, lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
     }
     Ok(lim.rlim_cur)
 }

@@ -34,6 +34,18 @@ pub struct Decoder {
     failed: Option<ProtoError>,
 }
 
+/// A message that stood whole in one frame of the input, read where it
+/// lies (see [`Decoder::decode_whole`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeFrame<'a> {
+    /// Bytes of input it takes.
+    pub used: usize,
+    /// Its frame header.
+    pub header: FrameHeader,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
 impl Decoder {
     /// A decoder for the given side.
     pub fn new(role: Role) -> Self {
@@ -59,6 +71,37 @@ impl Decoder {
     /// [`MAX_DECODER_BUFFER`], whatever the input.
     pub fn buffered(&self) -> usize {
         HEADER_LEN + self.payload.capacity()
+    }
+
+    /// The next message without copying it, when nothing is half-decoded and
+    /// it stands whole in `input` as one frame (as almost every request
+    /// does): the bytes it takes and its header and payload. `Ok(None)`:
+    /// use [`Decoder::decode`], which handles every case. A header that
+    /// fails its checks fails the decoder, as [`Decoder::decode`] would.
+    pub fn decode_whole<'a>(
+        &mut self,
+        input: &'a [u8],
+    ) -> Result<Option<WholeFrame<'a>>, ProtoError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let Some(head) = input.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        if self.is_mid_message() {
+            return Ok(None);
+        }
+        let header = FrameHeader::decode(head, self.role == Role::Client)
+            .inspect_err(|e| self.failed = Some(e.clone()))?;
+        let end = HEADER_LEN + usize::from(header.data_len);
+        match input.get(HEADER_LEN..end) {
+            Some(payload) if header.complete => Ok(Some(WholeFrame {
+                used: end,
+                header,
+                payload,
+            })),
+            _ => Ok(None),
+        }
     }
 
     /// Consumes bytes from `input` until one message is complete or the input

@@ -15,7 +15,7 @@ mod message;
 
 pub use add::AddRequest;
 pub use command::{Command, Status};
-pub use decoder::{decode_all, Decoder, Role, MAX_DECODER_BUFFER};
+pub use decoder::{decode_all, Decoder, Role, WholeFrame, MAX_DECODER_BUFFER};
 pub use error::ProtoError;
 pub use header::FrameHeader;
 pub use message::{encode_message, encoded_len, Message};

@@ -1,57 +1,42 @@
-//! Serving one connection: read, decode, answer, until the peer goes away,
-//! sends something malformed, stalls or idles too long, or the server stops.
+//! One client connection of an event-driven worker: a non-blocking socket
+//! and the little state it needs between wake-ups.
 //!
-//! Memory is bounded whatever the client does: the read buffer
-//! ([`READ_CHUNK`]), the decoder's message being reassembled (at most 32 KiB,
-//! in a buffer that grows to at most 64 KiB), the request being handled and
-//! its reply (32 KiB each), and the replies not yet sent (sent, waiting, as
-//! soon as they reach [`MAX_PENDING`], so at most that plus one reply, in a
-//! buffer of at most twice that). A client that sends without reading gets
-//! no further than its socket buffers: the thread waits to send, and drops
-//! the connection after [`SEND_TIMEOUT`].
+//! An idle connection holds no buffer: the decoder's header bytes, a few
+//! times, and its place in the worker's list of connections by last
+//! activity. Buffers exist only while something is partial:
+//! - the message being reassembled (in the decoder, at most 32 KiB);
+//! - replies the socket did not take yet ([`Conn::out`]): reading stops
+//!   while they reach [`MAX_PENDING`], so a client that sends without
+//!   reading costs at most that plus one reply;
+//! - bytes read but not decoded yet ([`Conn::held`]), when decoding paused
+//!   for a reply waiting on the disk (`-sync always`) or on the socket.
+//!
+//! Replies to every complete request that one read brought are written
+//! together, in order, with one `send` when the socket takes them.
 
-use super::{handle_request_outcome, Clock, Outcome, Policy, Stats};
-use crate::cache::Store;
-use crate::nal::{Deadline, NalError, Stream};
-use crate::proto::{Decoder, Role};
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use super::handler::{begin_request, finish_add, Begun, Request};
+use super::{Outcome, Policy, Stats};
+use crate::cache::{Millis, Receipt, Store};
+use crate::proto::{Command, Decoder, Role};
+use socket2::Socket;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-/// How often a blocked read wakes to see whether the server is stopping.
-pub(super) const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How long the replies to one batch of requests may take to send: a client
-/// that leaves them unread longer is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the replies a client left unread may wait: then it is dropped.
+pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send the rest of a request it started.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopping server waits for a half-received request.
-const STOP_GRACE: Duration = Duration::from_secs(1);
-/// Bytes read at once. Pipelined requests in one read are answered together.
-const READ_CHUNK: usize = 64 * 1024;
-/// Replies are sent once this many bytes are pending, so that small
-/// pipelined requests for large sessions cannot make the server hold more
-/// than this (plus one reply of at most 32 KiB) per connection.
-const MAX_PENDING: usize = 64 * 1024;
-/// Capacity the reply buffer shrinks back to between batches.
-const IDLE_BUFFER: usize = 4096;
-
-/// Time limits on a connection beyond the fixed ones.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Timeouts {
-    /// Close a connection that has sent nothing for this long, a request
-    /// half-received or not (`None`: never).
-    pub(super) idle: Option<Duration>,
-}
-
-/// A worker's read buffer, kept from one connection to the next so that a
-/// connection per operation costs no allocation of it.
-pub(super) fn read_buffer() -> Box<[u8]> {
-    vec![0u8; READ_CHUNK].into_boxed_slice()
-}
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(1);
+/// Bytes a worker reads at once. Pipelined requests in one read are
+/// answered together.
+pub(super) const READ_CHUNK: usize = 64 * 1024;
+/// Replies pending on one connection beyond which it is read no further
+/// until the client has taken some.
+pub(super) const MAX_PENDING: usize = 64 * 1024;
 
 /// Why a connection ended.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum End {
     /// The peer closed its side.
     PeerClosed,
@@ -63,156 +48,299 @@ pub(super) enum End {
     Stopping,
     /// It sent nothing for the idle timeout.
     Idle,
-    /// It left a request half-sent too long.
+    /// It left a request half-sent, or its replies unread, too long.
     Stalled,
+    /// It was the longest idle when a new connection needed its place.
+    Displaced,
 }
 
-// The server's shared state, piece by piece, plus the worker's buffer.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn serve(
-    stream: Stream,
-    store: &dyn Store,
-    clock: &Clock,
-    stats: &Stats,
-    stop: &AtomicBool,
-    policy: Policy,
-    timeouts: Timeouts,
-    buf: &mut [u8],
-) -> End {
-    let _open = stats.metrics().open_connection();
-    // Wake often enough to see the stop flag and the idle timeout.
-    let wake = timeouts
-        .idle
-        .map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL));
-    if stream.set_read_timeout(Some(wake)).is_err() {
-        return End::Io;
+/// What a connection's requests are carried out with: the worker's view of
+/// the server for one wake-up.
+pub(super) struct Env<'a> {
+    pub(super) store: &'a dyn Store,
+    pub(super) stats: &'a Stats,
+    pub(super) policy: Policy,
+    /// The server's clock, read once per wake-up.
+    pub(super) now: Millis,
+    /// The worker's reply buffer: replies are framed here, then sent.
+    pub(super) out: &'a mut Vec<u8>,
+    /// The worker's buffer for a GET hit's data.
+    pub(super) data: &'a mut Vec<u8>,
+}
+
+/// An ADD whose reply waits for the disk.
+#[derive(Debug)]
+struct Waiting {
+    uid: u32,
+    receipt: Receipt,
+    began: Instant,
+}
+
+/// A connection's state between wake-ups.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) sock: Socket,
+    decoder: Decoder,
+    /// Replies not yet taken by the socket.
+    out: Vec<u8>,
+    /// Bytes read but not decoded yet.
+    held: Vec<u8>,
+    waiting: Option<Box<Waiting>>,
+    /// When bytes last came in, or replies last went out (server clock).
+    pub(super) last_active: Millis,
+    /// When the request now half-received began.
+    request_began: Millis,
+    /// When replies started waiting for the socket.
+    out_since: Millis,
+}
+
+/// How far a connection got in one go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// Nothing more to do until the socket or the store says so.
+    Parked,
+    /// The connection is over.
+    Closed(End),
+}
+
+impl Conn {
+    pub(super) fn new(sock: Socket, now: Millis) -> Conn {
+        Conn {
+            sock,
+            decoder: Decoder::new(Role::Server),
+            out: Vec::new(),
+            held: Vec::new(),
+            waiting: None,
+            last_active: now,
+            request_began: now,
+            out_since: now,
+        }
     }
-    let mut decoder = Decoder::new(Role::Server);
-    let mut out = Vec::with_capacity(IDLE_BUFFER);
-    let mut stop_seen: Option<Instant> = None;
-    // When bytes last arrived, and when the request half-received began.
-    let mut last_active = Instant::now();
-    let mut request_began = last_active;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            // Finish the request in flight, if any, but not for ever.
-            let since = *stop_seen.get_or_insert_with(Instant::now);
-            if !decoder.is_mid_message() || since.elapsed() > STOP_GRACE {
-                return End::Stopping;
+
+    /// Whether the connection is in the middle of an exchange: replies
+    /// unsent, or a reply waiting for the disk. Such a connection is never
+    /// displaced, and a stopping server lets it finish.
+    pub(super) fn is_busy(&self) -> bool {
+        !self.out.is_empty() || self.waiting.is_some()
+    }
+
+    /// Whether part of a request has come in.
+    pub(super) fn is_mid_request(&self) -> bool {
+        self.decoder.is_mid_message() || !self.held.is_empty()
+    }
+
+    /// Whether a reply waits for the disk.
+    pub(super) fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// Does all that can be done now: finishes a waiting reply if the store
+    /// has its answer, decodes held bytes, reads and answers what the
+    /// socket has, and sends the replies. `drained_hint`: the readiness
+    /// event said no end of stream, so a short read means the socket is
+    /// empty.
+    pub(super) fn drive(&mut self, env: &mut Env<'_>, buf: &mut [u8], drained_hint: bool) -> Flow {
+        match self.run(env, buf, drained_hint) {
+            Ok(()) => Flow::Parked,
+            Err(end) => {
+                if end == End::Malformed {
+                    env.stats.metrics().count_protocol_error();
+                }
+                // Answer what came before the end, if the socket takes it.
+                if matches!(end, End::Malformed | End::PeerClosed) {
+                    let _ = self.flush(env);
+                }
+                Flow::Closed(end)
             }
         }
-        if let Some(end) = expired(&decoder, last_active, request_began, timeouts) {
-            return end;
+    }
+
+    fn run(&mut self, env: &mut Env<'_>, buf: &mut [u8], drained_hint: bool) -> Result<(), End> {
+        if !self.finish_waiting(env)? {
+            return Ok(());
         }
-        let n = match stream.recv(buf) {
-            Ok(0) => return End::PeerClosed,
-            Ok(n) => {
-                last_active = Instant::now();
-                n
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            if !self.take_input(env, &held)? {
+                return self.flush(env);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
+        }
+        loop {
+            self.flush(env)?;
+            if self.out.len() >= MAX_PENDING {
+                return Ok(());
             }
-            Err(_) => return End::Io,
+            let n = match (&self.sock).read(buf) {
+                Ok(0) => return Err(End::PeerClosed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(End::Io),
+            };
+            if !self.decoder.is_mid_message() {
+                self.request_began = env.now;
+            }
+            self.last_active = env.now;
+            if !self.take_input(env, &buf[..n])? {
+                return self.flush(env);
+            }
+            if drained_hint && n < buf.len() {
+                return self.flush(env);
+            }
+        }
+    }
+
+    /// The reply to the waiting ADD, once the store knows it. True when
+    /// nothing waits (any more).
+    fn finish_waiting(&mut self, env: &mut Env<'_>) -> Result<bool, End> {
+        let Some(w) = &self.waiting else {
+            return Ok(true);
         };
-        let mut input = &buf[..n];
-        let now = clock.now();
-        let mut sender = Sender::new(&stream);
-        let mut request_begins_here = !decoder.is_mid_message();
-        // Each request is timed from the end of the previous one (or of
-        // the read): its decoding and carrying out.
-        let mut mark = last_active;
+        let Some(outcome) = finish_add(env.store, &w.receipt, w.uid, env.out) else {
+            return Ok(false);
+        };
+        env.stats
+            .metrics()
+            .record(Command::Add, outcome, w.began.elapsed());
+        self.waiting = None;
+        self.last_active = env.now;
+        Ok(true)
+    }
+
+    /// Decodes `input` and carries out every complete request, framing the
+    /// replies in `env.out`. False when it stopped early (a reply waits for
+    /// the disk, or too many replies wait for the socket); what was not
+    /// decoded is then kept in `held`.
+    fn take_input(&mut self, env: &mut Env<'_>, mut input: &[u8]) -> Result<bool, End> {
+        let mut mark = Instant::now();
         while !input.is_empty() {
-            let Ok((used, msg)) = decoder.decode(input) else {
-                stats.metrics().count_protocol_error();
-                // Answer what came before the bad bytes, then hang up.
-                let _ = sender.send(&mut out);
-                return End::Malformed;
+            // Whole one-frame requests are read where they lie; the
+            // decoder copies only what comes in pieces.
+            let assembled;
+            let (used, req) = match self.decoder.decode_whole(input) {
+                Ok(Some(whole)) => {
+                    let req = Request {
+                        uid: whole.header.uid,
+                        command: whole.header.command,
+                        payload: whole.payload,
+                    };
+                    (whole.used, Some(req))
+                }
+                Ok(None) => {
+                    let (used, msg) = self.decoder.decode(input).map_err(|_| End::Malformed)?;
+                    assembled = msg;
+                    let req = assembled.as_ref().map(|m| Request {
+                        uid: m.uid,
+                        command: m.command,
+                        payload: &m.payload,
+                    });
+                    (used, req)
+                }
+                Err(_) => return Err(End::Malformed),
             };
             input = &input[used..];
-            if let Some(req) = msg {
-                request_begins_here = true;
-                let done = handle_request_outcome(policy, store, now, &req, &mut out);
-                let finished = Instant::now();
-                let outcome = *done.as_ref().unwrap_or(&Outcome::Malformed);
-                stats
-                    .metrics()
-                    .record(req.command, outcome, finished - mark);
-                mark = finished;
-                if done.is_err() {
-                    stats.metrics().count_protocol_error();
-                    let _ = sender.send(&mut out);
-                    return End::Malformed;
+            let Some(req) = req else { continue };
+            let begun = begin_request(env.policy, env.store, env.now, req, env.out, env.data, true);
+            let finished = Instant::now();
+            match begun {
+                Ok(Begun::Done(outcome)) => {
+                    env.stats
+                        .metrics()
+                        .record(req.command, outcome, finished - mark);
                 }
-                stats.count_operation();
-                if out.len() >= MAX_PENDING {
-                    if sender.send(&mut out).is_err() {
-                        return End::Io;
-                    }
-                    mark = Instant::now();
+                Ok(Begun::Waiting(receipt)) => {
+                    self.waiting = Some(Box::new(Waiting {
+                        uid: req.uid,
+                        receipt,
+                        began: mark,
+                    }));
+                    self.held.extend_from_slice(input);
+                    return Ok(false);
+                }
+                Err(_) => {
+                    env.stats
+                        .metrics()
+                        .record(req.command, Outcome::Malformed, finished - mark);
+                    return Err(End::Malformed);
+                }
+            }
+            mark = finished;
+            if env.out.len() + self.out.len() >= MAX_PENDING {
+                self.flush(env)?;
+                if !self.out.is_empty() {
+                    self.held.extend_from_slice(input);
+                    return Ok(false);
                 }
             }
         }
-        if sender.send(&mut out).is_err() {
-            return End::Io;
-        }
-        out.shrink_to(IDLE_BUFFER);
-        // A request left half-received began in these bytes, unless it had
-        // begun before them; time spent sending counts as activity.
-        if request_begins_here {
-            request_began = last_active;
-        }
-        last_active = Instant::now();
-    }
-}
-
-/// Whether the connection has outlived a time limit: a request half-sent
-/// for [`REQUEST_TIMEOUT`], or silence for the idle timeout (which also
-/// ends a half-sent request).
-fn expired(
-    decoder: &Decoder,
-    last_active: Instant,
-    request_began: Instant,
-    timeouts: Timeouts,
-) -> Option<End> {
-    let mid_message = decoder.is_mid_message();
-    if mid_message && request_began.elapsed() >= REQUEST_TIMEOUT {
-        return Some(End::Stalled);
-    }
-    match timeouts.idle {
-        Some(idle) if last_active.elapsed() >= idle => {
-            Some(if mid_message { End::Stalled } else { End::Idle })
-        }
-        _ => None,
-    }
-}
-
-/// Sends the replies to one batch of requests, all before one deadline.
-struct Sender<'a> {
-    stream: &'a Stream,
-    deadline: Deadline,
-}
-
-impl<'a> Sender<'a> {
-    fn new(stream: &'a Stream) -> Self {
-        Sender {
-            stream,
-            deadline: Deadline::after(SEND_TIMEOUT),
-        }
+        Ok(true)
     }
 
-    /// Sends and empties `out`. The socket's send calls do not wait; when
-    /// the client reads slowly, the wait for room is bounded by what is left
-    /// of the batch's time, not by each call.
-    fn send(&mut self, out: &mut Vec<u8>) -> Result<(), NalError> {
-        self.stream.write_all_before(out, self.deadline)?;
-        out.clear();
+    /// Sends the replies framed so far: those left from before, then the
+    /// new ones in `env.out` (emptied). What the socket does not take stays
+    /// in `out`.
+    fn flush(&mut self, env: &mut Env<'_>) -> Result<(), End> {
+        if self.out.is_empty() {
+            if env.out.is_empty() {
+                return Ok(());
+            }
+            let sent = send(&self.sock, env.out)?;
+            if sent < env.out.len() {
+                self.out.extend_from_slice(&env.out[sent..]);
+                self.out_since = env.now;
+            } else {
+                self.last_active = env.now;
+            }
+            env.out.clear();
+            return Ok(());
+        }
+        self.out.append(env.out);
+        let sent = send(&self.sock, &self.out)?;
+        if sent > 0 {
+            self.out.drain(..sent);
+            self.out_since = env.now;
+            self.last_active = env.now;
+        }
+        if self.out.is_empty() {
+            // Give the memory back: most connections never need it again.
+            self.out = Vec::new();
+        }
         Ok(())
     }
+
+    /// The time limit the connection has outlived at `now`, if any:
+    /// replies unread, or a request half-sent, for 30 s; silence for
+    /// `idle`.
+    pub(super) fn expired(&self, now: Millis, idle: Option<Millis>) -> Option<End> {
+        let over = |since: Millis, limit: Duration| {
+            now.saturating_sub(since) >= limit.as_millis() as Millis
+        };
+        if !self.out.is_empty() && over(self.out_since, SEND_TIMEOUT) {
+            return Some(End::Stalled);
+        }
+        let mid = self.is_mid_request();
+        if mid && over(self.request_began, REQUEST_TIMEOUT) {
+            return Some(End::Stalled);
+        }
+        match idle {
+            Some(idle) if !self.is_busy() && now.saturating_sub(self.last_active) >= idle => {
+                Some(if mid { End::Stalled } else { End::Idle })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Sends what the socket takes of `bytes` without waiting; how much it took.
+fn send(sock: &Socket, bytes: &[u8]) -> Result<usize, End> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match sock.send_with_flags(&bytes[sent..], libc::MSG_NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(End::Io),
+        }
+    }
+    Ok(sent)
 }

@@ -1,40 +1,35 @@
-//! The `dc_server` engine: listeners and a self-sizing pool of worker
-//! threads with blocking sockets.
+//! The `dc_server` engine: listeners and a fixed set of worker threads,
+//! each an event loop over non-blocking sockets (see `worker.rs`).
 //!
-//! Every worker blocks in `accept` on its listener; the one the kernel wakes
-//! serves that connection itself, to its end, with no hand-off. A worker that
-//! takes a connection while it was the last idle one starts another, so
-//! there is always a thread waiting in `accept`; a worker that finishes a
-//! connection while many others are idle exits. A connection per operation
-//! (Apache's way) thus costs no thread creation, and every persistent client
-//! has a thread of its own.
+//! A connection is a small state, not a thread: a server holds tens of
+//! thousands of them at a few hundred bytes each. New connections go to
+//! whichever worker the kernel wakes first.
 //!
-//! At most [`Server::set_max_conns`] connections are served at once; beyond
-//! that, and while the process has no file descriptor left, new connections
-//! are accepted and closed at once (see [`Notice`]).
+//! At most [`Server::set_max_conns`] connections are served at once; at the
+//! limit a new connection takes the place of the longest idle one, and
+//! while the process has no file descriptor left, new connections are
+//! accepted and closed at once (see [`Notice`]).
 
-use super::admission::{is_out_of_descriptors, Admission, Notice, DEFAULT_MAX_CONNS};
-use super::conn::{read_buffer, serve, Timeouts, POLL_INTERVAL};
+use super::admission::{default_max_conns, Admission, Notice};
+use super::worker::{workers, Board};
 use super::{Clock, Policy, Progress, Stats};
-use crate::cache::{MemoryStore, Store};
+use crate::cache::{MemoryStore, Millis, Store};
 use crate::nal::{Address, Listener, NalError};
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-/// Workers started waiting in `accept` on each listener.
-const SPARE_WORKERS: usize = 2;
-/// Idle workers a listener keeps after a burst of connections, so that the
-/// next burst does not pay for thread creation again.
-const MAX_IDLE_WORKERS: usize = 32;
 /// Stack size of a worker (buffers live on the heap).
 const WORKER_STACK: usize = 256 * 1024;
 /// How often the progress reporter looks at the counters.
 const PROGRESS_TICK: Duration = Duration::from_millis(100);
+/// The most worker threads.
+pub const MAX_THREADS: usize = 1024;
 
 /// What a server is told to do.
 #[derive(Debug, Clone)]
@@ -73,28 +68,44 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-struct Shared {
-    store: Arc<dyn Store>,
-    clock: Clock,
-    stats: Stats,
+pub(super) struct Shared {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Clock,
+    pub(super) stats: Stats,
     stop: AtomicBool,
     min_expiry: AtomicU32,
     /// Idle timeout in milliseconds (0: none).
     idle_msecs: AtomicU64,
-    admission: Admission,
+    /// Worker threads (0: one per CPU the process may run on).
+    threads: AtomicUsize,
+    pub(super) admission: Admission,
+    /// The workers' board, once they run.
+    board: OnceLock<Arc<Board>>,
+    /// Per listener: a worker is taking its connections.
+    pub(super) accepting: Vec<AtomicBool>,
 }
 
 impl Shared {
-    fn policy(&self) -> Policy {
+    pub(super) fn policy(&self) -> Policy {
         Policy {
             min_expiry_msecs: self.min_expiry.load(Ordering::Relaxed),
         }
     }
 
-    fn timeouts(&self) -> Timeouts {
+    /// The idle timeout in milliseconds, if any.
+    pub(super) fn idle_msecs(&self) -> Option<Millis> {
         let idle = self.idle_msecs.load(Ordering::Relaxed);
-        Timeouts {
-            idle: (idle > 0).then(|| Duration::from_millis(idle)),
+        (idle > 0).then_some(idle)
+    }
+
+    pub(super) fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(board) = self.board.get() {
+            board.wake_all();
         }
     }
 }
@@ -108,7 +119,7 @@ impl StopHandle {
     /// connection after answering what it has received, waiting at most a
     /// second for a request that is half-received.
     pub fn stop(&self) {
-        self.0.stop.store(true, Ordering::Relaxed);
+        self.0.stop();
     }
 }
 
@@ -164,11 +175,14 @@ impl Server {
         let mut listeners = Vec::with_capacity(listen.len());
         for addr in listen {
             let l = Listener::bind(addr).map_err(|e| ServerError::Listen(addr.clone(), e))?;
-            l.set_accept_timeout(Some(POLL_INTERVAL))
+            l.set_nonblocking(true)
                 .map_err(|e| ServerError::Listen(addr.clone(), e.into()))?;
             listeners.push(Arc::new(l));
         }
-        let admission = Admission::new(DEFAULT_MAX_CONNS, listeners.first().map(|l| &**l));
+        let spare = listeners
+            .first()
+            .and_then(|l| l.as_fd().try_clone_to_owned().ok());
+        let admission = Admission::new(default_max_conns(crate::nal::fd_limit()), spare);
         let shared = Shared {
             store,
             clock: Clock::start(),
@@ -176,7 +190,10 @@ impl Server {
             stop: AtomicBool::new(false),
             min_expiry: AtomicU32::new(0),
             idle_msecs: AtomicU64::new(0),
+            threads: AtomicUsize::new(0),
             admission,
+            board: OnceLock::new(),
+            accepting: listeners.iter().map(|_| AtomicBool::new(false)).collect(),
         };
         Ok(Server {
             listeners,
@@ -218,8 +235,10 @@ impl Server {
     }
 
     /// Serves at most `max` connections at once (at least 1; by default
-    /// 1024). Beyond that a new connection is accepted and closed at once,
-    /// so that its client fails straight away.
+    /// what the open-file limit allows, up to 65,536). Beyond that a new
+    /// connection takes the place of the connection idle or stalled the
+    /// longest; when every one is busy, it is closed at once, so that its
+    /// client fails straight away.
     pub fn set_max_conns(&self, max: usize) {
         self.shared.admission.set_limit(max);
     }
@@ -232,6 +251,22 @@ impl Server {
     /// Connections being served now.
     pub fn open_conns(&self) -> usize {
         self.shared.admission.open()
+    }
+
+    /// Serves with `threads` worker threads (0, the default: one per CPU
+    /// the process may run on). Takes effect at [`Server::run`].
+    pub fn set_threads(&self, threads: usize) {
+        self.shared
+            .threads
+            .store(threads.min(MAX_THREADS), Ordering::Relaxed);
+    }
+
+    /// The worker threads [`Server::run`] starts.
+    pub fn threads(&self) -> usize {
+        match self.shared.threads.load(Ordering::Relaxed) {
+            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Closes connections that have sent nothing for `idle`, whether or not
@@ -304,139 +339,45 @@ impl Server {
     /// listeners stay open (and their socket files in place) until the
     /// server is dropped or [`Server::remove_socket_files`] is called.
     pub fn run(&self) -> Result<(), ServerError> {
-        let mut pools = Vec::new();
-        for listener in &self.listeners {
-            let pool = Arc::new(Pool {
-                listener: listener.clone(),
-                shared: self.shared.clone(),
-                idle: AtomicUsize::new(0),
-                alive: AtomicUsize::new(0),
-                accepting: AtomicUsize::new(0),
-            });
-            pools.push(pool.clone());
-            for _ in 0..SPARE_WORKERS {
-                if let Err(e) = pool.spawn_worker() {
-                    // Stop the workers already started before giving up.
-                    self.stop_handle().stop();
-                    wait_for_workers(&pools);
-                    return Err(e);
-                }
-            }
-        }
-        wait_for_workers(&pools);
-        Ok(())
-    }
-}
-
-/// Workers exit on their own once `stop` is set; waits for that.
-fn wait_for_workers(pools: &[Arc<Pool>]) {
-    while pools.iter().any(|p| p.alive.load(Ordering::Acquire) > 0) {
-        thread::sleep(POLL_INTERVAL / 5);
-    }
-}
-
-#[derive(Debug)]
-struct Pool {
-    listener: Arc<Listener>,
-    shared: Arc<Shared>,
-    idle: AtomicUsize,
-    alive: AtomicUsize,
-    /// Workers inside `accept` now.
-    accepting: AtomicUsize,
-}
-
-impl Pool {
-    fn spawn_worker(self: &Arc<Self>) -> Result<(), ServerError> {
-        self.idle.fetch_add(1, Ordering::AcqRel);
-        self.alive.fetch_add(1, Ordering::AcqRel);
-        let pool = self.clone();
-        let spawned = thread::Builder::new()
-            .name("dc-worker".into())
-            .stack_size(WORKER_STACK)
-            .spawn(move || pool.work());
-        if let Err(e) = spawned {
-            self.idle.fetch_sub(1, Ordering::AcqRel);
-            self.alive.fetch_sub(1, Ordering::AcqRel);
-            return Err(ServerError::Thread(e));
-        }
-        Ok(())
-    }
-
-    fn work(self: Arc<Self>) {
-        let sh = &*self.shared;
-        let mut buf = read_buffer();
-        loop {
-            if sh.stop.load(Ordering::Relaxed) {
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-                break;
-            }
-            self.accepting.fetch_add(1, Ordering::AcqRel);
-            let accepted = self.listener.accept();
-            self.accepting.fetch_sub(1, Ordering::AcqRel);
-            let stream = match accepted {
-                Ok(s) => s,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e)
-                    if is_out_of_descriptors(&e) && self.accepting.load(Ordering::Acquire) > 0 =>
-                {
-                    // Linux sets a descriptor aside for each thread waiting
-                    // in accept: the descriptors left are held by the other
-                    // workers waiting here, which will take the connections.
-                    // This worker is one too many.
-                    if self.idle.load(Ordering::Acquire) > 1 {
-                        self.idle.fetch_sub(1, Ordering::AcqRel);
-                        break;
-                    }
-                    thread::sleep(POLL_INTERVAL / 5);
-                    continue;
-                }
+        let (workers, board) =
+            workers(self.threads(), &self.listeners, &self.shared).map_err(ServerError::Thread)?;
+        // Replies waiting for the disk are looked at when it progresses.
+        let wake = board.clone();
+        self.shared
+            .store
+            .on_progress(Arc::new(move || wake.wake_all()));
+        let _ = self.shared.board.set(board);
+        let mut handles = Vec::with_capacity(workers.len());
+        let mut failed = None;
+        for w in workers {
+            let spawned = thread::Builder::new()
+                .name("dc-worker".into())
+                .stack_size(WORKER_STACK)
+                .spawn(move || w.run());
+            match spawned {
+                Ok(h) => handles.push(h),
                 Err(e) => {
-                    // Out of descriptors or memory: take and close what
-                    // waits, or back off briefly.
-                    match sh.admission.accept_failed(&self.listener, &e) {
-                        Some(s) => s,
-                        None => continue,
-                    }
+                    failed = Some(ServerError::Thread(e));
+                    self.shared.stop();
+                    break;
                 }
-            };
-            let Some(ticket) = sh.admission.admit() else {
-                // At the limit: closing it at once tells the client to fail.
-                drop(stream);
-                continue;
-            };
-            sh.stats.count_connection();
-            if self.idle.fetch_sub(1, Ordering::AcqRel) == 1 {
-                // We were the last one waiting in accept: keep one there.
-                // If no thread can be made, this worker returns to accept
-                // after its connection, so service degrades but goes on.
-                let _ = self.spawn_worker();
-            }
-            serve(
-                stream,
-                &*sh.store,
-                &sh.clock,
-                &sh.stats,
-                &sh.stop,
-                sh.policy(),
-                sh.timeouts(),
-                &mut buf,
-            );
-            drop(ticket);
-            if self.idle.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_WORKERS {
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-                break;
             }
         }
-        self.alive.fetch_sub(1, Ordering::AcqRel);
+        if let Some(board) = self.shared.board.get() {
+            // Each worker looks at the stop flag on its first wake-up.
+            if self.shared.is_stopping() {
+                board.wake_all();
+            }
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        if let Some(board) = self.shared.board.get() {
+            for _ in 0..board.close_handed() {
+                self.shared.admission.release();
+                self.shared.stats.metrics().connection_closed();
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 }

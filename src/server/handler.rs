@@ -1,5 +1,5 @@
 use super::metrics::Outcome;
-use crate::cache::{AddError, Millis, Store};
+use crate::cache::{AddBegun, AddError, Millis, Receipt, Store};
 use crate::proto::{encode_message, AddRequest, Command, Message, ProtoError, Status};
 use std::time::Instant;
 
@@ -29,43 +29,98 @@ pub struct Policy {
 }
 
 /// Carries out one request against `store` and appends the reply's frames
-/// to `out`.
+/// to `out`; tells how the request ended. A store whose ADD waits for its
+/// disk is waited for.
 ///
 /// `Err` means the request is malformed beyond a status reply (an ADD whose
 /// payload cannot hold its prefix): the connection must be closed, and
 /// nothing was appended.
 pub fn handle_request(
-    store: &dyn Store,
-    now: Millis,
-    req: &Message,
-    out: &mut Vec<u8>,
-) -> Result<(), ProtoError> {
-    handle_request_with(Policy::default(), store, now, req, out)
-}
-
-/// [`handle_request`] under `policy`.
-pub fn handle_request_with(
-    policy: Policy,
-    store: &dyn Store,
-    now: Millis,
-    req: &Message,
-    out: &mut Vec<u8>,
-) -> Result<(), ProtoError> {
-    handle_request_outcome(policy, store, now, req, out).map(|_| ())
-}
-
-/// [`handle_request_with`], also telling how the request ended (an `Err`
-/// is an ADD counted as [`Outcome::Malformed`]).
-pub fn handle_request_outcome(
     policy: Policy,
     store: &dyn Store,
     now: Millis,
     req: &Message,
     out: &mut Vec<u8>,
 ) -> Result<Outcome, ProtoError> {
-    let (payload, outcome) = carry_out(policy, store, now, req.command, &req.payload)?;
-    encode_message(out, true, req.uid, req.command, &payload)?;
-    Ok(outcome)
+    let mut data = Vec::new();
+    let req = Request {
+        uid: req.uid,
+        command: req.command,
+        payload: &req.payload,
+    };
+    match begin_request(policy, store, now, req, out, &mut data, false)? {
+        Begun::Done(outcome) => Ok(outcome),
+        // Not asked to begin only.
+        Begun::Waiting(_) => Ok(Outcome::Refused),
+    }
+}
+
+/// A request as the engine decodes it, its payload borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Request<'a> {
+    pub(super) uid: u32,
+    pub(super) command: Command,
+    pub(super) payload: &'a [u8],
+}
+
+/// How [`begin_request`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Begun {
+    /// Answered; the reply is framed.
+    Done(Outcome),
+    /// An ADD whose reply waits for the disk: [`finish_add`] frames it.
+    Waiting(Receipt),
+}
+
+/// The one way a request is carried out: against `store`, with the reply
+/// framed in `out` (a GET hit's data passes through `data`, a buffer the
+/// caller keeps). With `begin_only`, an ADD that the store answers only
+/// once it is on disk gives [`Begun::Waiting`] and nothing is framed yet;
+/// otherwise it is waited for. `Err` as for [`handle_request`].
+pub(super) fn begin_request(
+    policy: Policy,
+    store: &dyn Store,
+    now: Millis,
+    req: Request<'_>,
+    out: &mut Vec<u8>,
+    data: &mut Vec<u8>,
+    begin_only: bool,
+) -> Result<Begun, ProtoError> {
+    let carried = carry_out(
+        policy,
+        store,
+        now,
+        req.command,
+        req.payload,
+        data,
+        begin_only,
+    )?;
+    let (status, outcome) = match carried {
+        Carried::Status(status, outcome) => (status, outcome),
+        Carried::Hit => {
+            let framed = encode_message(out, true, req.uid, req.command, data);
+            data.clear();
+            framed?;
+            return Ok(Begun::Done(Outcome::Ok));
+        }
+        Carried::Waiting(receipt) => return Ok(Begun::Waiting(receipt)),
+    };
+    encode_message(out, true, req.uid, req.command, &[status.wire()])?;
+    Ok(Begun::Done(outcome))
+}
+
+/// Frames the reply to the ADD `uid` that waits on `receipt`, once `store`
+/// knows it; `None` while it does not.
+pub(super) fn finish_add(
+    store: &dyn Store,
+    receipt: &Receipt,
+    uid: u32,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
+    let (status, outcome) = add_status(store.add_outcome(receipt)?);
+    // A one-byte payload always fits a frame.
+    encode_message(out, true, uid, Command::Add, &[status.wire()]).ok()?;
+    Some(outcome)
 }
 
 /// Carries out one request against `store` and returns the reply's payload:
@@ -77,54 +132,82 @@ pub fn reply_payload(
     command: Command,
     payload: &[u8],
 ) -> Result<Vec<u8>, ProtoError> {
-    reply_payload_with(Policy::default(), store, now, command, payload)
+    let mut data = Vec::new();
+    Ok(
+        match carry_out(
+            Policy::default(),
+            store,
+            now,
+            command,
+            payload,
+            &mut data,
+            false,
+        )? {
+            Carried::Status(status, _) => vec![status.wire()],
+            Carried::Hit => data,
+            Carried::Waiting(_) => vec![Status::AddDataRange.wire()],
+        },
+    )
 }
 
-/// [`reply_payload`] under `policy`.
-pub fn reply_payload_with(
-    policy: Policy,
-    store: &dyn Store,
-    now: Millis,
-    command: Command,
-    payload: &[u8],
-) -> Result<Vec<u8>, ProtoError> {
-    carry_out(policy, store, now, command, payload).map(|(reply, _)| reply)
+/// What a request came to.
+enum Carried {
+    /// A reply of one status byte.
+    Status(Status, Outcome),
+    /// A GET hit: the session's data is in the caller's buffer.
+    Hit,
+    /// An ADD whose answer waits for the disk.
+    Waiting(Receipt),
 }
 
-/// The reply's payload and how the request ended.
+/// The reply status of an ADD the store carried out.
+fn add_status(result: Result<(), AddError>) -> (Status, Outcome) {
+    match result {
+        Ok(()) => (Status::Ok, Outcome::Ok),
+        Err(AddError::Exists) => (Status::AddMatchingSession, Outcome::Exists),
+        Err(AddError::Refused) => (Status::AddDataRange, Outcome::Refused),
+    }
+}
+
 fn carry_out(
     policy: Policy,
     store: &dyn Store,
     now: Millis,
     command: Command,
     payload: &[u8],
-) -> Result<(Vec<u8>, Outcome), ProtoError> {
-    let status = |s: Status, o: Outcome| (vec![s.wire()], o);
+    data: &mut Vec<u8>,
+    begin_only: bool,
+) -> Result<Carried, ProtoError> {
     let found = |yes: bool| {
         if yes {
-            status(Status::Ok, Outcome::Ok)
+            Carried::Status(Status::Ok, Outcome::Ok)
         } else {
-            status(Status::NotFound, Outcome::Miss)
+            Carried::Status(Status::NotFound, Outcome::Miss)
         }
     };
     Ok(match command {
         Command::Add => match AddRequest::parse(payload)? {
-            Err(refusal) => status(refusal, Outcome::Refused),
+            Err(refusal) => Carried::Status(refusal, Outcome::Refused),
             Ok(add) => {
                 let timeout = add.timeout_msecs.max(policy.min_expiry_msecs);
-                match store.add(now, timeout, add.id, add.data) {
-                    Ok(()) => status(Status::Ok, Outcome::Ok),
-                    Err(AddError::Exists) => status(Status::AddMatchingSession, Outcome::Exists),
-                    Err(AddError::Refused) => status(Status::AddDataRange, Outcome::Refused),
-                }
+                let result = if begin_only {
+                    match store.add_begin(now, timeout, add.id, add.data) {
+                        AddBegun::Done(result) => result,
+                        AddBegun::Waiting(receipt) => return Ok(Carried::Waiting(receipt)),
+                    }
+                } else {
+                    store.add(now, timeout, add.id, add.data)
+                };
+                let (status, outcome) = add_status(result);
+                Carried::Status(status, outcome)
             }
         },
         Command::Get => {
-            let mut data = Vec::new();
-            if store.get_into(now, payload, &mut data) {
-                (data, Outcome::Ok)
+            data.clear();
+            if store.get_into(now, payload, data) {
+                Carried::Hit
             } else {
-                status(Status::NotFound, Outcome::Miss)
+                Carried::Status(Status::NotFound, Outcome::Miss)
             }
         }
         Command::Remove => found(store.remove(now, payload)),
@@ -146,7 +229,7 @@ mod tests {
             payload,
         };
         let mut out = Vec::new();
-        handle_request(store, now, &req, &mut out).expect("handled");
+        handle_request(Policy::default(), store, now, &req, &mut out).expect("handled");
         let (msgs, partial) = decode_all(Role::Client, &out).expect("valid reply");
         assert!(!partial);
         assert_eq!(msgs.len(), 1);
@@ -205,7 +288,7 @@ mod tests {
                 command: Command::Add,
                 payload: add(timeout, id, b"data"),
             };
-            handle_request_with(policy, &s, 0, &req, &mut out).unwrap();
+            handle_request(policy, &s, 0, &req, &mut out).unwrap();
         }
         assert!(s.have(1999, b"short") && s.have(1999, b"zero"));
         assert!(!s.have(2000, b"short") && !s.have(2000, b"zero"));
@@ -221,7 +304,7 @@ mod tests {
             payload: add(604_800_001, b"x", b"d"),
         };
         out.clear();
-        handle_request_with(policy, &s, 0, &req, &mut out).unwrap();
+        handle_request(policy, &s, 0, &req, &mut out).unwrap();
         let (msgs, _) = decode_all(Role::Client, &out).unwrap();
         assert_eq!(msgs[0].payload, [0x66]);
     }
@@ -236,7 +319,7 @@ mod tests {
             payload: vec![0; 7],
         };
         let mut out = Vec::new();
-        assert!(handle_request(&s, 0, &req, &mut out).is_err());
+        assert!(handle_request(Policy::default(), &s, 0, &req, &mut out).is_err());
         assert!(out.is_empty());
     }
 

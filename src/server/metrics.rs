@@ -7,7 +7,7 @@
 //! not all of them at one instant.
 
 use crate::proto::Command;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How a request ended.
@@ -148,11 +148,32 @@ impl Latency {
     }
 }
 
+/// Copies of the per-request counters: each thread counts in its own, so
+/// that worker threads on different CPUs do not contend for one cache
+/// line per request; readers add them up.
+const SHARDS: usize = 8;
+
+/// One copy of the per-request counters, on cache lines of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    operations: [[AtomicU64; OUTCOMES]; COMMANDS],
+    latency: [Histogram; COMMANDS],
+}
+
+/// The shard the calling thread counts in: threads take them in turn.
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
 /// The counters of a running server (see the module's documentation).
 #[derive(Debug)]
 pub struct Metrics {
-    operations: [[AtomicU64; OUTCOMES]; COMMANDS],
-    latency: [Histogram; COMMANDS],
+    shards: Box<[Shard]>,
     open: AtomicU64,
     protocol_errors: AtomicU64,
     started: SystemTime,
@@ -161,8 +182,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            operations: Default::default(),
-            latency: Default::default(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             open: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             started: SystemTime::now(),
@@ -179,25 +199,63 @@ impl Metrics {
     /// `took`.
     pub fn record(&self, command: Command, outcome: Outcome, took: Duration) {
         let c = usize::from(command.wire());
-        self.operations[c][outcome_index(outcome)].fetch_add(1, Relaxed);
+        let shard = &self.shards[my_shard()];
+        shard.operations[c][outcome_index(outcome)].fetch_add(1, Relaxed);
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.latency[c].observe(ns);
+        shard.latency[c].observe(ns);
     }
 
     /// Requests of `command` that ended with `outcome`.
     pub fn operations(&self, command: Command, outcome: Outcome) -> u64 {
-        self.operations[usize::from(command.wire())][outcome_index(outcome)].load(Relaxed)
+        let (c, o) = (usize::from(command.wire()), outcome_index(outcome));
+        self.shards
+            .iter()
+            .map(|s| s.operations[c][o].load(Relaxed))
+            .sum()
+    }
+
+    /// Requests answered, whatever their outcome, but those that were
+    /// malformed (the connection was closed instead).
+    pub fn answered(&self) -> u64 {
+        let counted = Outcome::ALL.iter().filter(|&&o| o != Outcome::Malformed);
+        counted
+            .flat_map(|&o| Command::ALL.iter().map(move |&c| (c, o)))
+            .map(|(c, o)| self.operations(c, o))
+            .sum()
     }
 
     /// The latency histogram of `command`.
     pub fn latency(&self, command: Command) -> Latency {
-        self.latency[usize::from(command.wire())].snapshot()
+        let c = usize::from(command.wire());
+        let mut total = Latency {
+            counts: [0; BUCKETS],
+            sum_ns: 0,
+        };
+        for s in self.shards.iter() {
+            let l = s.latency[c].snapshot();
+            for (t, n) in total.counts.iter_mut().zip(l.counts) {
+                *t += n;
+            }
+            total.sum_ns += l.sum_ns;
+        }
+        total
     }
 
     /// Counts a connection as open until the guard is dropped.
     pub fn open_connection(&self) -> OpenConnection<'_> {
         self.open.fetch_add(1, Relaxed);
         OpenConnection(self)
+    }
+
+    /// Counts a connection as open, until [`Metrics::connection_closed`].
+    pub(super) fn connection_opened(&self) {
+        self.open.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection counted by [`Metrics::connection_opened`] as
+    /// closed.
+    pub(super) fn connection_closed(&self) {
+        self.open.fetch_sub(1, Relaxed);
     }
 
     /// Connections being served now.

@@ -1,6 +1,6 @@
 //! The cache server: what each request does to the store
 //! ([`handle_request`]), and the `dc_server` engine ([`Server`]): listeners,
-//! a pool of worker threads with blocking sockets, and counters; and what
+//! worker threads that each run an event loop, and counters; and what
 //! lets an operator see inside a running server: the counters
 //! ([`Metrics`], [`Report`]), the admin socket ([`Server::spawn_admin`]) and
 //! the metrics page ([`Server::spawn_metrics`]).
@@ -17,14 +17,13 @@ mod inspect;
 mod metrics;
 mod progress;
 mod report;
+mod worker;
 
-pub use admission::{Notice, DEFAULT_MAX_CONNS};
+pub use admission::{default_max_conns, Notice, DEFAULT_MAX_CONNS, RESERVED_FDS};
 pub use embedded::Embedded;
-pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle};
+pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle, MAX_THREADS};
 pub use exposition::{exposition, CONTENT_TYPE};
-pub use handler::{
-    handle_request, handle_request_outcome, handle_request_with, reply_payload, Clock, Policy,
-};
+pub use handler::{handle_request, reply_payload, Clock, Policy};
 pub use metrics::{command_name, Latency, Metrics, OpenConnection, Outcome, LATENCY_BOUNDS_NS};
 pub use progress::Progress;
 pub use report::Report;
@@ -34,7 +33,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters a running server keeps.
 #[derive(Debug, Default)]
 pub struct Stats {
-    operations: AtomicU64,
     connections: AtomicU64,
     metrics: Metrics,
 }
@@ -42,7 +40,7 @@ pub struct Stats {
 impl Stats {
     /// Requests answered so far.
     pub fn operations(&self) -> u64 {
-        self.operations.load(Ordering::Relaxed)
+        self.metrics.answered()
     }
     /// Connections served so far (not counting those closed at once at a
     /// limit).
@@ -52,9 +50,6 @@ impl Stats {
     /// The detailed counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
-    }
-    fn count_operation(&self) {
-        self.operations.fetch_add(1, Ordering::Relaxed);
     }
     fn count_connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);

@@ -46,7 +46,10 @@ pub use options::{
 pub use queue::Dropped;
 pub use writer::COMPACT_SLACK;
 
-use super::{AddError, DropCounts, Journal, ListCursor, ListError, MemoryStore, Millis, Store};
+use super::{
+    AddBegun, AddError, DropCounts, Journal, ListCursor, ListError, MemoryStore, Millis,
+    ProgressFn, Receipt, Store,
+};
 use files::{write_fresh_log, DirLock, Paths};
 use queue::{wall_ms, Queue};
 use record::{put_len, Record};
@@ -360,6 +363,37 @@ impl Drop for DurableStore {
 }
 
 impl Store for DurableStore {
+    fn add_begin(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> AddBegun {
+        if self.sync != SyncMode::Always {
+            return AddBegun::Done(self.memory.add(now, timeout_msecs, id, data));
+        }
+        let deadline = Instant::now() + ALWAYS_ACK_WAIT;
+        // Only a writer far behind leaves no room; waiting for it here is
+        // the back-pressure that keeps the queue bounded.
+        if !self.queue.wait_for_room(deadline) {
+            return AddBegun::Done(Err(AddError::Refused));
+        }
+        match self.memory.add_with_receipt(now, timeout_msecs, id, data) {
+            Err(e) => AddBegun::Done(Err(e)),
+            Ok(Some(seq)) => AddBegun::Waiting(Receipt { seq, deadline }),
+            // Not queued for the disk: in memory, but not said stored.
+            Ok(None) => AddBegun::Done(Err(AddError::Refused)),
+        }
+    }
+
+    fn add_outcome(&self, receipt: &Receipt) -> Option<Result<(), AddError>> {
+        match self.queue.synced(receipt.seq) {
+            Some(true) => Some(Ok(())),
+            Some(false) => Some(Err(AddError::Refused)),
+            None if Instant::now() >= receipt.deadline => Some(Err(AddError::Refused)),
+            None => None,
+        }
+    }
+
+    fn on_progress(&self, f: ProgressFn) {
+        self.queue.on_progress(f);
+    }
+
     fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
         if self.sync != SyncMode::Always {
             return self.memory.add(now, timeout_msecs, id, data);

@@ -11,7 +11,7 @@
 //! only what memory holds.
 
 use super::record::put_len;
-use crate::cache::{Change, DropReason, Journal};
+use crate::cache::{Change, DropReason, Journal, ProgressFn};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -103,6 +103,16 @@ pub struct Dropped {
     pub removes: u64,
 }
 
+/// The callbacks told of the writer's progress.
+#[derive(Default)]
+struct Watchers(Mutex<Vec<ProgressFn>>);
+
+impl std::fmt::Debug for Watchers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watchers")
+    }
+}
+
 /// The queue. See the module documentation.
 #[derive(Debug)]
 pub struct Queue {
@@ -113,6 +123,8 @@ pub struct Queue {
     room: Condvar,
     progress: Mutex<Progress>,
     progressed: Condvar,
+    /// Told after every batch the writer finished.
+    watchers: Watchers,
     limit: usize,
 }
 
@@ -138,6 +150,7 @@ impl Queue {
                 failed: VecDeque::new(),
             }),
             progressed: Condvar::new(),
+            watchers: Watchers::default(),
             limit: limit.max(1),
         }
     }
@@ -218,6 +231,31 @@ impl Queue {
             p.failed.push_back((first, last));
         }
         self.progressed.notify_all();
+        drop(p);
+        let watchers = self.watchers.0.lock().unwrap_or_else(|p| p.into_inner());
+        for f in watchers.iter() {
+            f();
+        }
+    }
+
+    /// Calls `f` after every batch the writer finishes.
+    pub fn on_progress(&self, f: ProgressFn) {
+        self.watchers
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(f);
+    }
+
+    /// Whether `receipt` is synced (`Some(true)`), failed (`Some(false)`),
+    /// or not yet known.
+    pub fn synced(&self, receipt: u64) -> Option<bool> {
+        let p = self.lock_progress();
+        (p.done_through >= receipt).then(|| {
+            !p.failed
+                .iter()
+                .any(|&(first, last)| (first..=last).contains(&receipt))
+        })
     }
 
     /// Waits (until `deadline` at most) for `receipt` to be synced; false
