@@ -707,7 +707,8 @@ fn malformed_frames_close_only_their_client() {
 }
 
 /// A server that accepts and never answers: after the server timeout the
-/// requests waiting on it fail with 0x02 and the proxy reconnects.
+/// requests waiting on it fail with 0x02, and the proxy reconnects after
+/// the back-off (tests/faults/dc_client_breaker.rs has the rest).
 #[test]
 fn stalled_server_is_given_up() {
     let fake = FakeServer::new();
@@ -719,7 +720,7 @@ fn stalled_server_is_given_up() {
     b.write_all(&request(2, 6, b"id-b")).unwrap();
     // Both forwarded (in either order).
     read_n(&mut upstream, 36).unwrap();
-    // Nothing answered: the proxy gives up at its server timeout (5 s).
+    // Nothing answered: the proxy gives up at its server timeout (500 ms).
     a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(read_n(&mut a, 15).unwrap(), reply(3, 5, &[2]));
@@ -733,7 +734,7 @@ fn stalled_server_is_given_up() {
     assert_eq!(read_n(&mut a, 15).unwrap(), reply(3, 7, &[1]));
     assert!(proxy.is_running());
     assert!(
-        proxy.stderr().contains("no reply for 5000 ms"),
+        proxy.stderr().contains("no reply for 500 ms"),
         "{}",
         proxy.stderr()
     );

@@ -31,6 +31,7 @@ mod peerproto;
 mod peers;
 mod procs;
 mod report;
+mod silent;
 mod wire;
 
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         "mixed-events" => events::mixed_events(&kv),
         "preload" => load::preload_cmd(&kv),
         "peer-load" => peerload::client(&kv),
+        "silent-client" => silent::client(&kv),
         "matrix" => matrix::run(),
         other => Err(format!("unknown subcommand '{other}'")),
     };

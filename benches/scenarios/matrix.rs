@@ -327,6 +327,9 @@ pub fn run() -> Result<(), String> {
     if cfg.wants(8) {
         crate::peers::run(&cfg, &mut report)?;
     }
+    if cfg.wants(9) {
+        crate::silent::run(&cfg, &mut report)?;
+    }
     report.finish()
 }
 

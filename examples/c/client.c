@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 	}
 #ifdef DISTCACHE_HAVE_SET_TIMEOUT
 	/* An extension of this library (the original had no timeouts): no
-	 * operation blocks longer than this. The default is 5000 ms, or
+	 * operation blocks longer than this. The default is 1000 ms, or
 	 * DISTCACHE_TIMEOUT_MS from the environment. */
 	DC_CTX_set_timeout(ctx, 2000);
 #endif

@@ -160,8 +160,13 @@ int DC_CTX_has_session(DC_CTX *ctx,
 /*
  Sets the time limit of every later operation on `ctx` (connecting,
  sending and receiving together), in milliseconds. An extension: the
- original had no timeouts. The default is 5000 ms, or the value of the
+ original had no timeouts. The default is 1000 ms, or the value of the
  environment variable `DISTCACHE_TIMEOUT_MS` when the context was made.
+
+ An operation that times out, or whose connection is refused, marks the
+ server's address down for the process: every operation on it, on any
+ context, then fails at once until a back-off period is over (1 s,
+ doubling up to 30 s; `DISTCACHE_DOWN_MS=MIN[:MAX]`, 0 turns it off).
 
  # Safety
  `ctx` is NULL or a live context.

@@ -16,6 +16,9 @@ Usage: dc_client -server <addr> [options]
                      <msecs> milliseconds (default 5000, 1 to 3600000)
   -idle <msecs>      close client connections idle for <msecs> milliseconds
                      (default 0: never; at most 3600000)
+  -timeout <msecs>   give up on a server that makes no progress on the
+                     requests it holds for <msecs> milliseconds, and mark it
+                     down (default 500, 1 to 3600000)
 ";
 
 const USAGE_TAIL: &str = "\
@@ -27,6 +30,9 @@ also IP:port (all IPv4 interfaces) and IPv6:port (all IPv6 interfaces).
 
 It keeps one connection to the server and carries every local client's
 requests over it. While the server is unreachable, requests fail at once.
+A server that stalls is marked down: requests fail at once for a back-off
+period (DISTCACHE_DOWN_MS=MIN[:MAX], default 1000:30000; 0 turns it off),
+then one request probes it; each failed probe doubles the period.
 
 Eg. dc_client -listen UNIX:/tmp/scache -server IP:cache.example.net:9001
 ";
@@ -44,6 +50,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut server: Option<Address> = None;
     let mut retry = 5000;
     let mut idle = 0;
+    let mut timeout = distcache::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
     let mut daemon = DaemonOptions::default();
     while let Some(opt) = args.next_option()? {
         match opt.as_str() {
@@ -63,6 +70,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             }
             "retry" => retry = args.parsed("retry", number_in(1, MAX_PERIOD_MS))?,
             "idle" => idle = args.parsed("idle", number_in(0, MAX_PERIOD_MS))?,
+            "timeout" => timeout = args.parsed("timeout", number_in(1, MAX_PERIOD_MS))?,
             other => {
                 if !daemon.take(other, &mut args)? {
                     return Err(args.unknown());
@@ -82,6 +90,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut config = ProxyConfig::new(listen, server);
     config.retry = Duration::from_millis(retry);
     config.idle = (idle > 0).then(|| Duration::from_millis(idle));
+    config.server_timeout = Duration::from_millis(timeout);
     Ok(Command::Run(Box::new((config, daemon))))
 }
 

@@ -31,8 +31,9 @@ throughput and latency.
 Options may be written with one dash or two. The cache must be able to hold
 sessions * clients sessions, or evictions look like wrong answers. Progress
 and the original's Info lines go to standard error; the results (operations
-per second, latency percentiles) go to standard output. The exit status is 0
-when every answer was right, 1 otherwise.
+per second, latency percentiles, and what the client library's breaker did:
+servers marked down and up, calls failed at once) go to standard output. The
+exit status is 0 when every answer was right, 1 otherwise.
 
 Eg. dc_test -connect UNIX:/run/distcache/dc_server.sock -persistent -clients 4
 ";

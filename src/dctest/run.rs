@@ -5,6 +5,7 @@ use super::latency::Histogram;
 use super::model::{Answer, Op, Session, SHORTEST_GETTABLE};
 use super::options::Options;
 use super::rng::{fresh_seed, Rng};
+use crate::client::{breaker_stats, BreakerStats};
 use crate::proto::Status;
 use crate::{Client, ClientError, Flags};
 use std::collections::HashSet;
@@ -30,6 +31,8 @@ pub struct Report {
     pub elapsed: Duration,
     /// The latency of every operation.
     pub latency: Histogram,
+    /// What the client library's breaker did during the run.
+    pub breaker: BreakerStats,
 }
 
 /// A wrong answer or a failed operation.
@@ -313,6 +316,7 @@ pub fn run(o: &Options, info: &mut dyn Write) -> Result<Report, RunError> {
             info,
             "Info, {succeeded} tests succeeded before the first failure"
         );
+        let _ = writeln!(info, "Info, breaker: {}", breaker_line(&breaker_stats()));
         return Err(RunError::Failed {
             succeeded,
             failures,
@@ -325,7 +329,16 @@ pub fn run(o: &Options, info: &mut dyn Write) -> Result<Report, RunError> {
         persistent: o.persistent,
         elapsed,
         latency,
+        breaker: breaker_stats(),
     })
+}
+
+/// The breaker's counts as dc_test prints them.
+fn breaker_line(b: &BreakerStats) -> String {
+    format!(
+        "{} marked down, {} failed probes, {} marked up, {} calls failed at once",
+        b.trips, b.failed_probes, b.recoveries, b.fast_failures
+    )
 }
 
 fn micros(d: Option<Duration>) -> String {
@@ -366,7 +379,8 @@ impl fmt::Display for Report {
             micros(h.quantile(0.90)),
             micros(h.quantile(0.99)),
             micros(max)
-        )
+        )?;
+        writeln!(f, "breaker     {}", breaker_line(&self.breaker))
     }
 }
 

@@ -21,5 +21,6 @@ pub use listener::Listener;
 pub use stream::{read_timer_for, Deadline, Stream};
 // The system calls live in `crate::sys`; these are part of nal's API.
 pub use crate::sys::poll::{poll, poll_fds, PollFd, RawPollFd};
+pub(crate) use crate::sys::process::monotonic_ms;
 pub use crate::sys::process::{fd_limit, raise_fd_limit};
 pub use crate::sys::socket::{peer_credentials, PeerCredentials};

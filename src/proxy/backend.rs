@@ -1,6 +1,16 @@
 //! The proxy's one connection to the server: connecting and reconnecting,
 //! the requests in flight under the proxy's own uids, and the replies.
+//!
+//! A server that stalls (no progress on requests in flight, or a connection
+//! attempt that does not finish, within the timeout) is marked down for a
+//! back-off period, as the client library does (see
+//! [`crate::client::breaker`]): every request is answered at once until it
+//! is over. Then the proxy reconnects and lets one request through; until
+//! that request's reply comes back, the others are still answered at once.
+//! The reply marks the server up; another stall doubles the back-off. A
+//! refused connection is tried again every retry period.
 
+use crate::client::Backoff;
 use crate::nal::{Address, Stream};
 use crate::proto::{encode_message, Command, Decoder, Message, Role};
 use std::collections::HashMap;
@@ -50,6 +60,15 @@ pub(super) struct Backend {
     retry: Duration,
     timeout: Duration,
     max_in_flight: usize,
+    down: Backoff,
+    /// The back-off period the server was last given; zero once a reply
+    /// came after it.
+    backoff: Duration,
+    /// Whether the connection is on trial after a stall: one request at a
+    /// time until a reply comes.
+    trial: bool,
+    /// Times the server was marked down.
+    stalls: u64,
     state: State,
     next_uid: u32,
     in_flight: HashMap<u32, InFlight>,
@@ -68,6 +87,7 @@ impl Backend {
         retry: Duration,
         timeout: Duration,
         max_in_flight: usize,
+        down: Backoff,
         now: Instant,
     ) -> Backend {
         Backend {
@@ -75,6 +95,10 @@ impl Backend {
             retry,
             timeout,
             max_in_flight,
+            down,
+            backoff: Duration::ZERO,
+            trial: false,
+            stalls: 0,
             state: State::Down { retry_at: now },
             next_uid: 1,
             in_flight: HashMap::new(),
@@ -92,9 +116,10 @@ impl Backend {
     /// Whether requests can go to the server; otherwise the proxy answers
     /// them itself. A connection attempt still in progress does not count:
     /// a server whose host does not answer must not hold requests for the
-    /// whole connect timeout.
+    /// whole connect timeout. Nor does a connection on trial with its one
+    /// request in flight.
     pub(super) fn is_available(&self) -> bool {
-        matches!(self.state, State::Up { .. })
+        matches!(self.state, State::Up { .. }) && !(self.trial && self.busy())
     }
 
     /// Whether another request may be forwarded now.
@@ -132,10 +157,10 @@ impl Backend {
         match &self.state {
             State::Down { retry_at } if now >= *retry_at => self.connect(now),
             State::Connecting { started, .. } if now >= *started + self.timeout => {
-                Some(self.fail("connection attempt timed out".into(), now))
+                Some(self.stalled("connection attempt timed out".into(), now))
             }
             State::Up { .. } if self.busy() && now >= self.progress + self.timeout => {
-                Some(self.fail(format!("no reply for {} ms", self.timeout.as_millis()), now))
+                Some(self.stalled(format!("no reply for {} ms", self.timeout.as_millis()), now))
             }
             _ => None,
         }
@@ -146,7 +171,8 @@ impl Backend {
             Ok((stream, true)) => {
                 self.state = State::Up { stream };
                 self.progress = now;
-                Some(Change::Up)
+                // On trial, up only once a reply comes.
+                (!self.trial).then_some(Change::Up)
             }
             Ok((stream, false)) => {
                 self.state = State::Connecting {
@@ -164,6 +190,28 @@ impl Backend {
                 Some(Change::Unreachable(e.to_string()))
             }
         }
+    }
+
+    /// Drops the connection of a server that stalled, and marks it down
+    /// for the next back-off period (unless the back-off is off).
+    fn stalled(&mut self, reason: String, now: Instant) -> Change {
+        let change = self.fail(reason, now);
+        if !self.down.is_off() {
+            self.backoff = self.down.after(self.backoff);
+            self.trial = true;
+            self.stalls += 1;
+            self.state = State::Down {
+                retry_at: now + self.backoff,
+            };
+        }
+        change
+    }
+
+    /// While the server is marked down (and not yet found up again): the
+    /// back-off period it was last given, and how many times it has been
+    /// marked down since the proxy started.
+    pub(super) fn marked_down(&self) -> Option<(Duration, u64)> {
+        self.trial.then_some((self.backoff, self.stalls))
     }
 
     /// Drops the connection: nothing in flight will be answered.
@@ -274,7 +322,8 @@ impl Backend {
                     };
                     self.state = State::Up { stream };
                     self.progress = now;
-                    Some(self.flush(now).unwrap_or(Change::Up))
+                    let up = (!self.trial).then_some(Change::Up);
+                    self.flush(now).or(up)
                 }
                 Err(e) => Some(self.fail(e.to_string(), now)),
             };
@@ -327,6 +376,12 @@ impl Backend {
             }
             replies.push((to, msg));
         }
+        if self.trial && !replies.is_empty() {
+            // The probe was answered: the server is up.
+            self.trial = false;
+            self.backoff = Duration::ZERO;
+            return Some(Change::Up);
+        }
         None
     }
 }
@@ -353,6 +408,7 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(1),
             2,
+            Backoff::default(),
             Instant::now(),
         )
     }
@@ -399,5 +455,62 @@ mod tests {
             other => panic!("expected a lost connection, got {other:?}"),
         }
         assert!(!b.is_available());
+    }
+
+    #[test]
+    fn a_stalled_server_is_marked_down_and_probed_with_one_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("silent.sock");
+        // Connections complete in the kernel; nothing ever answers.
+        let _silent = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let addr = Address::parse(&format!("UNIX:{}", path.display())).expect("address");
+        let s = Duration::from_secs;
+        let down = Backoff {
+            min: s(1),
+            max: s(3),
+        };
+        let now = Instant::now();
+        let mut b = Backend::new(addr, s(5), s(1), 8, down, now);
+        assert!(matches!(b.tick(now), Some(Change::Up)));
+        assert!(b.forward(Command::Have, b"a", to(0), now));
+        assert!(b.flush(now).is_none());
+        match b.tick(now + s(1)) {
+            Some(Change::Lost(_, lost)) => assert_eq!(lost.len(), 1),
+            other => panic!("expected the stalled request back, got {other:?}"),
+        }
+        assert_eq!(b.marked_down(), Some((s(1), 1)));
+        assert!(!b.is_available());
+        assert_eq!(b.deadline(), Some(now + s(2)), "the back-off, not -retry");
+
+        // After the back-off: connected again, but up only once a reply
+        // comes; one request at a time until then.
+        let t = now + s(2);
+        assert!(b.tick(t).is_none());
+        assert!(b.is_available());
+        assert!(b.forward(Command::Have, b"b", to(1), t));
+        assert!(!b.is_available() && !b.has_room());
+        assert!(b.flush(t).is_none());
+        assert!(matches!(b.tick(t + s(1)), Some(Change::Lost(..))));
+        assert_eq!(b.marked_down(), Some((s(2), 2)), "the back-off doubles");
+
+        // A probe answered marks the server up.
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        b.state = State::Up {
+            stream: Stream::from_unix(ours),
+        };
+        let t = t + s(3);
+        assert!(b.forward(Command::Have, b"c", to(2), t));
+        assert!(b.flush(t).is_none());
+        let mut reply = Vec::new();
+        let uid = *b.in_flight.keys().next().expect("in flight");
+        encode_message(&mut reply, true, uid, Command::Have, &[0]).expect("encode");
+        std::io::Write::write_all(&mut theirs, &reply).expect("reply");
+        let mut scratch = vec![0; 1024];
+        let mut replies = Vec::new();
+        let change = b.ready(true, false, &mut scratch, &mut replies, t);
+        assert!(matches!(change, Some(Change::Up)), "{change:?}");
+        assert_eq!(replies.len(), 1);
+        assert_eq!(b.marked_down(), None);
+        assert!(b.is_available());
     }
 }

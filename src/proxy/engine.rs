@@ -166,6 +166,7 @@ impl Proxy {
             config.retry,
             config.server_timeout,
             config.max_in_flight,
+            config.down,
             now,
         );
         let mut engine = Engine {
@@ -180,6 +181,7 @@ impl Proxy {
             replies: Vec::new(),
             notice,
             server_reported_down: false,
+            reported_stalls: 0,
             refused: 0,
             last_report: None,
             accept_paused_until: None,
@@ -219,6 +221,8 @@ struct Engine {
     notice: Option<NoticeFn>,
     /// Whether the current outage has been reported.
     server_reported_down: bool,
+    /// The count of times the server was marked down, when last reported.
+    reported_stalls: u64,
     /// Connections refused (too many clients) since the last report.
     refused: u64,
     last_report: Option<Instant>,
@@ -323,6 +327,17 @@ impl Engine {
     }
 
     fn apply(&mut self, change: Change, now: Instant) {
+        self.apply_change(change, now);
+        if let Some((backoff, stalls)) = self.backend.marked_down() {
+            if stalls != self.reported_stalls {
+                self.reported_stalls = stalls;
+                let address = self.backend.address().clone();
+                self.notify(Notice::ServerMarkedDown(address, backoff));
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: Change, now: Instant) {
         match change {
             Change::Up => {
                 self.server_reported_down = false;

@@ -38,6 +38,7 @@ mod local;
 
 pub use engine::{Proxy, StopHandle};
 
+use crate::client::Backoff;
 use crate::nal::{Address, NalError};
 use std::io;
 use std::time::Duration;
@@ -46,8 +47,10 @@ use thiserror::Error;
 /// The reconnect period unless configured otherwise (`-retry`).
 pub const DEFAULT_RETRY: Duration = Duration::from_millis(5000);
 /// How long the server may leave requests unanswered, making no progress
-/// at all, before the proxy gives up on that connection.
-pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_millis(5000);
+/// at all, before the proxy gives up on that connection. Shorter than the
+/// client library's default timeout, so that a client of the proxy gets
+/// the proxy's failure reply rather than timing out on a healthy proxy.
+pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_millis(500);
 /// Client connections served at once unless configured otherwise (the
 /// original's limit).
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
@@ -74,11 +77,16 @@ pub struct ProxyConfig {
     pub max_clients: usize,
     /// Most requests outstanding at the server; more wait in the proxy.
     pub max_in_flight: usize,
+    /// How long a server that stalled is left alone, every request
+    /// answered at once, before one request probes it.
+    pub down: Backoff,
 }
 
 impl ProxyConfig {
     /// A configuration with the original's defaults (retry every 5 s, no
-    /// idle timeout, 1024 clients, 512 requests in flight).
+    /// idle timeout, 1024 clients, 512 requests in flight), a stall timeout
+    /// of 500 ms, and the back-off of `DISTCACHE_DOWN_MS` (1 s doubling up
+    /// to 30 s by default).
     pub fn new(listen: Address, server: Address) -> ProxyConfig {
         ProxyConfig {
             listen,
@@ -88,6 +96,7 @@ impl ProxyConfig {
             server_timeout: DEFAULT_SERVER_TIMEOUT,
             max_clients: DEFAULT_MAX_CLIENTS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            down: Backoff::from_env(),
         }
     }
 }
@@ -117,6 +126,9 @@ pub enum Notice {
     ServerUp(Address),
     /// An attempt to reach the server failed (reported once per outage).
     ServerUnreachable(Address, String),
+    /// The server stalled: until this back-off period is over, every
+    /// request is answered at once; then one request probes the server.
+    ServerMarkedDown(Address, Duration),
     /// An established connection to the server was lost; `answered` requests
     /// in flight were answered `0x02`.
     ServerLost {
@@ -138,6 +150,11 @@ impl std::fmt::Display for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Notice::ServerUp(a) => write!(f, "connected to the cache server at '{a}'"),
+            Notice::ServerMarkedDown(a, backoff) => write!(
+                f,
+                "the cache server at '{a}' is marked down: answering requests with failures for {} ms, then probing it with one",
+                backoff.as_millis()
+            ),
             Notice::ServerUnreachable(a, why) => {
                 write!(
                     f,

@@ -10,9 +10,15 @@
  *   500 ms, every call while the server is down returns its failure value
  *   within the timeout plus one second: has -1, add 0, remove 0, get 0
  *   with *result_used untouched, and reget 0 (the session fetched before
- *   is forgotten once a later call failed). Once the new server is up, the
- *   first call on every context succeeds (the new server is empty) and so
- *   does a full round trip.
+ *   is forgotten once a later call failed). The first refused connection
+ *   marks the address down for the process (the breaker, back-off 1 s): the
+ *   calls after it fail at once. Once the new server is up, calls on the
+ *   first context fail at once until the back-off is over, and one succeeds
+ *   within the back-off and a second; then the first call on every other
+ *   context succeeds too (the new server is empty), except on a PERSISTENT
+ *   one without RETRY, whose connection to the old server went untried
+ *   while the address was down: that call fails, and the next succeeds.
+ *   Then a full round trip on each.
  *
  * fork-restart (handshake "READY restart": the driver kills dc_server and
  *   starts a new one): contexts PERSISTENT|RETRY|PIDCHECK,
@@ -42,6 +48,8 @@
 
 #define TIMEOUT_MS 500
 #define SLACK_MS 1000
+/* The breaker's first back-off, the default. */
+#define BACKOFF_MS 1000
 
 static void print_pid(void)
 {
@@ -155,13 +163,29 @@ static void down(const char *addr)
 	}
 
 	await_go("up");
+	t = now_ms();
+	id_len = mkid(id, "kept", 0);
+	while (DC_CTX_has_session(ctx[0], id, id_len) != 0) {
+		CHECK(now_ms() - t <= BACKOFF_MS + SLACK_MS,
+		      "no call succeeded %d ms after the server was back",
+		      BACKOFF_MS + SLACK_MS);
+		usleep(20000);
+	}
 	for (i = 0; i < N; i++) {
+		/* Its calls while down never tried the connection kept from
+		 * the old server: without RETRY, the first call finds it dead
+		 * (as after any restart), and the next one connects afresh. */
+		int stale = (flags[i] & P) && !(flags[i] & R);
 		id_len = mkid(id, "kept", i);
 		t = now_ms();
-		CHECK(DC_CTX_has_session(ctx[i], id, id_len) == 0,
+		CHECK(DC_CTX_has_session(ctx[i], id, id_len) == (stale ? -1 : 0),
 		      "flags 0x%x: the first call once the server is back",
 		      flags[i]);
 		bounded(t, "has", flags[i]);
+		if (stale)
+			CHECK(DC_CTX_has_session(ctx[i], id, id_len) == 0,
+			      "flags 0x%x: the call after the stale one",
+			      flags[i]);
 		round_trip(ctx[i], "after", i);
 	}
 	for (i = 0; i < N; i++)

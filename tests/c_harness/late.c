@@ -11,7 +11,10 @@
  * an operation on a LATE ctx fails while the server is down and does not
  * poison the ctx; once the server is up, both LATE ctxs (one that failed
  * before, one never used) and the flags-0 ctx work, and PERSISTENT
- * DC_CTX_new now succeeds. Counting the sockets in /proc/self/fd: a
+ * DC_CTX_new now succeeds. The refused connections mark the address down
+ * for the process (the breaker, back-off 1 s): once the server is up, the
+ * flags-0 ctx is polled until a call succeeds, which must be within the
+ * back-off and a second, before the checks above. Counting the sockets in /proc/self/fd: a
  * PERSISTENT DC_CTX_new opens one; PERSISTENT|LATE opens none until the
  * first operation, then keeps one; flags 0 keeps none after an operation;
  * DC_CTX_free closes them. */
@@ -63,6 +66,15 @@ int main(int argc, char **argv)
 	      "flags 0: has with the server down did not return -1");
 
 	await_go("start");
+	{
+		double t0 = now_ms();
+		while (DC_CTX_has_session(temp, (const unsigned char *)"x", 1) !=
+		       0) {
+			CHECK(now_ms() - t0 <= 2000.0,
+			      "no call succeeded within 2000 ms of the start");
+			usleep(20000);
+		}
+	}
 
 	roundtrip(late_used, "late-used");
 	roundtrip(late_fresh, "late-fresh");

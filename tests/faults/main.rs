@@ -10,7 +10,10 @@
 //! session stored before (unless the server was restarted, which empties
 //! it) and a full round trip. The only call allowed to fail after the
 //! server is back is the one the flags promise: the first call on a
-//! persistent connection without RETRY after a restart.
+//! persistent connection without RETRY after a restart. A call that times
+//! out or is refused marks the address down: the calls after it fail at
+//! once (`Down`) without reaching the server, and the first call after the
+//! back-off (one second) must succeed.
 //!
 //! The cases are in `matrix.rs`. Faults on the path are made by a proxy in
 //! front of the server (`proxy.rs`); faults of the server itself by
@@ -31,6 +34,7 @@ mod c_api;
 #[allow(dead_code)] // shared with the C harness; a part is used here
 #[path = "../c_support/mod.rs"]
 mod c_support;
+mod dc_client_breaker;
 mod matrix;
 mod proxy;
 #[path = "../server_proc/mod.rs"]

@@ -1,6 +1,11 @@
 //! The matrix cases: a fault on the path (through the proxy) or of the
 //! server process (signals to its PID), the calls while it lasts, and the
 //! calls once it is over.
+//!
+//! A call that times out or is refused marks the address down (the
+//! client's breaker): the calls after it fail at once with `Down`, without
+//! reaching the server, until the back-off is over; then one call probes
+//! the address, and it must succeed once the server is back.
 
 use super::proxy::{Fault, FaultProxy};
 use super::server_proc::{Net, ServerProcess};
@@ -23,13 +28,28 @@ pub enum Case {
     Path(Fault),
 }
 
-/// How a call made while the fault lasts must fail.
-fn expect_fault_error(case: Case, op: Op, err: &ClientError, took: Duration) {
+/// Whether the fault stalls the call until its timeout, which marks the
+/// address down.
+fn stalls(case: Case) -> bool {
+    matches!(
+        case,
+        Case::Path(Fault::Silent | Fault::HalfFrame | Fault::Late(_))
+    )
+}
+
+/// How a call made while the fault lasts must fail, `down` once an earlier
+/// call marked the address down: at once, without trying.
+fn expect_fault_error(case: Case, op: Op, err: &ClientError, took: Duration, down: bool) {
     let timed_out = matches!(err, ClientError::Network(NalError::TimedOut));
+    if down {
+        assert!(
+            matches!(err, ClientError::Down { .. }) && took < TIMEOUT,
+            "{case:?}: {op:?} failed with {err:?} after {took:?}, with the address down"
+        );
+        return;
+    }
     let ok = match case {
-        Case::Path(Fault::Silent | Fault::HalfFrame | Fault::Late(_)) => {
-            timed_out && took >= TIMEOUT
-        }
+        _ if stalls(case) => timed_out && took >= TIMEOUT,
         Case::Path(Fault::WrongUid | Fault::WrongOp) => {
             matches!(err, ClientError::UnexpectedReply(_))
         }
@@ -40,7 +60,7 @@ fn expect_fault_error(case: Case, op: Op, err: &ClientError, took: Duration) {
         Case::KilledMidOperation | Case::RestartedBetweenCalls => {
             matches!(err, ClientError::Network(_)) && !timed_out
         }
-        Case::Path(Fault::Pass) => false,
+        Case::Path(_) => false,
     };
     assert!(ok, "{case:?}: {op:?} failed with {err:?} after {took:?}");
 }
@@ -76,7 +96,7 @@ pub fn run_case(case: Case, net: Net, flags: Flags) {
         Case::Path(fault) => {
             let proxy = proxy.as_ref().expect("a proxy");
             proxy.set(fault);
-            for op in OPS {
+            for (i, op) in OPS.into_iter().enumerate() {
                 // GET and HAVE ask for the big session (a long reply to
                 // cut); ADD and REMOVE, which the server may carry out, for
                 // another.
@@ -86,14 +106,21 @@ pub fn run_case(case: Case, net: Net, flags: Flags) {
                 };
                 let (r, took) = call(&client, op, id, &small);
                 let err = r.expect_err("a call through the fault succeeded");
-                expect_fault_error(case, op, &err, took);
+                expect_fault_error(case, op, &err, took, stalls(case) && i > 0);
                 during.push(took);
             }
-            assert!(
-                proxy.injected() >= OPS.len(),
-                "the proxy applied the fault to only {} requests",
-                proxy.injected()
-            );
+            // A stall reaches the server once; the calls after it are
+            // failed by the breaker. The other faults reach it every time
+            // (twice for a call that RETRY repeats).
+            if stalls(case) {
+                assert_eq!(proxy.injected(), 1, "requests the fault reached");
+            } else {
+                assert!(
+                    proxy.injected() >= OPS.len(),
+                    "the proxy applied the fault to only {} requests",
+                    proxy.injected()
+                );
+            }
             proxy.set(Fault::Pass);
         }
         Case::KilledMidOperation => {
@@ -116,6 +143,8 @@ pub fn run_case(case: Case, net: Net, flags: Flags) {
             });
             let (r, after_kill) = in_flight;
             let err = r.expect_err("a GET to a stopped, then killed, server succeeded");
+            // With RETRY the call in flight reconnects, and is refused.
+            let mut refused = matches!(&err, ClientError::Network(e) if !e.is_disconnect());
             assert!(
                 matches!(err, ClientError::Network(_)),
                 "the call in flight failed with {err:?}"
@@ -130,9 +159,13 @@ pub fn run_case(case: Case, net: Net, flags: Flags) {
             for op in OPS {
                 let (r, took) = call(&client, op, b"down", &small);
                 let err = r.expect_err("a call while the server is down succeeded");
-                expect_fault_error(case, op, &err, took);
+                expect_fault_error(case, op, &err, took, refused);
+                // A connection refused marks the address down (a kept
+                // connection that broke does not).
+                refused |= matches!(&err, ClientError::Network(e) if !e.is_disconnect());
                 during.push(took);
             }
+            assert!(refused, "no call found the server's address refusing");
             server.start_again();
         }
         Case::RestartedBetweenCalls => {
@@ -141,7 +174,14 @@ pub fn run_case(case: Case, net: Net, flags: Flags) {
         }
     }
 
-    // After: the next calls succeed, with the right data.
+    // After: once the back-off of an address marked down is over (it
+    // cannot be longer than the breaker's first period: no probe failed),
+    // the next calls succeed, with the right data.
+    let health = client.health();
+    if health.down {
+        assert!(health.retry_in <= client.backoff().min, "{health:?}");
+        thread::sleep(health.retry_in);
+    }
     let restarted = matches!(case, Case::KilledMidOperation | Case::RestartedBetweenCalls);
     let stale_first = case == Case::RestartedBetweenCalls
         && flags.contains(Flags::PERSISTENT)

@@ -1,9 +1,14 @@
 //! One client shared by 32 threads while dc_server is killed and restarted
 //! several times: every call bounded, successes while the server is up,
 //! failures while it is down, and never another session's data.
+//!
+//! A refused connection marks the address down (the client's breaker, here
+//! with a back-off of 200 ms to 400 ms): after a restart, calls may fail at
+//! once with `Down` for at most the longest back-off, and only then.
 
 use super::server_proc::{Net, ServerProcess};
 use super::{call, flags_name, session, Answer, Op, OPS};
+use distcache::client::Backoff;
 use distcache::{Client, ClientError, Flags};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,13 +93,18 @@ fn threads_through_restarts(net: Net, flags: Flags) {
     const UP: Duration = Duration::from_millis(800);
     const DOWN: Duration = Duration::from_millis(300);
     const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-    // Idle connections a client keeps (client.rs MAX_IDLE): without RETRY,
+    // Idle connections a client keeps (client/pool.rs MAX_IDLE): without RETRY,
     // each may fail one call once the new server is up.
     const MAX_IDLE: usize = 32;
+    const BACKOFF: Backoff = Backoff {
+        min: Duration::from_millis(200),
+        max: Duration::from_millis(400),
+    };
 
     let mut server = ServerProcess::start(net, &["-sessions", "100000"]);
     let client = Client::new(&server.address(), flags).expect("client");
     client.set_timeout(CALL_TIMEOUT);
+    client.set_backoff(BACKOFF);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let wrong = Wrong::default();
     // (up since, killed at) and (dead at, restarted at).
@@ -138,6 +148,7 @@ fn threads_through_restarts(net: Net, flags: Flags) {
     let mut failed_while_down = 0;
     let mut straddling = 0;
     let mut stale_total = 0;
+    let mut down_after_restart = 0;
     let mut verified = 0;
     for (i, window) in ups.iter().enumerate() {
         let mut stale = 0;
@@ -145,6 +156,11 @@ fn threads_through_restarts(net: Net, flags: Flags) {
             match &r.error {
                 None => ok_while_up += 1,
                 Some(ClientError::Network(e)) if !retry_or_none && e.is_disconnect() => stale += 1,
+                // Marked down while the server was; no later than the
+                // longest back-off after it is back.
+                Some(ClientError::Down { .. }) if i > 0 && r.start < window.0 + BACKOFF.max => {
+                    down_after_restart += 1
+                }
                 Some(e) => panic!(
                     "thread {} {:?} failed while the server was up (window {i}): {e:?}",
                     r.thread, r.op
@@ -198,8 +214,9 @@ fn threads_through_restarts(net: Net, flags: Flags) {
             straddling += 1;
         }
     }
-    // The first call of each thread that began after the last restart.
-    let last_up = ups.last().expect("a window").0;
+    // The first call of each thread that began after the last restart and
+    // the longest back-off.
+    let last_up = ups.last().expect("a window").0 + BACKOFF.max;
     for t in 0..THREADS {
         let first = records
             .iter()
@@ -209,7 +226,7 @@ fn threads_through_restarts(net: Net, flags: Flags) {
         if retry_or_none {
             assert!(
                 first.0.error.is_none(),
-                "thread {t}: the first call after the last restart failed: {:?}",
+                "thread {t}: the first call after the last restart and back-off failed: {:?}",
                 first.0.error
             );
         }
@@ -218,8 +235,9 @@ fn threads_through_restarts(net: Net, flags: Flags) {
         "THREADS {net:?} flags {}: {} calls from {THREADS} threads over {CYCLES} kills and \
          restarts; {ok_while_up} succeeded while the server was up ({verified} of them \
          found a session stored in the same window, byte for byte), {stale_total} failed \
-         on a connection to a killed server after the new one was up, {failed_while_down} \
-         failed while it was down, {straddling} overlapped a kill or a start",
+         on a connection to a killed server after the new one was up, {down_after_restart} \
+         failed at once in the back-off after a restart, {failed_while_down} failed while \
+         it was down, {straddling} overlapped a kill or a start",
         flags_name(flags),
         records.len()
     );
