@@ -433,6 +433,9 @@ fn a_live_server_survives_abuse_and_keeps_serving() {
 const IDLE: usize = 400;
 /// Connections that send half a frame header and stall.
 const STALLED: usize = 4000;
+/// Stalled connections opened between two checks that a new client is
+/// served.
+const STALLED_BATCH: usize = 250;
 /// The connection limit of the lock-out test: the old default, far below
 /// what the idle and stalled connections would hold.
 const LOCKOUT_MAXCONNS: usize = 1024;
@@ -509,6 +512,18 @@ fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
             // A server that already displaced it may have closed it.
             let _ = s.write_all(&half[..7]);
             held.push(s);
+            if i % STALLED_BATCH == STALLED_BATCH - 1 {
+                // A new client is served in the middle of the flood. It is
+                // accepted after every connection queued before it, so the
+                // flood stays within the listen backlog (a full backlog
+                // fails a UNIX connect at once, whoever makes it).
+                let mut probe = connect(&path, IO_LIMIT).expect("a client during the flood");
+                assert_eq!(
+                    ask(&mut probe, i as u32),
+                    Answer::Served,
+                    "a client after {i}"
+                );
+            }
         }
         let rest = MIN_RUN.saturating_sub(started.elapsed());
         thread::sleep(rest.max(Duration::from_secs(1)));

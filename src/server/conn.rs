@@ -15,7 +15,7 @@
 //! together, in order, with one `send` when the socket takes them.
 
 use super::handler::{begin_request, finish_add, Begun, Request};
-use super::{Outcome, Policy, Stats};
+use super::{Clock, Outcome, Policy, Stats};
 use crate::cache::{Millis, Receipt, Store};
 use crate::proto::{Command, Decoder, Role};
 use socket2::Socket;
@@ -60,8 +60,12 @@ pub(super) struct Env<'a> {
     pub(super) store: &'a dyn Store,
     pub(super) stats: &'a Stats,
     pub(super) policy: Policy,
-    /// The server's clock, read once per wake-up.
+    /// The server's clock, read once per wake-up: for the time limits.
     pub(super) now: Millis,
+    /// The server's clock itself: each request reads it anew, after its
+    /// bytes came in, so that a request never sees the store as it was
+    /// before one its client saw answered.
+    pub(super) clock: Clock,
     /// The worker's reply buffer: replies are framed here, then sent.
     pub(super) out: &'a mut Vec<u8>,
     /// The worker's buffer for a GET hit's data.
@@ -240,7 +244,8 @@ impl Conn {
             };
             input = &input[used..];
             let Some(req) = req else { continue };
-            let begun = begin_request(env.policy, env.store, env.now, req, env.out, env.data, true);
+            let now = env.clock.at(mark);
+            let begun = begin_request(env.policy, env.store, now, req, env.out, env.data, true);
             let finished = Instant::now();
             match begun {
                 Ok(Begun::Done(outcome)) => {

@@ -14,7 +14,12 @@ impl Clock {
     }
     /// Milliseconds since the clock started.
     pub fn now(&self) -> Millis {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.at(Instant::now())
+    }
+
+    /// The clock's reading at `t`.
+    pub fn at(&self, t: Instant) -> Millis {
+        u64::try_from(t.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
     }
 }
 

@@ -496,6 +496,7 @@ impl Worker {
             stats: &sh.stats,
             policy: sh.policy(),
             now,
+            clock: sh.clock,
             out: &mut self.out,
             data: &mut self.data,
         };

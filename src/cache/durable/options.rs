@@ -103,8 +103,9 @@ pub struct DurableOptions {
 /// The default queue limit: 64 MiB.
 pub const DEFAULT_QUEUE_LIMIT: usize = 64 << 20;
 /// How long an ADD under [`SyncMode::Always`] waits for its sync before it
-/// is refused (below the clients' default timeout of 5 s).
-pub const ALWAYS_ACK_WAIT: Duration = Duration::from_secs(4);
+/// is refused: below the clients' default timeout of 1 s, so that the
+/// client hears the refusal rather than its own timeout.
+pub const ALWAYS_ACK_WAIT: Duration = Duration::from_millis(900);
 
 impl DurableOptions {
     /// Options for a store of `capacity` sessions, synced every second.
