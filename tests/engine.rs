@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 const IO_LIMIT: Duration = Duration::from_secs(5);
 
-/// A memory store whose ADDs are answered only once `release` is called.
+/// A memory store whose ADDs and REMOVEs are answered only once `release`
+/// is called.
 struct HeldStore {
     memory: MemoryStore,
     released: AtomicBool,
@@ -61,8 +62,18 @@ impl Store for HeldStore {
             deadline: Instant::now() + Duration::from_secs(60),
         })
     }
-    fn add_outcome(&self, _receipt: &Receipt) -> Option<Result<(), AddError>> {
-        self.released.load(Ordering::SeqCst).then_some(Ok(()))
+    fn remove_begin(&self, now: Millis, id: &[u8]) -> (bool, Option<Receipt>) {
+        if !self.memory.remove(now, id) {
+            return (false, None);
+        }
+        let receipt = Receipt {
+            seq: self.next.fetch_add(1, Ordering::SeqCst),
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        (true, Some(receipt))
+    }
+    fn synced(&self, _receipt: &Receipt) -> Option<bool> {
+        self.released.load(Ordering::SeqCst).then_some(true)
     }
     fn on_progress(&self, f: ProgressFn) {
         self.progress.lock().unwrap().push(f);
@@ -154,6 +165,36 @@ fn a_reply_waiting_for_the_disk_holds_up_no_one() {
     assert_eq!((got[1].uid, got[1].command), (2, Command::Have));
     assert_eq!(got[1].payload, [0x00], "present");
 
+    stop.stop();
+    running.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_remove_waits_for_the_disk_and_a_miss_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let store = Arc::new(HeldStore::new());
+    store.memory.add(0, 60_000, b"gone", b"data").unwrap();
+    let server = Server::bind_with_store(&[Address::Unix(path.clone())], store.clone()).unwrap();
+    let stop = server.stop_handle();
+    let running = thread::spawn(move || server.run());
+    let mut s = UnixStream::connect(&path).unwrap();
+    // Nothing to remove: answered at once.
+    s.write_all(&frame(1, Command::Remove, b"never")).unwrap();
+    let got = replies(&mut s, 1);
+    assert_eq!((got[0].uid, got[0].payload.as_slice()), (1, &[0x01][..]));
+    // A removal is answered once it is on disk, though memory has it.
+    s.write_all(&frame(2, Command::Remove, b"gone")).unwrap();
+    assert!(
+        quiet(&mut s),
+        "the REMOVE was answered before the disk had it"
+    );
+    let mut other = UnixStream::connect(&path).unwrap();
+    other.write_all(&frame(3, Command::Have, b"gone")).unwrap();
+    assert_eq!(replies(&mut other, 1)[0].payload, [0x01], "already gone");
+    store.release();
+    let got = replies(&mut s, 1);
+    assert_eq!((got[0].uid, got[0].payload.as_slice()), (2, &[0x00][..]));
     stop.stop();
     running.join().unwrap().unwrap();
 }

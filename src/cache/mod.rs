@@ -63,10 +63,11 @@ pub enum ListError {
     Unsupported,
 }
 
-/// An ADD the store has carried out in memory but answers only once it is
-/// on disk (a durable store under `-sync always`): ask
-/// [`Store::add_outcome`] for the answer after a call of the store's
-/// progress callback ([`Store::on_progress`]), or once `deadline` passed.
+/// A change (an ADD, or a REMOVE that found its session) the store has
+/// carried out in memory but answers only once it is on disk (a durable
+/// store under `-sync always`): ask [`Store::synced`] after a call of the
+/// store's progress callback ([`Store::on_progress`]), or once `deadline`
+/// passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     /// The store's own number for the change.
@@ -97,10 +98,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn add_begin(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> AddBegun {
         AddBegun::Done(self.add(now, timeout_msecs, id, data))
     }
-    /// The answer to a waiting ADD, `None` while it is not known; past the
-    /// receipt's deadline, a refusal.
-    fn add_outcome(&self, _receipt: &Receipt) -> Option<Result<(), AddError>> {
-        Some(Err(AddError::Refused))
+    /// [`Store::remove`] for a caller that must not wait: whether a
+    /// session was removed, and the receipt to wait for before saying so
+    /// when the store answers only once the removal is on disk.
+    fn remove_begin(&self, now: Millis, id: &[u8]) -> (bool, Option<Receipt>) {
+        (self.remove(now, id), None)
+    }
+    /// Whether a waiting change is on disk (`Some(true)`), will not be
+    /// (`Some(false)`: it failed, or the receipt's deadline passed), or is
+    /// not known yet (`None`).
+    fn synced(&self, _receipt: &Receipt) -> Option<bool> {
+        Some(false)
     }
     /// Registers `f`, called whenever answers to waiting ADDs may have
     /// become known. A store that never makes an ADD wait ignores it.

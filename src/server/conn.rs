@@ -14,7 +14,7 @@
 //! Replies to every complete request that one read brought are written
 //! together, in order, with one `send` when the socket takes them.
 
-use super::handler::{begin_request, finish_add, Begun, Request};
+use super::handler::{begin_request, finish_waiting, Begun, Request};
 use super::{Clock, Outcome, Policy, Stats};
 use crate::cache::{Millis, Receipt, Store};
 use crate::proto::{Command, Decoder, Role};
@@ -72,10 +72,11 @@ pub(super) struct Env<'a> {
     pub(super) data: &'a mut Vec<u8>,
 }
 
-/// An ADD whose reply waits for the disk.
+/// A request (an ADD, or a REMOVE) whose reply waits for the disk.
 #[derive(Debug)]
 struct Waiting {
     uid: u32,
+    command: Command,
     receipt: Receipt,
     began: Instant,
 }
@@ -194,18 +195,18 @@ impl Conn {
         }
     }
 
-    /// The reply to the waiting ADD, once the store knows it. True when
-    /// nothing waits (any more).
+    /// The reply to the waiting request, once the store knows it. True
+    /// when nothing waits (any more).
     fn finish_waiting(&mut self, env: &mut Env<'_>) -> Result<bool, End> {
         let Some(w) = &self.waiting else {
             return Ok(true);
         };
-        let Some(outcome) = finish_add(env.store, &w.receipt, w.uid, env.out) else {
+        let Some(outcome) = finish_waiting(env.store, &w.receipt, w.uid, w.command, env.out) else {
             return Ok(false);
         };
         env.stats
             .metrics()
-            .record(Command::Add, outcome, w.began.elapsed());
+            .record(w.command, outcome, w.began.elapsed());
         self.waiting = None;
         self.last_active = env.now;
         Ok(true)
@@ -256,6 +257,7 @@ impl Conn {
                 Ok(Begun::Waiting(receipt)) => {
                     self.waiting = Some(Box::new(Waiting {
                         uid: req.uid,
+                        command: req.command,
                         receipt,
                         began: mark,
                     }));

@@ -73,14 +73,16 @@ pub(super) struct Request<'a> {
 pub(super) enum Begun {
     /// Answered; the reply is framed.
     Done(Outcome),
-    /// An ADD whose reply waits for the disk: [`finish_add`] frames it.
+    /// An ADD, or a REMOVE that found its session, whose reply waits for
+    /// the disk: [`finish_waiting`] frames it.
     Waiting(Receipt),
 }
 
 /// The one way a request is carried out: against `store`, with the reply
 /// framed in `out` (a GET hit's data passes through `data`, a buffer the
 /// caller keeps). With `begin_only`, an ADD that the store answers only
-/// once it is on disk gives [`Begun::Waiting`] and nothing is framed yet;
+/// once it is on disk (and a REMOVE, likewise) gives [`Begun::Waiting`]
+/// and nothing is framed yet;
 /// otherwise it is waited for. `Err` as for [`handle_request`].
 pub(super) fn begin_request(
     policy: Policy,
@@ -114,17 +116,24 @@ pub(super) fn begin_request(
     Ok(Begun::Done(outcome))
 }
 
-/// Frames the reply to the ADD `uid` that waits on `receipt`, once `store`
-/// knows it; `None` while it does not.
-pub(super) fn finish_add(
+/// Frames the reply to the request `uid` (an ADD or a REMOVE) that waits
+/// on `receipt`, once `store` knows whether its change is on disk; `None`
+/// while it does not. A change that did not reach the disk is answered as
+/// a failure: the ADD refused, the REMOVE as finding nothing.
+pub(super) fn finish_waiting(
     store: &dyn Store,
     receipt: &Receipt,
     uid: u32,
+    command: Command,
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
-    let (status, outcome) = add_status(store.add_outcome(receipt)?);
+    let (status, outcome) = match (store.synced(receipt)?, command) {
+        (true, _) => (Status::Ok, Outcome::Ok),
+        (false, Command::Add) => (Status::AddDataRange, Outcome::Refused),
+        (false, _) => (Status::NotFound, Outcome::Miss),
+    };
     // A one-byte payload always fits a frame.
-    encode_message(out, true, uid, Command::Add, &[status.wire()]).ok()?;
+    encode_message(out, true, uid, command, &[status.wire()]).ok()?;
     Some(outcome)
 }
 
@@ -161,7 +170,7 @@ enum Carried {
     Status(Status, Outcome),
     /// A GET hit: the session's data is in the caller's buffer.
     Hit,
-    /// An ADD whose answer waits for the disk.
+    /// A change whose answer waits for the disk.
     Waiting(Receipt),
 }
 
@@ -215,6 +224,10 @@ fn carry_out(
                 Carried::Status(Status::NotFound, Outcome::Miss)
             }
         }
+        Command::Remove if begin_only => match store.remove_begin(now, payload) {
+            (true, Some(receipt)) => Carried::Waiting(receipt),
+            (removed, _) => found(removed),
+        },
         Command::Remove => found(store.remove(now, payload)),
         Command::Have => found(store.have(now, payload)),
     })

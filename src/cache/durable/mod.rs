@@ -7,8 +7,10 @@
 //! batches; expiry needs no write, since each record carries its absolute
 //! wall-clock expiry. Under [`SyncMode::Interval`] an ADD is answered at
 //! once and the log is synced at most an interval after a change; under
-//! [`SyncMode::Always`] an ADD is answered only once its record is synced,
-//! and ADDs arriving while a sync runs share the next one.
+//! [`SyncMode::Always`] an ADD, and a REMOVE that removed a session, is
+//! answered only once its record is synced (so that a removed session
+//! never comes back), and changes arriving while a sync runs share the
+//! next one.
 //!
 //! The log (`record.rs` has its format) is compacted when it holds more
 //! than one and a half times the live sessions (plus 256 KiB). At start-up
@@ -362,6 +364,25 @@ impl Drop for DurableStore {
     }
 }
 
+impl DurableStore {
+    /// What a REMOVE that just removed a session waits for under
+    /// [`SyncMode::Always`]: the last change queued, which comes no earlier
+    /// than its tombstone, so that once it is synced, so is the tombstone.
+    /// A tombstone the queue could not take leaves the log out of step
+    /// until the writer has compacted it: such a REMOVE is not said done.
+    fn tombstone_receipt(&self) -> Receipt {
+        let seq = if self.queue.is_diverged() {
+            u64::MAX
+        } else {
+            self.queue.last_receipt()
+        };
+        Receipt {
+            seq,
+            deadline: Instant::now() + ALWAYS_ACK_WAIT,
+        }
+    }
+}
+
 impl Store for DurableStore {
     fn add_begin(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> AddBegun {
         if self.sync != SyncMode::Always {
@@ -381,11 +402,18 @@ impl Store for DurableStore {
         }
     }
 
-    fn add_outcome(&self, receipt: &Receipt) -> Option<Result<(), AddError>> {
+    fn remove_begin(&self, now: Millis, id: &[u8]) -> (bool, Option<Receipt>) {
+        let removed = self.memory.remove(now, id);
+        if !removed || self.sync != SyncMode::Always {
+            return (removed, None);
+        }
+        (true, Some(self.tombstone_receipt()))
+    }
+
+    fn synced(&self, receipt: &Receipt) -> Option<bool> {
         match self.queue.synced(receipt.seq) {
-            Some(true) => Some(Ok(())),
-            Some(false) => Some(Err(AddError::Refused)),
-            None if Instant::now() >= receipt.deadline => Some(Err(AddError::Refused)),
+            Some(synced) => Some(synced),
+            None if Instant::now() >= receipt.deadline => Some(false),
             None => None,
         }
     }
@@ -415,7 +443,11 @@ impl Store for DurableStore {
     }
 
     fn remove(&self, now: Millis, id: &[u8]) -> bool {
-        self.memory.remove(now, id)
+        let (removed, receipt) = self.remove_begin(now, id);
+        match receipt {
+            Some(r) => self.queue.wait_synced(r.seq, r.deadline),
+            None => removed,
+        }
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {

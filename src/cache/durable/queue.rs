@@ -247,6 +247,11 @@ impl Queue {
             .push(f);
     }
 
+    /// The receipt of the last change queued (0: none yet).
+    pub fn last_receipt(&self) -> u64 {
+        self.lock().next_receipt - 1
+    }
+
     /// Whether `receipt` is synced (`Some(true)`), failed (`Some(false)`),
     /// or not yet known.
     pub fn synced(&self, receipt: u64) -> Option<bool> {
