@@ -292,6 +292,26 @@ fn good_client(address: &str, flags: Flags, name: &str, done: &AtomicBool) -> Re
     Ok(ops)
 }
 
+/// Starts two well-behaved clients in `scope`, a persistent one and one
+/// that connects for each operation, named after `prefix`, until `done`.
+fn good_clients<'s>(
+    scope: &'s thread::Scope<'s, '_>,
+    address: &'s str,
+    prefix: &str,
+    done: &'s AtomicBool,
+) -> Vec<thread::ScopedJoinHandle<'s, Result<u64, String>>> {
+    [
+        (Flags::PERSISTENT | Flags::PERSISTENT_RETRY, "persistent"),
+        (Flags::empty(), "per-op"),
+    ]
+    .into_iter()
+    .map(|(flags, kind)| {
+        let name = format!("{prefix}-{kind}");
+        scope.spawn(move || good_client(address, flags, &name, done))
+    })
+    .collect()
+}
+
 #[test]
 fn a_live_server_survives_abuse_and_keeps_serving() {
     let silent_n = silent_count();
@@ -318,19 +338,7 @@ fn a_live_server_survives_abuse_and_keeps_serving() {
     let mut good_ops = Vec::new();
     let mut outcomes = Vec::new();
     thread::scope(|scope| {
-        let good: Vec<_> = [
-            (
-                Flags::PERSISTENT | Flags::PERSISTENT_RETRY,
-                "good-persistent",
-            ),
-            (Flags::empty(), "good-per-op"),
-        ]
-        .into_iter()
-        .map(|(flags, name)| {
-            let (address, stop_good) = (&address, &stop_good);
-            scope.spawn(move || good_client(address, flags, name, stop_good))
-        })
-        .collect();
+        let good = good_clients(scope, &address, "good", &stop_good);
         let flooder = scope.spawn(|| flood(&path, &stop_good, &flood_count));
         let silent_opener = scope.spawn(|| {
             (0..silent_n)
@@ -486,19 +494,7 @@ fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
     let mut garbage_sent = 0;
     let mut held = Vec::new();
     thread::scope(|scope| {
-        let good: Vec<_> = [
-            (
-                Flags::PERSISTENT | Flags::PERSISTENT_RETRY,
-                "lockout-persistent",
-            ),
-            (Flags::empty(), "lockout-per-op"),
-        ]
-        .into_iter()
-        .map(|(flags, name)| {
-            let (address, stop_good) = (&address, &stop_good);
-            scope.spawn(move || good_client(address, flags, name, stop_good))
-        })
-        .collect();
+        let good = good_clients(scope, &address, "lockout", &stop_good);
         let garbage = scope.spawn(|| garbage_stream(&path, &stop_good, &failures));
         // The idle ones first, then the stalled ones, as fast as they come.
         for i in 0..IDLE {

@@ -46,6 +46,30 @@ struct SocketFile {
     removed: AtomicBool,
 }
 
+/// What a failed `accept` on a non-blocking listener means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptFailure {
+    /// No connection is waiting.
+    Empty,
+    /// Try again at once: a signal, or a connection that went away before
+    /// it was taken.
+    Again,
+    /// Something else (out of descriptors or memory, say): the caller's
+    /// policy decides.
+    Other,
+}
+
+impl AcceptFailure {
+    /// Classifies the error an `accept` returned.
+    pub fn of(e: &io::Error) -> AcceptFailure {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => AcceptFailure::Empty,
+            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => AcceptFailure::Again,
+            _ => AcceptFailure::Other,
+        }
+    }
+}
+
 impl Listener {
     /// Listens on `addr`.
     ///

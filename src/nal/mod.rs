@@ -17,7 +17,7 @@ pub use address::{Address, Resolver};
 pub use buffer::{Buffer, MAX_BUFFER_SIZE};
 pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;
-pub use listener::Listener;
+pub use listener::{AcceptFailure, Listener};
 pub use stream::{read_timer_for, Deadline, Stream};
 // The system calls live in `crate::sys`; these are part of nal's API.
 pub use crate::sys::poll::{poll, poll_fds, PollFd, RawPollFd};

@@ -4,7 +4,7 @@
 use super::backend::{Backend, Change, InFlight};
 use super::local::{End, Local, Phase};
 use super::{Notice, ProxyConfig, ProxyError};
-use crate::nal::{poll, Listener, PollFd};
+use crate::nal::{poll, AcceptFailure, Listener, PollFd};
 use crate::proto::{Message, Status};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -511,15 +511,8 @@ impl Engine {
             };
             let stream = match listener.accept() {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if AcceptFailure::of(&e) == AcceptFailure::Empty => return,
+                Err(e) if AcceptFailure::of(&e) == AcceptFailure::Again => continue,
                 Err(e) => {
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     if self.last_report.is_none_or(|t| now >= t + REPORT_INTERVAL) {

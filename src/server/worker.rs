@@ -17,7 +17,7 @@ use super::admission::{AfterFailure, ACCEPT_BACKOFF};
 use super::conn::{Conn, End, Env, Flow, READ_CHUNK, STOP_GRACE};
 use super::engine::Shared;
 use crate::cache::Millis;
-use crate::nal::{poll, Listener, PollFd};
+use crate::nal::{poll, AcceptFailure, Listener, PollFd};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::Socket;
@@ -346,27 +346,23 @@ impl Worker {
             let listener = &self.listeners[li];
             let sock = match listener.accept() {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    let admission = &self.shared.admission;
-                    match admission.accept_failed(listener.fd(), &e, &mut || listener.accept()) {
-                        AfterFailure::Serve(s) => s,
-                        AfterFailure::Again => continue,
-                        AfterFailure::Drained => return true,
-                        AfterFailure::Later => {
-                            self.retry_accept = Some(Instant::now() + ACCEPT_BACKOFF);
-                            return false;
+                Err(e) => match AcceptFailure::of(&e) {
+                    AcceptFailure::Empty => return true,
+                    AcceptFailure::Again => continue,
+                    AcceptFailure::Other => {
+                        let admission = &self.shared.admission;
+                        match admission.accept_failed(listener.fd(), &e, &mut || listener.accept())
+                        {
+                            AfterFailure::Serve(s) => s,
+                            AfterFailure::Again => continue,
+                            AfterFailure::Drained => return true,
+                            AfterFailure::Later => {
+                                self.retry_accept = Some(Instant::now() + ACCEPT_BACKOFF);
+                                return false;
+                            }
                         }
                     }
-                }
+                },
             };
             self.admit(sock, now);
         }
