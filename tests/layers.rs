@@ -26,7 +26,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("plug", &["proto", "nal"]),
     ("client", &["proto", "nal", "sys"]),
     ("server", &["proto", "nal", "cache", "plug", "sys"]),
-    ("proxy", &["proto", "nal", "sys"]),
+    ("proxy", &["proto", "nal", "sys", "client"]),
     // The C boundary and the fuzz targets: any library layer, no tool.
     (
         "ffi",
