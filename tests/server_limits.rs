@@ -126,10 +126,20 @@ fn busy_connection(srv: &LiveServer, id: &[u8]) -> UnixStream {
 #[test]
 fn maxconns_refuses_at_once_when_every_connection_is_busy() {
     let mut srv = LiveServer::start(&["-maxconns", "2"]);
-    let client = Client::new(&srv.address(), Flags::empty()).unwrap();
     let id = b"large-session";
-    client.add(id, &vec![7u8; 30_000], 60_000).unwrap();
-    drop(client);
+    // Stored over a connection that is closed, and seen closed by the
+    // server, before the busy ones come: it holds no place.
+    let mut s = connect(&srv.socket, IO_LIMIT).expect("connect");
+    s.write_all(&request(
+        0,
+        1,
+        &replay::add_payload(60_000, id, &[7u8; 30_000]),
+    ))
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let reply = read_to_close(&mut s, PROMPT).expect("the server closes after replying");
+    assert_eq!(reply.len(), 15, "one status reply: {reply:02x?}");
+    assert_eq!(reply[14], Status::Ok.wire(), "stored");
     // Each busy connection has about 12 MB of replies to read.
     let busy: Vec<UnixStream> = (0..2).map(|_| busy_connection(&srv, id)).collect();
     // The server stops reading each once its replies pile up; give it time

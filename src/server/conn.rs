@@ -81,6 +81,17 @@ struct Waiting {
     began: Instant,
 }
 
+/// What a connection's socket is watched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Watch {
+    /// Not registered yet: a new connection is served once before.
+    Nothing,
+    /// Bytes coming in.
+    Read,
+    /// Bytes coming in, and room to send: while replies wait.
+    ReadWrite,
+}
+
 /// A connection's state between wake-ups.
 #[derive(Debug)]
 pub(super) struct Conn {
@@ -91,6 +102,8 @@ pub(super) struct Conn {
     /// Bytes read but not decoded yet.
     held: Vec<u8>,
     waiting: Option<Box<Waiting>>,
+    /// What the worker asked the kernel to watch the socket for.
+    pub(super) watch: Watch,
     /// When bytes last came in, or replies last went out (server clock).
     pub(super) last_active: Millis,
     /// When the request now half-received began.
@@ -116,6 +129,7 @@ impl Conn {
             out: Vec::new(),
             held: Vec::new(),
             waiting: None,
+            watch: Watch::Nothing,
             last_active: now,
             request_began: now,
             out_since: now,
@@ -127,6 +141,11 @@ impl Conn {
     /// displaced, and a stopping server lets it finish.
     pub(super) fn is_busy(&self) -> bool {
         !self.out.is_empty() || self.waiting.is_some()
+    }
+
+    /// Whether replies wait for the socket to take them.
+    pub(super) fn has_unsent(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// Whether part of a request has come in.
@@ -162,6 +181,10 @@ impl Conn {
 
     fn run(&mut self, env: &mut Env<'_>, buf: &mut [u8], drained_hint: bool) -> Result<(), End> {
         if !self.finish_waiting(env)? {
+            return Ok(());
+        }
+        self.flush(env)?;
+        if self.out.len() >= MAX_PENDING {
             return Ok(());
         }
         if !self.held.is_empty() {

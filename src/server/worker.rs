@@ -14,7 +14,7 @@
 //! idle connection has been idle, and ask each other to close it.
 
 use super::admission::{AfterFailure, ACCEPT_BACKOFF};
-use super::conn::{Conn, End, Env, Flow, READ_CHUNK, STOP_GRACE};
+use super::conn::{Conn, End, Env, Flow, Watch, READ_CHUNK, STOP_GRACE};
 use super::engine::Shared;
 use crate::cache::Millis;
 use crate::nal::{poll, AcceptFailure, Listener, PollFd};
@@ -57,6 +57,15 @@ struct Slot {
     open: AtomicUsize,
     /// Connections other workers accepted and handed to this one.
     handed: Mutex<Vec<Socket>>,
+}
+
+/// What a connection is watched for.
+fn interest(write: bool) -> Interest {
+    if write {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -460,14 +469,21 @@ impl Worker {
             return;
         }
         let token = self.conn_token(idx);
-        let Some(conn) = self.conn(idx) else { return };
+        let Some(conn) = self.entries[idx as usize].conn.as_mut() else {
+            return;
+        };
+        // Writability is watched only while replies wait for the socket:
+        // most connections never need it, and it would wake the worker once
+        // for nothing.
+        let write = conn.has_unsent();
+        conn.watch = if write { Watch::ReadWrite } else { Watch::Read };
+        let interest = interest(write);
         let fd = conn.sock.as_raw_fd();
-        let registered = self.poll.registry().register(
-            &mut mio::unix::SourceFd(&fd),
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        );
-        if registered.is_err() {
+        let registry = self.poll.registry();
+        if registry
+            .register(&mut mio::unix::SourceFd(&fd), token, interest)
+            .is_err()
+        {
             self.close(idx, End::Io);
         }
     }
@@ -511,6 +527,19 @@ impl Worker {
         if let Some(end) = end {
             self.close(idx, end);
             return false;
+        }
+        if conn.has_unsent() && conn.watch == Watch::Read {
+            conn.watch = Watch::ReadWrite;
+            let fd = conn.sock.as_raw_fd();
+            let token = Token(1 + self.listeners.len() + idx as usize);
+            let registry = self.poll.registry();
+            if registry
+                .reregister(&mut mio::unix::SourceFd(&fd), token, interest(true))
+                .is_err()
+            {
+                self.close(idx, End::Io);
+                return false;
+            }
         }
         if conn.is_waiting() && !self.waiting.contains(&idx) {
             self.waiting.push(idx);
