@@ -152,6 +152,12 @@ impl Arena {
         }
     }
 
+    /// The first byte of slot `h` (to bring its first line into the
+    /// cache).
+    pub(super) fn first_byte(&self, h: Handle) -> u8 {
+        self.slot(h).first().copied().unwrap_or(0)
+    }
+
     /// The bytes of slot `h`, to write.
     pub(super) fn slot_mut(&mut self, h: Handle) -> &mut [u8] {
         let (c, slot) = split(h);

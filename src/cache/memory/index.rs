@@ -79,6 +79,14 @@ impl IdIndex {
         }
     }
 
+    /// The entry where a search for `hash` starts (to bring its line into
+    /// the cache ahead of a removal).
+    pub(super) fn peek(&self, hash: u32) -> u64 {
+        self.entries
+            .as_deref()
+            .map_or(0, |m| get(m, home(hash, self.bits)))
+    }
+
     /// Adds `h` under `hash` (the caller knows it is not there yet); false
     /// when the table could not grow to take it.
     pub(super) fn insert(&mut self, hash: u32, h: Handle) -> bool {
