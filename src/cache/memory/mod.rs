@@ -45,6 +45,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// over the byte capacity evicts the sessions that expire soonest, one at a
 /// time and only as many as it must, counted as evicted like the others.
 ///
+/// An ADD is also refused when the store cannot get memory for the session
+/// (the kernel refuses it, or the arena's 65535 chunks are all in use), or
+/// when its id or data is 4 GiB or longer.
+///
 /// A listing ([`Store::list`]) goes through the expiry index, soonest
 /// expiry first, one page per lock.
 ///
@@ -392,8 +396,13 @@ impl Table {
     /// Takes the session at `place` out of the index and the arena (its
     /// expiry index entry is already gone) and tells the journal why.
     fn forget(&mut self, place: Place, journal: Option<&dyn Journal>, why: DropReason) {
+        self.index.remove(place.hash, place.slot);
         let slot = self.arena.slot(place.slot);
         let h = record::header(slot);
+        self.bytes -= (h.id_len + h.data_len) as u64;
+        self.data_bytes -= h.data_len as u64;
+        // The session is out of both indexes; its slot is freed once the
+        // journal has read its id.
         if let Some(j) = journal {
             j.record(Change::Dropped {
                 id: record::id(slot),
@@ -401,10 +410,7 @@ impl Table {
                 why,
             });
         }
-        self.index.remove(place.hash, place.slot);
         self.arena.free(place.slot);
-        self.bytes -= (h.id_len + h.data_len) as u64;
-        self.data_bytes -= h.data_len as u64;
     }
 
     fn remove(&mut self, id: &[u8], journal: Option<&dyn Journal>) -> bool {
@@ -572,6 +578,49 @@ mod tests {
         }
         let ids: Vec<&[u8]> = out.iter().map(|e| &e.id[..]).collect();
         assert_eq!(ids, [&[0][..], &[1], &[2], &[4], &[5], b"new"]);
+    }
+
+    fn held(s: &MemoryStore) -> usize {
+        s.lock().arena.held()
+    }
+
+    /// Under churn a full store reuses the slots it evicts, and once the
+    /// sessions of one size have all gone, the memory they took is given
+    /// back (all but one chunk).
+    #[test]
+    fn churn_reuses_slots_and_sizes_no_longer_stored_give_their_memory_back() {
+        let cap = 10_000u64;
+        let s = MemoryStore::new(cap as usize);
+        let id = |i: u64| i.to_le_bytes();
+        for i in 0..cap {
+            s.add(0, 1000, &id(i), &[1; 1000]).unwrap();
+        }
+        let full = held(&s);
+        for i in cap..4 * cap {
+            s.add(0, 1000, &id(i), &[2; 1000]).unwrap();
+        }
+        assert!(held(&s) <= full, "evicted slots are reused");
+        for i in 4 * cap..6 * cap {
+            s.add(0, 1000, &id(i), &[3; 3000]).unwrap();
+        }
+        assert_eq!(
+            s.data_bytes(0),
+            Some(s.len(0) as u64 * 3000),
+            "only the new size"
+        );
+        let fresh = MemoryStore::new(cap as usize);
+        for i in 0..cap {
+            fresh.add(0, 1000, &id(i), &[3; 3000]).unwrap();
+        }
+        assert!(
+            held(&s) <= held(&fresh) + (4 << 20),
+            "{} held, {} for the new size alone",
+            held(&s),
+            held(&fresh)
+        );
+        let mut out = Vec::new();
+        assert!(s.get_into(0, &id(6 * cap - 1), &mut out));
+        assert_eq!(out, [3; 3000]);
     }
 
     #[test]
