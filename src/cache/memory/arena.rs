@@ -24,9 +24,10 @@ const MAX_CHUNKS: usize = (1 << (32 - SLOT_BITS)) - 1;
 const LINE: usize = 64;
 const FINE_LIMIT: usize = 4096;
 /// A size's first chunk; each next one is twice as large, up to
-/// [`BIG_CHUNK`].
+/// [`BIG_CHUNK`] (and [`MAX_SLOTS`] slots). With 65535 chunks of 32 MiB
+/// the arena spans 2 TiB (256 GiB for slots of 64 bytes).
 const FIRST_CHUNK: usize = 64 * 1024;
-const BIG_CHUNK: usize = 2 * HUGE_PAGE;
+const BIG_CHUNK: usize = 16 * HUGE_PAGE;
 const PAGE: usize = 4096;
 /// `Chunk::open` of a chunk that has no free slot.
 const FULL: u32 = u32::MAX;
@@ -181,10 +182,12 @@ impl Arena {
         let target = FIRST_CHUNK
             .checked_shl(made)
             .map_or(BIG_CHUNK, |b| b.min(BIG_CHUNK));
+        // Past 2 MiB both bounds are multiples of HUGE_PAGE (slot sizes
+        // are multiples of 64), so large chunks get huge pages.
         let bytes = if slot_size > target {
             slot_size.checked_next_multiple_of(PAGE)?
         } else {
-            target
+            target.min(MAX_SLOTS.saturating_mul(slot_size))
         };
         let slots = (bytes / slot_size).min(MAX_SLOTS);
         let c = match self.spare.pop() {
@@ -311,5 +314,29 @@ mod tests {
         // The emptied second chunk is given back; the only chunk of a size
         // is kept.
         assert_eq!(a.held(), FIRST_CHUNK + (3 << 20));
+    }
+
+    #[test]
+    fn chunks_grow_to_the_largest_size_and_no_further() {
+        let mut a = Arena::default();
+        for slot_size in [64, 1088, 6144] {
+            let class = class_of(slot_size).0;
+            if a.classes.len() <= class {
+                a.classes.resize_with(class + 1, Class::default);
+            }
+            let mut sizes = Vec::new();
+            for _ in 0..12 {
+                let before = a.held();
+                let c = a.new_chunk(class, slot_size).unwrap();
+                assert_eq!(a.chunks[c].slot_size, slot_size);
+                sizes.push(a.held() - before);
+            }
+            assert_eq!(sizes[0], FIRST_CHUNK);
+            assert_eq!(sizes[1], 2 * FIRST_CHUNK);
+            let largest = BIG_CHUNK.min(MAX_SLOTS * slot_size);
+            assert_eq!(sizes[11], largest, "{slot_size}");
+            assert!(sizes.iter().all(|&b| b <= largest));
+            assert_eq!(largest % HUGE_PAGE, 0);
+        }
     }
 }
