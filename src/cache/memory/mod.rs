@@ -438,9 +438,15 @@ impl Store for MemoryStore {
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
         let t = self.lock_at(now);
-        match t.find(id) {
-            Some(p) => {
-                out.extend_from_slice(record::data(t.arena.slot(p.slot)));
+        let arena = &t.arena;
+        let found = t.index.find(t.hash(id), |h| {
+            let slot = arena.slot(h);
+            record::touch_lines(slot);
+            record::id(slot) == id
+        });
+        match found {
+            Some(h) => {
+                out.extend_from_slice(record::data(arena.slot(h)));
                 true
             }
             None => false,
