@@ -1,7 +1,18 @@
+//! The in-memory store, [`MemoryStore`], and what it is made of: the
+//! sessions' bytes in slots of an [`arena`], found by id through an
+//! [`index`], laid out as [`record`] says, on memory from [`pages`].
+
+mod arena;
+mod index;
+mod pages;
+mod record;
+
 use super::{AddError, ListCursor, ListError, Millis, SessionInfo, Store};
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
+use arena::{Arena, Handle};
+use index::IdIndex;
+use record::Header;
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,11 +25,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// sessions that expire soonest, the earliest added first among equals: the
 /// original server's rule, for every capacity the original allowed (up to
 /// 60000). Above that the batch stays at [`MAX_EVICTION_BATCH`], so that no
-/// single ADD stalls the store for long. Lookups (`get`, `have`) cost one hash lookup;
-/// `add` and `remove` also update the expiry index, a B-tree (logarithmic,
-/// and shallow: four levels hold about a million sessions). No operation
-/// scans the store. A session's id and data share one allocation, so a
-/// lookup reads the table and that one block.
+/// single ADD stalls the store for long. No operation scans the store.
+///
+/// A session's header, id and data share one slot of an arena of large
+/// chunks (on huge pages where the kernel offers them), found by id through
+/// a hash index of eight bytes per entry; a lookup (`get`, `have`) reads
+/// one line of the index and the slot. The expiry index is a B-tree of
+/// (expiry, insertion number) that leads to the slot and the index entry;
+/// `add` and `remove` update it at one place (for sessions of equal
+/// lifetime, its hot right end). An eviction takes the soonest-expiring
+/// session from the B-tree's hot left end, its index entry out by hash and
+/// slot, and reads one line of its slot (for its lengths and id).
 ///
 /// With a byte capacity ([`MemoryStore::with_max_bytes`]) the store also
 /// counts the bytes of what it holds: each session's id plus its data (the
@@ -27,6 +44,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// the eviction for the session capacity, an ADD that would take the count
 /// over the byte capacity evicts the sessions that expire soonest, one at a
 /// time and only as many as it must, counted as evicted like the others.
+///
+/// An ADD is also refused when the store cannot get memory for the session
+/// (the kernel refuses it, or the arena's 65535 chunks are all in use), or
+/// when its id or data is 4 GiB or longer.
 ///
 /// A listing ([`Store::list`]) goes through the expiry index, soonest
 /// expiry first, one page per lock.
@@ -87,11 +108,16 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     fn record(&self, change: Change<'_>) -> Option<u64>;
 }
 
+/// The store's contents.
 #[derive(Debug, Default)]
 struct Table {
-    map: HashSet<Record>,
-    /// (expiry, insertion seq) of every stored session, with its id.
-    by_expiry: BTreeMap<(Millis, u64), Box<[u8]>>,
+    /// The sessions, one slot each.
+    arena: Arena,
+    /// Slot handles by id hash.
+    index: IdIndex,
+    /// (expiry, insertion seq) of every stored session, and where it is.
+    by_expiry: BTreeMap<(Millis, u64), Place>,
+    hasher: RandomState,
     next_seq: u64,
     /// Bytes of ids and data of the sessions stored.
     bytes: u64,
@@ -101,49 +127,13 @@ struct Table {
     expired: u64,
 }
 
-/// A stored session, found in the table by its id (through `Borrow`).
-#[derive(Debug)]
-struct Record {
-    /// The id, then the data.
-    bytes: Box<[u8]>,
-    id_len: usize,
-    expiry: Millis,
-    seq: u64,
-    /// When it was stored.
-    added: Millis,
+/// Where a stored session is: its slot, and the hash its index entry is
+/// filed under.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    slot: Handle,
+    hash: u32,
 }
-
-impl Record {
-    fn id(&self) -> &[u8] {
-        &self.bytes[..self.id_len]
-    }
-
-    fn data(&self) -> &[u8] {
-        &self.bytes[self.id_len..]
-    }
-}
-
-// A record hashes and compares as its id, so that the table is searched
-// with an id slice (the contract of `Borrow`).
-impl Borrow<[u8]> for Record {
-    fn borrow(&self) -> &[u8] {
-        self.id()
-    }
-}
-
-impl Hash for Record {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id().hash(state)
-    }
-}
-
-impl PartialEq for Record {
-    fn eq(&self, other: &Record) -> bool {
-        self.id() == other.id()
-    }
-}
-
-impl Eq for Record {}
 
 /// The most sessions one eviction drops: `60000 / 30`, the batch of the
 /// original's largest cache.
@@ -199,21 +189,26 @@ impl MemoryStore {
     ) -> Result<Option<u64>, AddError> {
         let journal = self.journal.as_deref();
         let mut t = self.lock_at(now);
-        if t.map.contains(id) {
+        let hash = t.hash(id);
+        if t.find_hashed(hash, id).is_some() {
             return Err(AddError::Exists);
         }
         let size = stored_size(id, data);
-        if self.max_bytes.is_some_and(|max| size > max) {
+        if self.max_bytes.is_some_and(|max| size > max)
+            || record::size(id.len(), data.len()).is_none()
+        {
             return Err(AddError::Refused);
         }
-        if t.map.len() >= self.capacity {
+        if t.index.len() >= self.capacity {
             t.evict(self.eviction_batch(), journal);
         }
         if let Some(max) = self.max_bytes {
             t.evict_for_bytes(size, max, journal);
         }
         let lifetime = Millis::from(timeout_msecs);
-        t.insert(now.saturating_add(lifetime), now, id, data);
+        if !t.insert(hash, now.saturating_add(lifetime), now, id, data) {
+            return Err(AddError::Refused);
+        }
         Ok(journal.and_then(|j| {
             j.record(Change::Added {
                 id,
@@ -231,22 +226,24 @@ impl MemoryStore {
     pub fn restore(&self, now: Millis, lifetime_msecs: Millis, id: &[u8], data: &[u8]) -> bool {
         let mut t = self.lock();
         let size = stored_size(id, data);
-        if t.map.contains(id)
-            || t.map.len() >= self.capacity
+        let hash = t.hash(id);
+        if t.find_hashed(hash, id).is_some()
+            || t.index.len() >= self.capacity
             || self
                 .max_bytes
                 .is_some_and(|max| t.bytes.saturating_add(size) > max)
         {
             return false;
         }
-        t.insert(now.saturating_add(lifetime_msecs), now, id, data);
-        true
+        t.insert(hash, now.saturating_add(lifetime_msecs), now, id, data)
     }
 
     /// Whether the session stored under `id` holds exactly `data`, expired
     /// or not (the store is not purged).
     pub fn holds(&self, id: &[u8], data: &[u8]) -> bool {
-        self.lock().map.get(id).is_some_and(|r| r.data() == data)
+        let t = self.lock();
+        t.find(id)
+            .is_some_and(|p| record::data(t.arena.slot(p.slot)) == data)
     }
 
     /// The most sessions this store holds.
@@ -296,34 +293,69 @@ impl MemoryStore {
 }
 
 impl Table {
+    /// The bits of `id`'s hash the index files it under.
+    fn hash(&self, id: &[u8]) -> u32 {
+        // The index keeps the low 32 bits.
+        self.hasher.hash_one(id) as u32
+    }
+
+    /// Where the session stored under `id` is.
+    fn find(&self, id: &[u8]) -> Option<Place> {
+        self.find_hashed(self.hash(id), id)
+    }
+
+    /// [`Table::find`], with the hash of `id` at hand.
+    fn find_hashed(&self, hash: u32, id: &[u8]) -> Option<Place> {
+        let arena = &self.arena;
+        self.index
+            .find(hash, |h| record::id(arena.slot(h)) == id)
+            .map(|slot| Place { slot, hash })
+    }
+
     fn purge_expired(&mut self, now: Millis, journal: Option<&dyn Journal>) {
         while let Some(entry) = self.by_expiry.first_entry() {
             if entry.key().0 > now {
                 break;
             }
-            let id = entry.remove();
-            self.forget(&id, journal, DropReason::Expired);
+            let place = entry.remove();
+            self.forget(place, journal, DropReason::Expired);
             self.expired += 1;
         }
     }
 
     /// Drops the soonest-expiring session; false when there is none.
     fn evict_one(&mut self, journal: Option<&dyn Journal>) -> bool {
-        let Some((_, id)) = self.by_expiry.pop_first() else {
+        let Some((_, place)) = self.by_expiry.pop_first() else {
             return false;
         };
-        self.forget(&id, journal, DropReason::Evicted);
+        self.forget(place, journal, DropReason::Evicted);
         self.evicted += 1;
         true
     }
 
     /// Drops the `count` sessions that expire soonest.
     fn evict(&mut self, count: usize, journal: Option<&dyn Journal>) {
+        self.warm_up(count);
         for _ in 0..count {
             if !self.evict_one(journal) {
                 break;
             }
         }
+    }
+
+    /// Reads, ahead of their eviction, the index line and the slot header
+    /// of the `count` sessions that expire soonest. The loads do not depend
+    /// on each other, so the processor overlaps their cache misses, where
+    /// the eviction itself would wait for them one session at a time.
+    fn warm_up(&self, count: usize) {
+        if count < 2 {
+            return;
+        }
+        let mut seen = 0u64;
+        for place in self.by_expiry.values().take(count) {
+            seen ^= self.index.peek(place.hash) ^ u64::from(self.arena.first_byte(place.slot));
+        }
+        std::hint::black_box(seen);
     }
 
     /// Drops the soonest-expiring sessions until `size` more bytes fit
@@ -332,51 +364,63 @@ impl Table {
         while self.bytes.saturating_add(size) > max_bytes && self.evict_one(journal) {}
     }
 
-    /// Stores a session (the id is not stored yet, and there is room).
-    fn insert(&mut self, expiry: Millis, added: Millis, id: &[u8], data: &[u8]) {
+    /// Stores a session whose id hashes to `hash` (the id is not stored
+    /// yet, and there is room); false when no memory could be had for it.
+    fn insert(&mut self, hash: u32, expiry: Millis, added: Millis, id: &[u8], data: &[u8]) -> bool {
+        let Some(size) = record::size(id.len(), data.len()) else {
+            return false;
+        };
+        let Some(slot) = self.arena.alloc(size) else {
+            return false;
+        };
+        if !self.index.insert(hash, slot) {
+            self.arena.free(slot);
+            return false;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.bytes += stored_size(id, data);
-        self.data_bytes += data.len() as u64;
-        self.by_expiry.insert((expiry, seq), id.into());
-        self.map.insert(Record {
-            bytes: [id, data].concat().into_boxed_slice(),
-            id_len: id.len(),
+        let header = Header {
             expiry,
             seq,
             added,
-        });
+            id_len: id.len(),
+            data_len: data.len(),
+        };
+        record::write(self.arena.slot_mut(slot), &header, id, data);
+        self.bytes += stored_size(id, data);
+        self.data_bytes += data.len() as u64;
+        self.by_expiry.insert((expiry, seq), Place { slot, hash });
+        true
     }
 
-    /// Takes `id` out of the table (its expiry index entry is already gone)
-    /// and tells the journal why.
-    fn forget(
-        &mut self,
-        id: &[u8],
-        journal: Option<&dyn Journal>,
-        why: DropReason,
-    ) -> Option<Record> {
-        let r = self.map.take(id)?;
-        self.bytes -= r.bytes.len() as u64;
-        self.data_bytes -= r.data().len() as u64;
+    /// Takes the session at `place` out of the index and the arena (its
+    /// expiry index entry is already gone) and tells the journal why.
+    fn forget(&mut self, place: Place, journal: Option<&dyn Journal>, why: DropReason) {
+        self.index.remove(place.hash, place.slot);
+        let slot = self.arena.slot(place.slot);
+        let h = record::header(slot);
+        self.bytes -= (h.id_len + h.data_len) as u64;
+        self.data_bytes -= h.data_len as u64;
+        // The session is out of both indexes; its slot is freed once the
+        // journal has read its id.
         if let Some(j) = journal {
             j.record(Change::Dropped {
-                id,
-                data_len: r.data().len(),
+                id: record::id(slot),
+                data_len: h.data_len,
                 why,
             });
         }
-        Some(r)
+        self.arena.free(place.slot);
     }
 
     fn remove(&mut self, id: &[u8], journal: Option<&dyn Journal>) -> bool {
-        match self.forget(id, journal, DropReason::Removed) {
-            Some(r) => {
-                self.by_expiry.remove(&(r.expiry, r.seq));
-                true
-            }
-            None => false,
-        }
+        let Some(place) = self.find(id) else {
+            return false;
+        };
+        let h = record::header(self.arena.slot(place.slot));
+        self.by_expiry.remove(&(h.expiry, h.seq));
+        self.forget(place, journal, DropReason::Removed);
+        true
     }
 }
 
@@ -394,9 +438,15 @@ impl Store for MemoryStore {
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
         let t = self.lock_at(now);
-        match t.map.get(id) {
-            Some(r) => {
-                out.extend_from_slice(r.data());
+        let arena = &t.arena;
+        let found = t.index.find(t.hash(id), |h| {
+            let slot = arena.slot(h);
+            record::touch_lines(slot);
+            record::id(slot) == id
+        });
+        match found {
+            Some(h) => {
+                out.extend_from_slice(record::data(arena.slot(h)));
                 true
             }
             None => false,
@@ -408,11 +458,11 @@ impl Store for MemoryStore {
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {
-        self.lock_at(now).map.contains(id)
+        self.lock_at(now).find(id).is_some()
     }
 
     fn len(&self, now: Millis) -> usize {
-        self.lock_at(now).map.len()
+        self.lock_at(now).index.len()
     }
 
     fn data_bytes(&self, now: Millis) -> Option<u64> {
@@ -438,17 +488,17 @@ impl Store for MemoryStore {
         };
         let mut last = None;
         let mut taken = 0;
-        for (&key, id) in t.by_expiry.range((start, Bound::Unbounded)).take(max) {
+        for (&key, place) in t.by_expiry.range((start, Bound::Unbounded)).take(max) {
             taken += 1;
             last = Some(key);
-            if let Some(r) = t.map.get(&id[..]) {
-                out.push(SessionInfo {
-                    id: id.to_vec(),
-                    size: r.data().len(),
-                    expiry: r.expiry,
-                    added: r.added,
-                });
-            }
+            let slot = t.arena.slot(place.slot);
+            let h = record::header(slot);
+            out.push(SessionInfo {
+                id: record::id(slot).to_vec(),
+                size: h.data_len,
+                expiry: h.expiry,
+                added: h.added,
+            });
         }
         Ok(match last {
             Some((expiry, seq)) if taken == max => Some(ListCursor(expiry, seq)),
@@ -534,6 +584,49 @@ mod tests {
         }
         let ids: Vec<&[u8]> = out.iter().map(|e| &e.id[..]).collect();
         assert_eq!(ids, [&[0][..], &[1], &[2], &[4], &[5], b"new"]);
+    }
+
+    fn held(s: &MemoryStore) -> usize {
+        s.lock().arena.held()
+    }
+
+    /// Under churn a full store reuses the slots it evicts, and once the
+    /// sessions of one size have all gone, the memory they took is given
+    /// back (all but one chunk).
+    #[test]
+    fn churn_reuses_slots_and_sizes_no_longer_stored_give_their_memory_back() {
+        let cap = 10_000u64;
+        let s = MemoryStore::new(cap as usize);
+        let id = |i: u64| i.to_le_bytes();
+        for i in 0..cap {
+            s.add(0, 1000, &id(i), &[1; 1000]).unwrap();
+        }
+        let full = held(&s);
+        for i in cap..4 * cap {
+            s.add(0, 1000, &id(i), &[2; 1000]).unwrap();
+        }
+        assert!(held(&s) <= full, "evicted slots are reused");
+        for i in 4 * cap..6 * cap {
+            s.add(0, 1000, &id(i), &[3; 3000]).unwrap();
+        }
+        assert_eq!(
+            s.data_bytes(0),
+            Some(s.len(0) as u64 * 3000),
+            "only the new size"
+        );
+        let fresh = MemoryStore::new(cap as usize);
+        for i in 0..cap {
+            fresh.add(0, 1000, &id(i), &[3; 3000]).unwrap();
+        }
+        assert!(
+            held(&s) <= held(&fresh) + (4 << 20),
+            "{} held, {} for the new size alone",
+            held(&s),
+            held(&fresh)
+        );
+        let mut out = Vec::new();
+        assert!(s.get_into(0, &id(6 * cap - 1), &mut out));
+        assert_eq!(out, [3; 3000]);
     }
 
     #[test]
