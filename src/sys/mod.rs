@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod file;
+pub(crate) mod pages;
 pub(crate) mod poll;
 pub(crate) mod process;
 pub(crate) mod socket;

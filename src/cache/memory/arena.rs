@@ -2,14 +2,14 @@
 //! chunks of memory, each chunk holding slots of one size.
 //!
 //! Compared with one allocation per session this keeps a million sessions
-//! in a few hundred chunks of 4 MiB on huge pages (see [`super::pages`]),
+//! in a few hundred chunks of 4 MiB on huge pages (see `sys::pages`),
 //! wastes little (slots are whole cache lines up to 4 KiB, then eight sizes
 //! per doubling), and frees a slot without touching it: the bookkeeping of
 //! a chunk is a few words plus a stack of its free slot numbers, all kept
 //! apart from the slots themselves. A chunk whose last slot is freed is
 //! given back to the kernel unless it is the only chunk of its size.
 
-use super::pages::{Mapping, HUGE_PAGE};
+use crate::sys::pages::{Mapping, HUGE_PAGE};
 
 /// Where a slot is: its chunk number in the high 16 bits, its number in
 /// the chunk in the low 16. `u32::MAX` is never handed out.

@@ -9,7 +9,7 @@
 //! entries of the same run back, so no tombstones build up.
 
 use super::arena::Handle;
-use super::pages::Mapping;
+use crate::sys::pages::Mapping;
 
 /// The smallest table: one page of entries.
 const MIN_ENTRIES: usize = 512;

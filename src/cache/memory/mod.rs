@@ -1,10 +1,9 @@
 //! The in-memory store, [`MemoryStore`], and what it is made of: the
 //! sessions' bytes in slots of an [`arena`], found by id through an
-//! [`index`], laid out as [`record`] says, on memory from [`pages`].
+//! [`index`], laid out as [`record`] says, on memory from `sys::pages`.
 
 mod arena;
 mod index;
-mod pages;
 mod record;
 
 use super::{AddError, ListCursor, ListError, Millis, SessionInfo, Store};

@@ -1,6 +1,6 @@
-//! Memory straight from the kernel for the store's large blocks, and the
-//! hint that asks for huge pages. The only unsafe code of the store lives
-//! here, in the small functions below.
+//! Memory straight from the kernel for the session store's large blocks,
+//! and the hint that asks for huge pages: the store's only unsafe code, in
+//! the small functions below.
 //!
 //! A million sessions span a gibibyte; with 4 KiB pages every lookup also
 //! misses the TLB and walks page tables that are themselves cold. Blocks
@@ -12,12 +12,12 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 /// The size of a huge page on the targets where the store asks for them.
-pub(super) const HUGE_PAGE: usize = 2 << 20;
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
 /// A block of zeroed memory mapped from the kernel, unmapped when dropped.
 /// It reads and writes as a `[u8]`.
 #[derive(Debug)]
-pub(super) struct Mapping {
+pub(crate) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -33,7 +33,7 @@ impl Mapping {
     /// `len` (more than 0) zeroed bytes; when `len` is a multiple of
     /// [`HUGE_PAGE`], aligned on one and marked for huge pages. `None` when
     /// the kernel refuses the mapping.
-    pub(super) fn new(len: usize) -> Option<Mapping> {
+    pub(crate) fn new(len: usize) -> Option<Mapping> {
         if len == 0 {
             return None;
         }
