@@ -18,6 +18,7 @@ use super::conn::{Conn, End, Env, Flow, Watch, READ_CHUNK, STOP_GRACE};
 use super::engine::Shared;
 use crate::cache::Millis;
 use crate::nal::{poll, AcceptFailure, Listener, PollFd};
+use crate::sys::timer::Ticker;
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::Socket;
@@ -29,7 +30,10 @@ use std::time::{Duration, Instant};
 
 /// The worker's own wake-ups: stop, displacement requests, disk progress.
 const WAKER: Token = Token(0);
-/// How often connections are checked against their time limits.
+/// The worker's ticker: time limits, retries, replies waiting for the disk.
+const TICK: Token = Token(usize::MAX);
+/// How often connections are checked against their time limits, and
+/// replies waiting for the disk against their deadlines.
 const SWEEP: Duration = Duration::from_millis(100);
 /// How far from the head of its list a worker looks for a connection that
 /// is not busy, to displace.
@@ -149,6 +153,8 @@ struct Entry {
 pub(super) struct Worker {
     index: usize,
     poll: Poll,
+    /// Ticks every [`SWEEP`], so that the worker never waits with a timeout.
+    ticker: Ticker,
     shared: Arc<Shared>,
     board: Arc<Board>,
     listeners: Vec<Listen>,
@@ -191,6 +197,12 @@ pub(super) fn workers(
     let board = Arc::new(Board { slots });
     let mut workers = Vec::with_capacity(count);
     for (index, poll) in polls.into_iter().enumerate() {
+        let ticker = Ticker::new(SWEEP)?;
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&ticker.raw_fd()),
+            TICK,
+            Interest::READABLE,
+        )?;
         let mut own = Vec::with_capacity(listeners.len());
         for (i, l) in listeners.iter().enumerate() {
             let mut listen = Listen::of(l)?;
@@ -200,6 +212,7 @@ pub(super) fn workers(
         workers.push(Worker {
             index,
             poll,
+            ticker,
             shared: shared.clone(),
             board: board.clone(),
             listeners: own,
@@ -235,8 +248,7 @@ impl Worker {
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS);
         loop {
-            let timeout = self.timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.poll.poll(&mut events, None) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     // Nothing the worker can mend: wait, and try again.
                     std::thread::sleep(SWEEP);
@@ -247,6 +259,10 @@ impl Worker {
             for ev in events.iter() {
                 let token = ev.token();
                 if token == WAKER {
+                    continue;
+                }
+                if token == TICK {
+                    self.ticker.clear();
                     continue;
                 }
                 if token.0 <= self.listeners.len() {
@@ -264,15 +280,6 @@ impl Worker {
         self.board.slots[self.index]
             .oldest
             .store(u64::MAX, Ordering::Relaxed);
-    }
-
-    /// How long the next wait may last.
-    fn timeout(&self) -> Option<Duration> {
-        let mut until: Option<Instant> = self.retry_accept;
-        if self.open > 0 {
-            until = Some(until.map_or(self.next_sweep, |t| t.min(self.next_sweep)));
-        }
-        until.map(|t| t.saturating_duration_since(Instant::now()))
     }
 
     /// What is due after the events of a wake-up: requests from other

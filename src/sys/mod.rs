@@ -11,3 +11,4 @@ pub(crate) mod pages;
 pub(crate) mod poll;
 pub(crate) mod process;
 pub(crate) mod socket;
+pub(crate) mod timer;
