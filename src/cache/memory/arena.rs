@@ -70,8 +70,11 @@ struct Class {
     open: Vec<u16>,
     /// Chunks of this size held.
     chunks: usize,
-    /// Chunks of this size ever made (sets the next one's size).
-    made: u32,
+    /// Bytes of the chunks of this size held: the next chunk is as large,
+    /// so that a size's memory doubles as it grows, and a size that holds
+    /// few sessions keeps small chunks (on small pages) however long the
+    /// store has churned.
+    bytes: usize,
 }
 
 /// The slots of all sizes.
@@ -134,7 +137,9 @@ impl Arena {
             }
             class.chunks -= 1;
             let chunk = &mut self.chunks[c];
-            self.held -= chunk.mem.as_ref().map_or(0, |m| m.len());
+            let len = chunk.mem.as_ref().map_or(0, |m| m.len());
+            self.held -= len;
+            self.classes[chunk.class].bytes -= len;
             chunk.mem = None;
             chunk.free = Vec::new();
             chunk.open = FULL;
@@ -178,10 +183,7 @@ impl Arena {
 
     /// Makes a chunk for `class` and puts it in the class's open list.
     fn new_chunk(&mut self, class: usize, slot_size: usize) -> Option<usize> {
-        let made = self.classes[class].made;
-        let target = FIRST_CHUNK
-            .checked_shl(made)
-            .map_or(BIG_CHUNK, |b| b.min(BIG_CHUNK));
+        let target = self.classes[class].bytes.clamp(FIRST_CHUNK, BIG_CHUNK);
         // Past 2 MiB both bounds are multiples of HUGE_PAGE (slot sizes
         // are multiples of 64), so large chunks get huge pages.
         let bytes = if slot_size > target {
@@ -214,7 +216,7 @@ impl Arena {
         };
         cls.open.push(c as u16);
         cls.chunks += 1;
-        cls.made = cls.made.saturating_add(1);
+        cls.bytes += bytes;
         self.held += bytes;
         if c == self.chunks.len() {
             self.chunks.push(chunk);
@@ -306,7 +308,8 @@ mod tests {
         assert_eq!(a.alloc(1050), Some(hs[3]), "the freed slot is reused");
         let next = a.alloc(1088).unwrap();
         assert_ne!(next >> SLOT_BITS, hs[0] >> SLOT_BITS, "a second chunk");
-        assert_eq!(a.held(), FIRST_CHUNK * 3);
+        // As large as what the size held: its memory doubles.
+        assert_eq!(a.held(), FIRST_CHUNK * 2);
         let big = a.alloc(3 << 20).unwrap();
         assert!(a.slot(big).len() >= 3 << 20);
         a.free(big);
@@ -314,6 +317,22 @@ mod tests {
         // The emptied second chunk is given back; the only chunk of a size
         // is kept.
         assert_eq!(a.held(), FIRST_CHUNK + (3 << 20));
+    }
+
+    /// A size whose sessions come and go but stay few keeps chunks as
+    /// small as it needs, however often one is made and given back.
+    #[test]
+    fn churn_at_a_small_size_keeps_small_chunks() {
+        let mut a = Arena::default();
+        let per_chunk = FIRST_CHUNK / 1088;
+        let hs: Vec<Handle> = (0..per_chunk).map(|_| a.alloc(1088).unwrap()).collect();
+        for _ in 0..40 {
+            let extra = a.alloc(1088).unwrap();
+            assert!(a.held() <= 2 * FIRST_CHUNK, "{} bytes held", a.held());
+            a.free(extra);
+            assert_eq!(a.held(), FIRST_CHUNK);
+        }
+        drop(hs);
     }
 
     #[test]
@@ -331,8 +350,10 @@ mod tests {
                 assert_eq!(a.chunks[c].slot_size, slot_size);
                 sizes.push(a.held() - before);
             }
+            // Each new chunk is as large as all the size held before it.
             assert_eq!(sizes[0], FIRST_CHUNK);
-            assert_eq!(sizes[1], 2 * FIRST_CHUNK);
+            assert_eq!(sizes[1], FIRST_CHUNK);
+            assert_eq!(sizes[2], 2 * FIRST_CHUNK);
             let largest = BIG_CHUNK.min(MAX_SLOTS * slot_size);
             assert_eq!(sizes[11], largest, "{slot_size}");
             assert!(sizes.iter().all(|&b| b <= largest));
