@@ -171,7 +171,6 @@ pub(super) struct Worker {
     out: Vec<u8>,
     data: Vec<u8>,
     stopping: Option<Instant>,
-    next_sweep: Instant,
 }
 
 /// Sets up `count` workers over `listeners`, and the board they share.
@@ -227,7 +226,6 @@ pub(super) fn workers(
             out: Vec::new(),
             data: Vec::new(),
             stopping: None,
-            next_sweep: Instant::now() + SWEEP,
         });
     }
     Ok((workers, board))
@@ -256,6 +254,7 @@ impl Worker {
                 continue;
             }
             let now = self.shared.clock.now();
+            let mut ticked = false;
             for ev in events.iter() {
                 let token = ev.token();
                 if token == WAKER {
@@ -263,6 +262,7 @@ impl Worker {
                 }
                 if token == TICK {
                     self.ticker.clear();
+                    ticked = true;
                     continue;
                 }
                 if token.0 <= self.listeners.len() {
@@ -271,7 +271,7 @@ impl Worker {
                     self.drive(idx, now, !ev.is_read_closed());
                 }
             }
-            self.after_wake(now);
+            self.after_wake(now, ticked);
             if self.stopping.is_some() && self.open == 0 {
                 break;
             }
@@ -283,8 +283,9 @@ impl Worker {
     }
 
     /// What is due after the events of a wake-up: requests from other
-    /// workers, replies the disk has answered, time limits, the stop.
-    fn after_wake(&mut self, now: Millis) {
+    /// workers, replies the disk has answered, time limits (when the
+    /// ticker `ticked`), the stop.
+    fn after_wake(&mut self, now: Millis, ticked: bool) {
         self.take_handed(now);
         let asked = self.board.slots[self.index]
             .displace
@@ -306,8 +307,7 @@ impl Worker {
                 self.accept_all(i, now);
             }
         }
-        if instant >= self.next_sweep {
-            self.next_sweep = instant + SWEEP;
+        if ticked {
             self.sweep(now);
         }
         if self.shared.is_stopping() {
@@ -501,6 +501,7 @@ impl Worker {
 
     /// Lets connection `idx` do all it can now. False if it was closed.
     fn drive(&mut self, idx: u32, now: Millis, drained_hint: bool) -> bool {
+        let token = self.conn_token(idx);
         let sh = &*self.shared;
         let Some(conn) = self
             .entries
@@ -538,7 +539,6 @@ impl Worker {
         if conn.has_unsent() && conn.watch == Watch::Read {
             conn.watch = Watch::ReadWrite;
             let fd = conn.sock.as_raw_fd();
-            let token = Token(1 + self.listeners.len() + idx as usize);
             let registry = self.poll.registry();
             if registry
                 .reregister(&mut mio::unix::SourceFd(&fd), token, interest(true))
