@@ -58,6 +58,7 @@ pub mod server;
 #[doc(hidden)]
 pub mod snoop;
 mod sys;
+pub mod tls;
 
 mod ffi;
 
