@@ -26,6 +26,7 @@ pub use flags::Flags;
 
 use crate::nal::{Address, Deadline, NalError};
 use crate::proto::{AddRequest, Command, Status, MAX_TOTAL_DATA};
+use crate::tls::{is_tls, ClientTls, TlsAddress};
 use breaker::{Breaker, Outcome};
 use exchange::Conn;
 use pool::Pool;
@@ -58,6 +59,9 @@ pub struct Client {
     breaker: Breaker,
     /// The back-off periods: minimum and maximum, in milliseconds.
     backoff_ms: (AtomicU64, AtomicU64),
+    /// TLS to the server, for a `TLS:` address: credentials and the last
+    /// session.
+    tls: Option<ClientTls>,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -70,7 +74,17 @@ impl Client {
     /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set,
     /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`breaker`]).
     pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
-        let address = Address::parse(address).map_err(ClientError::Address)?;
+        let (address, tls) = if is_tls(address) {
+            let a = TlsAddress::parse(address).map_err(ClientError::Address)?;
+            let tls = a
+                .address
+                .can_connect()
+                .then(|| ClientTls::from_env(&a))
+                .transpose()?;
+            (a.address, tls)
+        } else {
+            (Address::parse(address).map_err(ClientError::Address)?, None)
+        };
         if !address.can_connect() {
             return Err(ClientError::Address(NalError::NotConnectable(
                 address.to_string(),
@@ -84,11 +98,17 @@ impl Client {
             breaker: Breaker::for_address(&address.to_string()),
             backoff_ms: (AtomicU64::new(0), AtomicU64::new(0)),
             address,
+            tls,
         };
         client.set_backoff(Backoff::from_env());
         if flags.contains(Flags::PERSISTENT) && !flags.contains(Flags::PERSISTENT_LATE) {
             let conn = client.guarded(|timeout| {
-                Conn::open(&client.address, Deadline::after(timeout), timeout)
+                Conn::open(
+                    &client.address,
+                    client.tls.as_ref(),
+                    Deadline::after(timeout),
+                    timeout,
+                )
             })?;
             client.pool.checkin(conn, client.pidcheck());
         }
@@ -249,7 +269,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
         let deadline = Deadline::after(timeout);
-        let open = || Conn::open(&self.address, deadline, timeout);
+        let open = || Conn::open(&self.address, self.tls.as_ref(), deadline, timeout);
         if !self.flags.contains(Flags::PERSISTENT) {
             return open()?.round_trip(cmd, payload, deadline, timeout);
         }
