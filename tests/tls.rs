@@ -626,3 +626,123 @@ fn sighup_reloads_the_certificates_and_keeps_them_when_the_new_ones_are_bad() {
         "{log}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// dc_client: local clients on a UNIX socket, the upstream over TLS
+
+struct Proxy {
+    child: std::process::Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    fn start(server: &str, tls: &[(&str, &Path)]) -> Proxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("proxy.sock");
+        let mut cmd = std::process::Command::new(common::dc_client_bin());
+        cmd.args(["-listen", &format!("UNIX:{}", socket.display())])
+            .args(["-server", server]);
+        for (opt, path) in tls {
+            cmd.arg(opt).arg(path);
+        }
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn dc_client");
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "dc_client did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Proxy {
+            child,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> Client {
+        let c = Client::new(&format!("UNIX:{}", self.socket.display()), Flags::empty())
+            .expect("client of the proxy");
+        c.set_timeout(TIMEOUT);
+        c
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        common::kill_pid(&mut self.child);
+    }
+}
+
+/// Adds through `client` until the proxy has its upstream (bounded).
+fn add_when_up(client: &Client, id: &[u8], data: &[u8]) -> Result<(), ClientError> {
+    let start = Instant::now();
+    loop {
+        match client.add(id, data, 60_000) {
+            Ok(()) => return Ok(()),
+            Err(e) if start.elapsed() > Duration::from_secs(3) => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn dc_client_keeps_its_upstream_encrypted() {
+    let pki = Pki::new();
+    let server = TlsServer::start(&pki, &[]);
+    let addr = format!("TLS:127.0.0.1:{}", server.tls_port);
+    let pair = pki.pair("client");
+    let ca = pki.ca();
+    let proxy = Proxy::start(
+        &addr,
+        &[
+            ("-tls-ca", &ca),
+            ("-tls-cert", &pair.cert),
+            ("-tls-key", &pair.key),
+        ],
+    );
+    let local = proxy.client();
+    add_when_up(&local, b"via-proxy", b"proxied session").expect("add through dc_client");
+    let direct = good_client(&pki, &addr, Flags::empty());
+    assert_eq!(
+        direct.get(b"via-proxy").expect("get").as_deref(),
+        Some(&b"proxied session"[..])
+    );
+    for i in 0..20 {
+        round_trip(&local, &format!("proxy-{i}"));
+    }
+
+    // A proxy without a client certificate: nothing it forwards is served.
+    let bare = Proxy::start(&addr, &[("-tls-ca", &ca)]);
+    let intruder = bare.client();
+    assert!(add_when_up(&intruder, b"intruder-proxy", b"forged").is_err());
+    assert!(intruder.get(b"via-proxy").is_err());
+    assert!(!direct.have(b"intruder-proxy").expect("have"));
+
+    // Missing TLS files: dc_client says why and exits 1.
+    let run = run_tool(
+        std::process::Command::new(common::dc_client_bin()).args([
+            "-server",
+            &addr,
+            "-tls-ca",
+            "/nonexistent/ca.pem",
+        ]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("/nonexistent/ca.pem"), "{}", run.stderr);
+    drop(proxy);
+    drop(bare);
+    let log = server.stop();
+    let (full, _, failed) = TlsServer::handshakes(&log);
+    // The good proxy's one connection, the direct client's first.
+    assert_eq!(full, 2, "{log}");
+    assert!(failed >= 1, "{log}");
+}

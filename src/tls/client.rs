@@ -3,7 +3,7 @@ use super::{Credentials, TlsAddress, TlsError};
 use crate::nal::{Address, Deadline, NalError, Stream};
 use crate::sys::socket::{wait, Ready};
 use crate::sys::tls::ResumingContext;
-use openssl::ssl::{ErrorCode, SslContext, SslMethod, SslStream, SslVerifyMode, SslVersion};
+use openssl::ssl::{ErrorCode, Ssl, SslContext, SslMethod, SslStream, SslVerifyMode, SslVersion};
 use openssl::x509::verify::X509CheckFlags;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -78,6 +78,27 @@ impl ClientTls {
     pub fn has_session(&self) -> bool {
         self.context.has_session()
     }
+
+    /// A new connection's TLS state: the last session offered, the
+    /// server's name or address to verify.
+    pub(super) fn connection(&self) -> Result<Ssl, TlsError> {
+        let mut ssl = self.context.connection()?;
+        ssl.param_mut()
+            .set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+        match self.ip {
+            Some(ip) => ssl.param_mut().set_ip(ip)?,
+            None => {
+                ssl.set_hostname(&self.host)?;
+                ssl.param_mut().set_host(&self.host)?;
+            }
+        }
+        Ok(ssl)
+    }
+
+    /// Forgets the kept session after a handshake that failed with it.
+    pub(super) fn forget_session(&self) {
+        self.context.forget();
+    }
 }
 
 impl Drop for TlsStream {
@@ -90,7 +111,7 @@ impl Drop for TlsStream {
 
 /// A connected stream as libssl reads and writes it: without waiting.
 #[derive(Debug)]
-struct NoWait(Stream);
+pub(super) struct NoWait(pub(super) Stream);
 
 impl Read for NoWait {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -119,16 +140,7 @@ impl TlsStream {
     pub fn connect(addr: &Address, tls: &ClientTls, deadline: Deadline) -> Result<Self, TlsError> {
         let stream = Stream::connect(addr, deadline)?;
         stream.set_nonblocking(true).map_err(NalError::Io)?;
-        let mut ssl = tls.context.connection()?;
-        ssl.param_mut()
-            .set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
-        match tls.ip {
-            Some(ip) => ssl.param_mut().set_ip(ip)?,
-            None => {
-                ssl.set_hostname(&tls.host)?;
-                ssl.param_mut().set_host(&tls.host)?;
-            }
-        }
+        let ssl = tls.connection()?;
         let mut s = TlsStream {
             stream: SslStream::new(ssl, NoWait(stream))?,
         };
@@ -138,7 +150,7 @@ impl TlsStream {
                 if tls.has_session() && !matches!(e, TlsError::Net(_)) {
                     // A server that no longer knows the session may be one
                     // that changed; the next attempt starts afresh.
-                    tls.context.forget();
+                    tls.forget_session();
                 }
                 Err(match e {
                     TlsError::Record(why) => TlsError::Handshake(why),

@@ -19,6 +19,7 @@ mod files;
 mod link;
 mod reload;
 mod server;
+mod upstream;
 
 pub use address::{is_tls, TlsAddress};
 pub use client::{ClientTls, TlsStream, ENV_CA, ENV_CERT, ENV_KEY};
@@ -27,3 +28,4 @@ pub use files::Credentials;
 pub(crate) use link::Link;
 pub use reload::ReloadSignal;
 pub use server::{HandshakeCounts, ServerOptions, ServerTls};
+pub(crate) use upstream::Upstream;
