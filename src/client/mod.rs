@@ -115,6 +115,15 @@ impl Client {
         Ok(client)
     }
 
+    /// Drops the TLS session kept for resumption, so that the next
+    /// connection makes a full handshake (for measurements).
+    #[doc(hidden)]
+    pub fn forget_tls_session(&self) {
+        if let Some(tls) = &self.tls {
+            tls.forget_session();
+        }
+    }
+
     /// The address this client connects to.
     pub fn address(&self) -> &Address {
         &self.address

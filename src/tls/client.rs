@@ -95,8 +95,9 @@ impl ClientTls {
         Ok(ssl)
     }
 
-    /// Forgets the kept session after a handshake that failed with it.
-    pub(super) fn forget_session(&self) {
+    /// Forgets the kept session: the next connection makes a full
+    /// handshake.
+    pub fn forget_session(&self) {
         self.context.forget();
     }
 }
