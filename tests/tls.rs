@@ -219,6 +219,19 @@ fn the_c_library_speaks_tls_and_resumes() {
     // One persistent connection.
     let run = run_c(&prog, &[&addr6, "1", "50"], good);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    // A child forked with a persistent context never writes into its
+    // parent's TLS connection, with or without PIDCHECK.
+    for flags in ["1", "3"] {
+        let run = run_c(&prog, &[&addr, flags, "fork"], good);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "fork, flags {flags}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert!(run.stdout.contains("ok fork"), "{}", run.stdout);
+    }
     // The whole DC_CTX API, as over plain TCP.
     let run = run_c(&basic, &[&addr, "1"], good);
     assert_eq!(

@@ -303,9 +303,11 @@ impl Client {
         result
     }
 
-    /// Whether a forked child must not use its parent's connections.
+    /// Whether a forked child must not use its parent's connections:
+    /// with `PERSISTENT_PIDCHECK`, and always over TLS, whose state two
+    /// processes cannot share.
     fn pidcheck(&self) -> bool {
-        self.flags.contains(Flags::PERSISTENT_PIDCHECK)
+        self.flags.contains(Flags::PERSISTENT_PIDCHECK) || self.tls.is_some()
     }
 }
 

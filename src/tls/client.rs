@@ -106,7 +106,9 @@ impl Drop for TlsStream {
     fn drop(&mut self) {
         // A close_notify if the socket takes it, without waiting: libssl
         // keeps a session resumable only after an orderly close.
-        let _ = self.stream.shutdown();
+        if self.pid == std::process::id() {
+            let _ = self.stream.shutdown();
+        }
     }
 }
 
@@ -134,6 +136,9 @@ impl Write for NoWait {
 #[derive(Debug)]
 pub struct TlsStream {
     stream: SslStream<NoWait>,
+    /// The process that made the connection: a child that inherited it
+    /// must not end the TLS session its parent goes on using.
+    pid: u32,
 }
 
 impl TlsStream {
@@ -144,6 +149,7 @@ impl TlsStream {
         let ssl = tls.connection()?;
         let mut s = TlsStream {
             stream: SslStream::new(ssl, NoWait(stream))?,
+            pid: std::process::id(),
         };
         match s.pump(deadline, |s| s.connect()) {
             Ok(()) => Ok(s),

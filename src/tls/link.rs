@@ -42,6 +42,9 @@ pub(crate) struct TlsLink {
     stream: SslStream<Raw>,
     tls: Arc<ServerTls>,
     handshaking: bool,
+    /// Whether the handshake was begun (a connection refused at a limit
+    /// never is, and is not counted).
+    begun: bool,
     /// libssl waits for room to send before it can go on.
     wants_write: bool,
 }
@@ -61,6 +64,7 @@ impl Link {
             stream,
             tls: tls.clone(),
             handshaking: true,
+            begun: false,
             wants_write: false,
         })))
     }
@@ -128,6 +132,7 @@ impl TlsLink {
         if !self.handshaking {
             return Ok(());
         }
+        self.begun = true;
         match self.stream.accept() {
             Ok(()) => {
                 self.handshaking = false;
@@ -169,7 +174,7 @@ impl TlsLink {
 
 impl Drop for TlsLink {
     fn drop(&mut self) {
-        if self.handshaking {
+        if self.handshaking && self.begun {
             // Cut off before it ended (a stall, or the server stopping).
             self.tls.count(None);
         }
