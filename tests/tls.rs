@@ -759,3 +759,27 @@ fn dc_client_keeps_its_upstream_encrypted() {
     assert_eq!(full, 2, "{log}");
     assert!(failed >= 1, "{log}");
 }
+
+#[test]
+fn stalled_handshakes_give_way_to_a_good_client_at_the_connection_limit() {
+    let pki = Pki::new();
+    let server = TlsServer::start(&pki, &["-maxconns", "3"]);
+    // Three connections that never say hello fill the server.
+    let silent: Vec<TcpStream> = (0..3).map(|_| tcp(server.tls_port, STALL_BOUND)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let addr = format!("TLS:127.0.0.1:{}", server.tls_port);
+    let client = good_client(&pki, &addr, Flags::empty());
+    round_trip(&client, "displacing");
+    // The good client took the place of one of them.
+    let mut closed = 0;
+    for mut s in silent {
+        s.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        if matches!(s.read(&mut byte), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "no stalled handshake was displaced");
+    let log = server.stop();
+    assert!(log.contains("TLS handshakes"), "{log}");
+}
