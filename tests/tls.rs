@@ -783,3 +783,46 @@ fn stalled_handshakes_give_way_to_a_good_client_at_the_connection_limit() {
     let log = server.stop();
     assert!(log.contains("TLS handshakes"), "{log}");
 }
+
+#[test]
+fn a_client_that_reads_its_replies_late_gets_every_one_over_tls() {
+    let pki = Pki::new();
+    let server = TlsServer::start(&pki, &[]);
+    let addr = format!("TLS:127.0.0.1:{}", server.tls_port);
+    let client = good_client(&pki, &addr, Flags::PERSISTENT);
+    let data: Vec<u8> = (0..30_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    client
+        .add(b"big", &data, 60_000)
+        .expect("add a large session");
+    // 256 GETs of 30 kB sent at once, and nothing read for a while: the
+    // replies (about 8 MB) wait in the server, which writes them through
+    // TLS as the socket takes them.
+    let mut s = handshake_by_hand(&pki, server.tls_port);
+    let count = 256u32;
+    let mut requests = Vec::new();
+    for uid in 0..count {
+        requests.extend(raw_frame(false, 1, 1000 + uid, b"big"));
+    }
+    s.write_all(&requests).expect("send the GETs");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut decoder = distcache::proto::Decoder::new(distcache::proto::Role::Client);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u32;
+    while got < count {
+        let n = s.read(&mut buf).expect("read the replies");
+        assert!(n > 0, "closed after {got} replies");
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            let (used, msg) = decoder.decode(input).expect("a valid reply");
+            input = &input[used..];
+            if let Some(m) = msg {
+                assert_eq!(m.uid, 1000 + got, "replies in order");
+                assert!(m.payload == data, "reply {got} carries other bytes");
+                got += 1;
+            }
+        }
+    }
+    let log = server.stop();
+    let (_, _, failed) = TlsServer::handshakes(&log);
+    assert_eq!(failed, 0, "{log}");
+}

@@ -1,4 +1,4 @@
-use super::server::{set_identity, trust};
+use super::server::{non_blocking_writes, set_identity, trust};
 use super::{Credentials, TlsAddress, TlsError};
 use crate::nal::{Address, Deadline, NalError, Stream};
 use crate::sys::socket::{wait, Ready};
@@ -36,6 +36,7 @@ impl ClientTls {
         ))?;
         let mut b = SslContext::builder(SslMethod::tls_client())?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+        b.set_mode(non_blocking_writes());
         let ca = creds.ca.as_deref().ok_or(TlsError::Missing(
             "no CA to check the server's certificate against",
         ))?;

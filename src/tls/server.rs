@@ -109,6 +109,13 @@ impl ServerTls {
     }
 }
 
+/// What writing through libssl on a non-blocking socket needs: a write
+/// returns once a record is out, and a write retried after `WANT_WRITE`
+/// may come from another buffer holding the same bytes.
+pub(super) fn non_blocking_writes() -> SslMode {
+    SslMode::ENABLE_PARTIAL_WRITE | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+}
+
 /// Sets the side's own certificate chain and key.
 pub(super) fn set_identity(
     b: &mut SslContextBuilder,
@@ -150,8 +157,9 @@ fn build(o: &ServerOptions) -> Result<SslContext, TlsError> {
     };
     b.set_min_proto_version(Some(min))?;
     b.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::CIPHER_SERVER_PREFERENCE);
-    // An idle connection keeps no TLS buffers.
-    b.set_mode(SslMode::RELEASE_BUFFERS);
+    // An idle connection keeps no TLS buffers; replies the socket did not
+    // take are offered again from wherever they are kept by then.
+    b.set_mode(SslMode::RELEASE_BUFFERS | non_blocking_writes());
     b.set_session_id_context(SESSION_CONTEXT)?;
     b.set_num_tickets(TICKETS)?;
     set_identity(&mut b, &o.cert, &o.key)?;
