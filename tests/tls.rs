@@ -826,3 +826,73 @@ fn a_client_that_reads_its_replies_late_gets_every_one_over_tls() {
     let (_, _, failed) = TlsServer::handshakes(&log);
     assert_eq!(failed, 0, "{log}");
 }
+
+#[test]
+fn many_local_clients_share_the_proxys_tls_upstream() {
+    let pki = Pki::new();
+    let server = TlsServer::start(&pki, &[]);
+    let addr = format!("TLS:127.0.0.1:{}", server.tls_port);
+    let pair = pki.pair("client");
+    let ca = pki.ca();
+    let proxy = Proxy::start(
+        &addr,
+        &[
+            ("-tls-ca", &ca),
+            ("-tls-cert", &pair.cert),
+            ("-tls-key", &pair.key),
+        ],
+    );
+    add_when_up(&proxy.client(), b"warm-up", b"session").expect("proxy up");
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (client, data) = (proxy.client(), &data);
+            s.spawn(move || {
+                for i in 0..40 {
+                    let id = format!("many-{t}-{i}").into_bytes();
+                    client.add(&id, data, 60_000).expect("add");
+                    let got = client.get(&id).expect("get");
+                    assert!(got.as_deref() == Some(&data[..]), "{t}/{i}: other bytes");
+                }
+            });
+        }
+    });
+    drop(proxy);
+    let log = server.stop();
+    let (full, _, failed) = TlsServer::handshakes(&log);
+    assert_eq!(
+        (full, failed),
+        (1, 0),
+        "one TLS connection for them all:\n{log}"
+    );
+}
+
+/// Whether a client limited to TLS 1.2, with the good certificate, gets
+/// an answer from the server on `port`.
+fn tls12_client_served(pki: &Pki, port: u16) -> bool {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+    b.set_max_proto_version(Some(openssl::ssl::SslVersion::TLS1_2))
+        .expect("max version");
+    b.set_ca_file(pki.ca()).expect("ca");
+    let pair = pki.pair("client");
+    b.set_certificate_chain_file(&pair.cert).expect("cert");
+    b.set_private_key_file(&pair.key, SslFiletype::PEM)
+        .expect("key");
+    let Ok(mut s) = b.build().connect("localhost", tcp(port, STALL_BOUND)) else {
+        return false;
+    };
+    if s.write_all(&raw_frame(false, 3, 9, b"x")).is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 64];
+    matches!(s.read(&mut reply), Ok(n) if n > 0)
+}
+
+#[test]
+fn tls_1_3_by_default_and_1_2_only_when_asked() {
+    let pki = Pki::new();
+    let strict = TlsServer::start(&pki, &[]);
+    assert!(!tls12_client_served(&pki, strict.tls_port));
+    let lenient = TlsServer::start(&pki, &["-tls12"]);
+    assert!(tls12_client_served(&pki, lenient.tls_port));
+}

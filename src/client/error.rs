@@ -41,7 +41,7 @@ pub enum ClientError {
     },
     /// TLS could not be set up (credentials), or a TLS connection failed
     /// (the handshake, or a record).
-    #[error("TLS: {0}")]
+    #[error("{0}")]
     Tls(TlsError),
 }
 
