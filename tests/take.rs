@@ -30,12 +30,12 @@ struct Listening {
 }
 
 impl Listening {
-    /// Spawns `cmd` and waits (bounded) until `socket` accepts.
+    /// Spawns `cmd` (its standard error as the caller set it) and waits
+    /// (bounded) until `socket` accepts.
     fn spawn(cmd: &mut Command, socket: &Path) -> Listening {
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
         let mut l = Listening { child };
@@ -109,7 +109,8 @@ fn take_through_the_dc_client_proxy() {
             .arg("-listen")
             .arg(format!("UNIX:{}", socket.display()))
             .arg("-server")
-            .arg(server.address()),
+            .arg(server.address())
+            .stderr(Stdio::null()),
         &socket,
     );
     let proxied = format!("UNIX:{}", socket.display());
@@ -174,7 +175,8 @@ fn durable_server(socket: &Path, store: &Path) -> Listening {
             .arg(format!("UNIX:{}", socket.display()))
             .args(["-store"])
             .arg(store)
-            .args(["-sync", "always"]),
+            .args(["-sync", "always"])
+            .stderr(Stdio::null()),
         socket,
     )
 }
@@ -239,4 +241,59 @@ fn a_server_that_closes_on_take_makes_it_fail() {
     let got = c.take(b"sid");
     assert!(got.is_err(), "a closed connection must fail, got {got:?}");
     assert_eq!(closer.join().expect("closer"), 4, "sent as operation 4");
+}
+
+/// TAKE has its own counters, as the other operations do: hits and misses
+/// in the metrics exposition, and its latency histogram.
+#[test]
+fn takes_are_counted_in_the_metrics() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("s.sock");
+    let err = dir.path().join("stderr");
+    let mut server = Listening::spawn(
+        Command::new(dc_server_bin())
+            .arg("-listen")
+            .arg(format!("UNIX:{}", socket.display()))
+            .args(["-metrics", "IP:127.0.0.1:0"])
+            .stderr(std::fs::File::create(&err).expect("stderr file")),
+        &socket,
+    );
+    let start = Instant::now();
+    let port: u16 = loop {
+        let text = std::fs::read_to_string(&err).unwrap_or_default();
+        let port = text
+            .split("metrics at http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok());
+        if let Some(port) = port {
+            break port;
+        }
+        assert!(start.elapsed() < LIMIT, "no metrics address: {text}");
+        thread::sleep(Duration::from_millis(10));
+    };
+    let c = client(&format!("UNIX:{}", socket.display()));
+    for id in [&b"one"[..], b"two"] {
+        c.add(id, SESSION, 60_000).expect("add");
+        assert!(c.take(id).expect("take").is_some());
+    }
+    for id in [&b"one"[..], b"two", b"three"] {
+        assert!(c.take(id).expect("take").is_none());
+    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(LIMIT)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .expect("request");
+    let mut page = String::new();
+    s.read_to_string(&mut page).expect("metrics page");
+    for line in [
+        "distcache_operations_total{op=\"take\",result=\"ok\"} 2",
+        "distcache_operations_total{op=\"take\",result=\"miss\"} 3",
+        "distcache_request_duration_seconds_count{op=\"take\"} 5",
+        "distcache_operations_total{op=\"get\",result=\"ok\"} 0",
+    ] {
+        assert!(page.lines().any(|l| l == line), "no {line:?} in:\n{page}");
+    }
+    server.kill();
 }
