@@ -30,14 +30,10 @@ struct Listening {
 }
 
 impl Listening {
-    /// Spawns `cmd` (its standard error as the caller set it) and waits
-    /// (bounded) until `socket` accepts.
+    /// Spawns `cmd` (its standard output and error as the caller set
+    /// them) and waits (bounded) until `socket` accepts.
     fn spawn(cmd: &mut Command, socket: &Path) -> Listening {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let child = cmd.stdin(Stdio::null()).spawn().expect("spawn");
         let mut l = Listening { child };
         let start = Instant::now();
         loop {
@@ -110,6 +106,7 @@ fn take_through_the_dc_client_proxy() {
             .arg(format!("UNIX:{}", socket.display()))
             .arg("-server")
             .arg(server.address())
+            .stdout(Stdio::null())
             .stderr(Stdio::null()),
         &socket,
     );
@@ -176,6 +173,7 @@ fn durable_server(socket: &Path, store: &Path) -> Listening {
             .args(["-store"])
             .arg(store)
             .args(["-sync", "always"])
+            .stdout(Stdio::null())
             .stderr(Stdio::null()),
         socket,
     )
@@ -256,6 +254,7 @@ fn takes_are_counted_in_the_metrics() {
             .arg("-listen")
             .arg(format!("UNIX:{}", socket.display()))
             .args(["-metrics", "IP:127.0.0.1:0"])
+            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).expect("stderr file")),
         &socket,
     );
@@ -296,4 +295,47 @@ fn takes_are_counted_in_the_metrics() {
         assert!(page.lines().any(|l| l == line), "no {line:?} in:\n{page}");
     }
     server.kill();
+}
+
+/// dc_snoop, between a client and dc_server, names TAKE requests and
+/// their replies, hits and misses.
+#[test]
+fn dc_snoop_decodes_takes() {
+    let server = ServerProc::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("snoop.sock");
+    let log = dir.path().join("log");
+    let mut snoop = Listening::spawn(
+        Command::new(env!("CARGO_BIN_EXE_dc_snoop"))
+            .arg("-listen")
+            .arg(format!("UNIX:{}", socket.display()))
+            .arg("-server")
+            .arg(server.address())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(Stdio::null()),
+        &socket,
+    );
+    let c = client(&format!("UNIX:{}", socket.display()));
+    c.add(b"\x01\xab", SESSION, 60_000).expect("add");
+    assert_eq!(c.take(b"\x01\xab").expect("take"), Some(SESSION.to_vec()));
+    assert_eq!(c.take(b"\x01\xab").expect("take"), None);
+    drop(c);
+    let want = [
+        "TAKE id=01ab".to_string(),
+        format!("TAKE hit data_len={}", SESSION.len()),
+        "TAKE miss".to_string(),
+    ];
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if want.iter().all(|w| text.contains(w.as_str())) {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "dc_snoop's log lacks {want:?}:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    snoop.kill();
 }
