@@ -174,14 +174,30 @@ impl Client {
     /// taken as session data: a miss is the single byte 0x01, which a session
     /// of 1..4 bytes could not be told apart from.
     pub fn get(&self, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        self.fetch(Command::Get, id)
+    }
+
+    /// Fetches a session and deletes it on the server in the same step: of
+    /// any number of takes of one id, from any clients, at most one gets
+    /// the session. `Ok(None)` when the server has none for `id`. The reply
+    /// reads as [`Client::get`]'s, and [`Client::reget`] returns it again.
+    ///
+    /// A server that does not know the operation (the original's) closes
+    /// the connection: that is an error, never a session.
+    pub fn take(&self, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        self.fetch(Command::Take, id)
+    }
+
+    /// The body of [`Client::get`] and [`Client::take`].
+    fn fetch(&self, command: Command, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
         self.forget_last_get();
         check_id(id)?;
-        let reply = self.transact(Command::Get, id)?;
+        let reply = self.transact(command, id)?;
         if reply.len() < 5 {
             return match reply.as_slice() {
                 [1] => Ok(None),
                 _ => Err(ClientError::UnexpectedReply(
-                    "GET reply shorter than 5 bytes",
+                    "GET or TAKE reply shorter than 5 bytes",
                 )),
             };
         }
@@ -190,8 +206,8 @@ impl Client {
     }
 
     /// The session the calling thread's last operation on this client
-    /// fetched with [`Client::get`], if that `get` was for `id` and found it.
-    /// No network traffic.
+    /// fetched with [`Client::get`] or [`Client::take`], if it was for `id`
+    /// and found it. No network traffic.
     pub fn reget(&self, id: &[u8]) -> Option<Vec<u8>> {
         reget::recall(self.serial, id)
     }

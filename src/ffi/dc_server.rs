@@ -203,6 +203,18 @@ impl Store for ProgramCache {
             .is_some_and(|f| unsafe { f(self.cache.as_ptr(), &tv, id.as_ptr(), len(id)) } != 0)
     }
 
+    fn take_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
+        // A lookup then a removal is one step here: the cache is reached
+        // only through its DC_SERVER, by one thread at a time, so no other
+        // request runs in between. Handed out only if the removal worked.
+        let start = out.len();
+        let taken = self.get_into(now, id, out) && self.remove(now, id);
+        if !taken {
+            out.truncate(start);
+        }
+        taken
+    }
+
     fn have(&self, now: Millis, id: &[u8]) -> bool {
         let tv = to_timeval(now);
         // SAFETY: as in add.

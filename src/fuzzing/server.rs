@@ -111,7 +111,7 @@ fn check_reply(req: &Message, reply: &Message) {
             "ADD reply {p:02x?}"
         ),
         Command::Remove | Command::Have => assert!(matches!(p[..], [0] | [1]), "{p:02x?}"),
-        Command::Get => assert!(!p.is_empty() && p.len() <= MAX_TOTAL_DATA),
+        Command::Get | Command::Take => assert!(!p.is_empty() && p.len() <= MAX_TOTAL_DATA),
     }
 }
 

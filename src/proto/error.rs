@@ -15,7 +15,7 @@ pub enum ProtoError {
     /// The operation class byte is not 0 (the only class defined).
     #[error("unknown operation class {0}")]
     OpClass(u8),
-    /// The operation byte is not ADD, GET, REMOVE or HAVE.
+    /// The operation byte is not ADD, GET, REMOVE, HAVE or TAKE.
     #[error("unknown operation {0}")]
     Operation(u8),
     /// The complete byte is neither 0 nor 1.

@@ -13,6 +13,7 @@ fn op_name(c: Command) -> &'static str {
         Command::Get => "GET",
         Command::Remove => "REMOVE",
         Command::Have => "HAVE",
+        Command::Take => "TAKE",
     }
 }
 
@@ -73,9 +74,9 @@ pub fn reply(m: &Message) -> String {
     let head = format!("uid={} {}", m.uid, op_name(m.command));
     match (m.command, m.payload.as_slice()) {
         (_, []) => format!("{head} empty (what a proxy sends when its server is down)"),
-        (Command::Get, [0x01]) => format!("{head} miss"),
-        (Command::Get, [b]) => format!("{head} status={}", status_name(*b)),
-        (Command::Get, data) => format!("{head} hit data_len={}", data.len()),
+        (Command::Get | Command::Take, [0x01]) => format!("{head} miss"),
+        (Command::Get | Command::Take, [b]) => format!("{head} status={}", status_name(*b)),
+        (Command::Get | Command::Take, data) => format!("{head} hit data_len={}", data.len()),
         (Command::Remove | Command::Have, [0x00]) => format!("{head} found"),
         (Command::Remove | Command::Have, [0x01]) => format!("{head} not-found"),
         (_, [b]) => format!("{head} status={}", status_name(*b)),
@@ -156,6 +157,12 @@ mod tests {
         assert_eq!(r(Command::Get, &[2]), "uid=7 GET status=disconnected(0x02)");
         assert_eq!(r(Command::Get, &[5; 40]), "uid=7 GET hit data_len=40");
         assert_eq!(r(Command::Remove, &[0]), "uid=7 REMOVE found");
+        assert_eq!(r(Command::Take, &[1]), "uid=7 TAKE miss");
+        assert_eq!(r(Command::Take, b"session"), "uid=7 TAKE hit data_len=7");
+        assert_eq!(
+            request(&msg(false, Command::Take, b"\x01\xab")),
+            "uid=7 TAKE id=01ab"
+        );
         assert_eq!(r(Command::Have, &[1]), "uid=7 HAVE not-found");
         assert!(r(Command::Have, &[]).contains("empty"));
         assert_eq!(

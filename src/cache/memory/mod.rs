@@ -413,9 +413,23 @@ impl Table {
     }
 
     fn remove(&mut self, id: &[u8], journal: Option<&dyn Journal>) -> bool {
+        self.take(id, journal, None)
+    }
+
+    /// Removes the session stored under `id`, first appending its data to
+    /// `out` when one is given; false when there was none.
+    fn take(
+        &mut self,
+        id: &[u8],
+        journal: Option<&dyn Journal>,
+        out: Option<&mut Vec<u8>>,
+    ) -> bool {
         let Some(place) = self.find(id) else {
             return false;
         };
+        if let Some(out) = out {
+            out.extend_from_slice(record::data(self.arena.slot(place.slot)));
+        }
         let h = record::header(self.arena.slot(place.slot));
         self.by_expiry.remove(&(h.expiry, h.seq));
         self.forget(place, journal, DropReason::Removed);
@@ -454,6 +468,13 @@ impl Store for MemoryStore {
 
     fn remove(&self, now: Millis, id: &[u8]) -> bool {
         self.lock_at(now).remove(id, self.journal.as_deref())
+    }
+
+    fn take_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
+        // One lock held from the lookup to the removal: no other request
+        // sees the session in between.
+        self.lock_at(now)
+            .take(id, self.journal.as_deref(), Some(out))
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {
