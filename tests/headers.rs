@@ -73,6 +73,7 @@ fn macros_match_the_rust_constants() {
         ("DC_MAX_DATA_LEN", proto::MAX_TOTAL_DATA as u32),
         ("DC_CMD_ADD", u32::from(proto::Command::Add.wire()) + 1),
         ("DC_CMD_HAVE", u32::from(proto::Command::Have.wire()) + 1),
+        ("DC_CMD_TAKE", u32::from(proto::Command::Take.wire()) + 1),
     ];
     let mut program = String::from(ALL_HEADERS);
     program.push_str("typedef char check_type;\n");

@@ -16,8 +16,8 @@ pub const FLAG_TO_SERVER: c_uint = 0x0001;
 /// `DC_PLUG_FLAG_NOFREE_CONN`: freeing the plug leaves the connection alone.
 pub const FLAG_NOFREE_CONN: c_uint = 0x0002;
 
-/// The C `DC_CMD` enum: `DC_CMD_ERROR` (0), then ADD, GET, REMOVE and HAVE
-/// (1 to 4, one more than on the wire).
+/// The C `DC_CMD` enum: `DC_CMD_ERROR` (0), then ADD, GET, REMOVE, HAVE and TAKE
+/// (1 to 5, one more than on the wire).
 pub type DC_CMD = c_int;
 
 /// The `DC_CMD` value of an operation.
