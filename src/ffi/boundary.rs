@@ -175,6 +175,19 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const c_uchar, len: c_uint) -> Option<&'a [
     Some(unsafe { std::slice::from_raw_parts(ptr, len as usize) })
 }
 
+/// Borrows `len` bytes at `ptr`, where a zero length is allowed (an empty
+/// slice, whatever `ptr` is); `None` for NULL with a length.
+///
+/// # Safety
+/// As [`bytes`].
+pub(crate) unsafe fn bytes_or_empty<'a>(ptr: *const c_uchar, len: c_uint) -> Option<&'a [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { bytes(ptr, len) }
+}
+
 /// Borrows a caller's writable buffer of `len` bytes; `None` for NULL (an
 /// empty slice for a zero length).
 ///
@@ -200,6 +213,20 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
     }
     // SAFETY: non-NULL and NUL-terminated per the caller.
     unsafe { CStr::from_ptr(ptr) }.to_str().ok()
+}
+
+/// Borrows a string that may be absent: `Some(None)` for NULL,
+/// `Some(Some(s))` for a UTF-8 string, `None` for one that is not UTF-8 (a
+/// string given but unreadable is refused, not taken as absent).
+///
+/// # Safety
+/// As [`c_str`].
+pub(crate) unsafe fn c_str_or_null<'a>(ptr: *const c_char) -> Option<Option<&'a str>> {
+    if ptr.is_null() {
+        return Some(None);
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { c_str(ptr) }.map(Some)
 }
 
 /// Moves `value` to the heap and hands C an owning pointer.
@@ -314,6 +341,10 @@ mod tests {
             assert_eq!(bytes(data.as_ptr(), 0), None, "a zero length is refused");
             assert_eq!(bytes(data.as_ptr(), 4), Some(&data[..]));
             assert_eq!(bytes(data.as_ptr().add(1), 2), Some(&data[1..3]));
+            assert_eq!(bytes_or_empty(std::ptr::null(), 0), Some(&[][..]));
+            assert_eq!(bytes_or_empty(data.as_ptr(), 0), Some(&[][..]));
+            assert_eq!(bytes_or_empty(std::ptr::null(), 1), None);
+            assert_eq!(bytes_or_empty(data.as_ptr(), 2), Some(&data[..2]));
         }
         let mut out = [0u8; 3];
         // SAFETY: NULL, or `out` with at most its length.
@@ -337,6 +368,9 @@ mod tests {
             assert_eq!(c_str(text.as_ptr().cast::<c_char>()), Some("UNIX:/tmp/s"));
             assert_eq!(c_str(c"".as_ptr()), Some(""));
             assert_eq!(c_str(latin1.as_ptr().cast::<c_char>()), None);
+            assert_eq!(c_str_or_null(std::ptr::null()), Some(None));
+            assert_eq!(c_str_or_null(c"x".as_ptr()), Some(Some("x")));
+            assert_eq!(c_str_or_null(latin1.as_ptr().cast::<c_char>()), None);
         }
     }
 
