@@ -3,8 +3,9 @@
 //! [`crate::nal::owner`], the rules libnal's `NAL_LISTENER_set_fs_owner()`
 //! follows too.
 
-use super::DaemonError;
+use super::{DaemonError, DaemonOptions};
 use crate::nal::owner::{lookup_user, owner_ids};
+use crate::nal::NalError;
 use crate::sys::process::{self, IdentityStep};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +24,27 @@ pub fn set_socket_owner(
         what: "owner",
         path: path.into(),
         source,
+    })
+}
+
+/// Gives the socket file at `path` the owner and group of `-sockowner` and
+/// `-sockgroup`, if either is set; an error names the option to blame (the
+/// group's when its group is unknown or no owner was given).
+pub(super) fn own_socket(path: &Path, o: &DaemonOptions) -> Result<(), DaemonError> {
+    if o.sockowner.is_none() && o.sockgroup.is_none() {
+        return Ok(());
+    }
+    set_socket_owner(path, o.sockowner.as_deref(), o.sockgroup.as_deref()).map_err(|e| {
+        let blame_group =
+            matches!(e, DaemonError::Owner(NalError::NoSuchGroup(_))) || o.sockowner.is_none();
+        DaemonError::Option {
+            option: if blame_group {
+                "sockgroup"
+            } else {
+                "sockowner"
+            },
+            source: Box::new(e),
+        }
     })
 }
 
@@ -63,7 +85,6 @@ pub fn drop_privileges(user: &str) -> Result<(), DaemonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nal::NalError;
     use std::os::unix::fs::MetadataExt;
 
     #[test]
@@ -97,5 +118,34 @@ mod tests {
     fn an_unknown_user_is_refused() {
         let err = drop_privileges("no-such-user-xyzzy").unwrap_err();
         assert_eq!(err.to_string(), "no such user 'no-such-user-xyzzy'");
+    }
+
+    #[test]
+    fn a_failed_owner_blames_the_option_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        std::fs::write(&path, b"").unwrap();
+        let blame = |owner: Option<&str>, group: Option<&str>| {
+            let o = DaemonOptions {
+                sockowner: owner.map(String::from),
+                sockgroup: group.map(String::from),
+                ..DaemonOptions::default()
+            };
+            own_socket(&path, &o).unwrap_err().to_string()
+        };
+        assert_eq!(
+            blame(Some("no-such-user-xyzzy"), Some("0")),
+            "-sockowner: no such user 'no-such-user-xyzzy'"
+        );
+        assert_eq!(
+            blame(Some("0"), Some("no-such-group-xyzzy")),
+            "-sockgroup: no such group 'no-such-group-xyzzy'"
+        );
+        assert_eq!(
+            blame(None, Some("no-such-group-xyzzy")),
+            "-sockgroup: no such group 'no-such-group-xyzzy'"
+        );
+        let nothing = DaemonOptions::default();
+        own_socket(&dir.path().join("absent"), &nothing).unwrap();
     }
 }

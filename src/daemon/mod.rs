@@ -33,6 +33,8 @@ mod signals;
 pub use self::log::{log, logs_to_syslog, Level};
 pub use error::DaemonError;
 pub use identity::{drop_privileges, set_socket_mode, set_socket_owner};
+
+use identity::own_socket;
 pub use options::{DaemonOptions, USAGE};
 pub use pidfile::PidFile;
 pub use signals::{ignore_sigpipe, StopSignal, StopSignals};
@@ -41,7 +43,6 @@ pub use crate::nal::owner::{lookup_group, lookup_user, User};
 
 use self::detach::detach_and_wait;
 use self::log::{PROGRAM, TO_SYSLOG};
-use crate::nal::NalError;
 use crate::sys::process;
 use std::ffi::CStr;
 use std::io::Write;
@@ -106,19 +107,7 @@ impl Daemon {
             }
         };
         for path in socket_paths {
-            if o.sockowner.is_some() || o.sockgroup.is_some() {
-                set_socket_owner(path, o.sockowner.as_deref(), o.sockgroup.as_deref()).map_err(
-                    |e| {
-                        let blame_group = matches!(e, DaemonError::Owner(NalError::NoSuchGroup(_)))
-                            || o.sockowner.is_none();
-                        within(if blame_group {
-                            "sockgroup"
-                        } else {
-                            "sockowner"
-                        })(e)
-                    },
-                )?;
-            }
+            own_socket(path, o)?;
             if let Some(mode) = o.sockperms {
                 set_socket_mode(path, mode).map_err(within("sockperms"))?;
             }
@@ -143,22 +132,7 @@ impl Daemon {
         option: &'static str,
     ) -> Result<(), DaemonError> {
         let o = &self.options;
-        if o.sockowner.is_some() || o.sockgroup.is_some() {
-            set_socket_owner(path, o.sockowner.as_deref(), o.sockgroup.as_deref()).map_err(
-                |e| {
-                    let blame_group = matches!(e, DaemonError::Owner(NalError::NoSuchGroup(_)))
-                        || o.sockowner.is_none();
-                    DaemonError::Option {
-                        option: if blame_group {
-                            "sockgroup"
-                        } else {
-                            "sockowner"
-                        },
-                        source: Box::new(e),
-                    }
-                },
-            )?;
-        }
+        own_socket(path, o)?;
         set_socket_mode(path, mode).map_err(|e| DaemonError::Option {
             option,
             source: Box::new(e),
