@@ -25,25 +25,24 @@
 mod detach;
 mod error;
 mod identity;
-mod log;
+mod logging;
 mod options;
 mod pidfile;
 mod signals;
 
-pub use self::log::{log, logs_to_syslog, Level};
 pub use error::DaemonError;
 pub use identity::{drop_privileges, set_socket_mode, set_socket_owner};
-
-use identity::own_socket;
+pub use logging::{log, logs_to_syslog, Level};
 pub use options::{DaemonOptions, USAGE};
 pub use pidfile::PidFile;
 pub use signals::{ignore_sigpipe, StopSignal, StopSignals};
 // The one resolver of users and groups, shared with libnal.
 pub use crate::nal::owner::{lookup_group, lookup_user, User};
 
-use self::detach::detach_and_wait;
-use self::log::{PROGRAM, TO_SYSLOG};
 use crate::sys::process;
+use detach::detach_and_wait;
+use identity::own_socket;
+use logging::{PROGRAM, TO_SYSLOG};
 use std::ffi::CStr;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
