@@ -3,12 +3,13 @@
 //! and map results to the C conventions.
 //!
 //! Every export has one shape, [`export!`]: the value C gets on any
-//! failure, the checks of its pointer arguments, and one safe function that
-//! does the work and returns an [`Outcome`]:
+//! failure, the checks of its pointer arguments, and the one call that does
+//! the work and gives an [`Outcome`] (safe Rust wherever no C callback or
+//! caller-owned memory is involved):
 //!
 //! ```ignore
-//! pub unsafe extern "C" fn DC_CTX_remove_session(ctx: *mut DC_CTX, id: *const c_uchar, len: c_uint) -> c_int {
-//!     export!(0, [object(ctx), bytes(id, len)], |ctx, id| remove(ctx, id))
+//! pub unsafe extern "C" fn DC_PLUG_write_more(plug: *mut DC_PLUG, data: *const c_uchar, data_len: c_uint) -> c_int {
+//!     export!(0, [object_mut(plug), bytes(data, data_len)], |p, data| p.plug.write_more(data))
 //! }
 //! ```
 
