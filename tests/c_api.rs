@@ -617,6 +617,27 @@ fn nal_devel_transport_and_selector_written_in_c() {
     );
 }
 
+/// Extension: NAL_LISTENER_set_fs_owner takes numeric ids by the rules of
+/// `dc_server -sockowner` and `-sockgroup` (the same resolver): the
+/// caller's own uid and gid as numbers, an id no account has refused, and
+/// as root another account's uid and a bare group number applied.
+#[test]
+fn nal_listener_fs_owner_takes_numeric_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prog = Lib::Ours.build("nal_fs_owner", dir.path());
+    let path = dir.path().join("owned.sock");
+    let done = run_ok(
+        &prog,
+        &[path.to_str().expect("utf-8 path")],
+        Duration::from_secs(60),
+    );
+    assert!(
+        done.stdout.contains("OK nal_fs_owner"),
+        "nal_fs_owner did not finish: {}",
+        done.stdout
+    );
+}
+
 /// Extension: bad input to every function fails cleanly.
 #[test]
 fn bad_input_to_every_function_fails_cleanly() {

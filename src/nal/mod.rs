@@ -10,6 +10,7 @@ pub mod codec;
 mod connection;
 mod error;
 mod listener;
+pub mod owner;
 mod stream;
 
 pub use acceptor::{parse_mode, Acceptor};

@@ -20,7 +20,7 @@ mod report;
 mod worker;
 
 pub use admission::{default_max_conns, Notice, DEFAULT_MAX_CONNS, RESERVED_FDS};
-pub use embedded::Embedded;
+pub use embedded::{Embedded, MEMORY_CAPACITY};
 pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle, MAX_THREADS};
 pub use exposition::{exposition, CONTENT_TYPE};
 pub use handler::{handle_request, reply_payload, Clock, Policy};
