@@ -4,6 +4,7 @@
 use super::protocol::SessionEntry;
 use super::{AdminError, AdminSource};
 use crate::cache::durable::OfflineStore;
+use crate::sys::clock::millis;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -22,10 +23,6 @@ impl StoreDirSource {
         let store = OfflineStore::open(dir).map_err(|e| AdminError::Store(e.to_string()))?;
         Ok(StoreDirSource { store })
     }
-}
-
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl AdminSource for StoreDirSource {

@@ -15,7 +15,7 @@
 //! stop the child. A probe in progress at the fork is a lease that runs out
 //! on its own, after which the child probes itself.
 
-use crate::nal::monotonic_ms;
+use crate::sys::clock::{millis, monotonic_ms};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -352,10 +352,6 @@ impl Breaker {
             retry_in,
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The state of an address down for `period` from now.

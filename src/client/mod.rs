@@ -26,6 +26,7 @@ pub use flags::Flags;
 
 use crate::nal::{Address, Deadline, NalError};
 use crate::proto::{AddRequest, Command, Status, MAX_TOTAL_DATA};
+use crate::sys::clock::millis;
 use breaker::{Breaker, Outcome};
 use exchange::Conn;
 use pool::Pool;
@@ -108,10 +109,8 @@ impl Client {
     /// Bounds every later operation (connect, send and receive together).
     /// A zero duration is raised to one millisecond.
     pub fn set_timeout(&self, timeout: Duration) {
-        let ms = u64::try_from(timeout.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.timeout_ms.store(ms, Ordering::Relaxed);
+        self.timeout_ms
+            .store(millis(timeout).max(1), Ordering::Relaxed);
     }
 
     /// The current operation timeout.
@@ -122,9 +121,12 @@ impl Client {
     /// Sets the breaker's back-off for this client's operations
     /// ([`Backoff::OFF`] turns it off for them).
     pub fn set_backoff(&self, backoff: Backoff) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.backoff_ms.0.store(ms(backoff.min), Ordering::Relaxed);
-        self.backoff_ms.1.store(ms(backoff.max), Ordering::Relaxed);
+        self.backoff_ms
+            .0
+            .store(millis(backoff.min), Ordering::Relaxed);
+        self.backoff_ms
+            .1
+            .store(millis(backoff.max), Ordering::Relaxed);
     }
 
     /// The breaker's back-off for this client's operations.

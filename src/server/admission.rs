@@ -171,7 +171,7 @@ pub(super) enum AfterFailure {
 
 /// How long a worker waits before accepting again when it found no
 /// descriptor left and could not free one, or accepting failed otherwise.
-pub(super) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) use crate::nal::ACCEPT_BACKOFF;
 
 impl Admission {
     /// Serves at most `limit` connections at once; `spare` is a duplicate

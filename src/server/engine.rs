@@ -15,6 +15,7 @@ use super::worker::{workers, Board};
 use super::{Clock, Policy, Progress, Stats};
 use crate::cache::{MemoryStore, Millis, Store};
 use crate::nal::{Address, Listener, NalError};
+use crate::sys::clock::millis;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -274,9 +275,7 @@ impl Server {
     /// effect for connections accepted afterwards. Whatever this says, a
     /// request must be finished within 30 s of its first byte.
     pub fn set_idle_timeout(&self, idle: Option<Duration>) {
-        let msecs = idle.map_or(0, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let msecs = idle.map_or(0, |d| millis(d).max(1));
         self.shared.idle_msecs.store(msecs, Ordering::Relaxed);
     }
 

@@ -1,6 +1,7 @@
 //! The text dc_snoop prints for each message: the operation, the uid, and
 //! what matters of the payload (ids in hex, lengths, status names).
 
+use crate::proto::admin::hex;
 use crate::proto::{AddRequest, Command, Message, Status};
 use std::fmt::Write as _;
 
@@ -14,13 +15,6 @@ fn op_name(c: Command) -> &'static str {
         Command::Remove => "REMOVE",
         Command::Have => "HAVE",
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 fn id(bytes: &[u8]) -> String {
