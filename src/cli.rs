@@ -6,6 +6,7 @@ use thiserror::Error;
 
 /// A command line that cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CliError {
     /// An option this tool does not know.
     #[error("unknown option '{0}' (try -h)")]

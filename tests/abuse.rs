@@ -86,7 +86,7 @@ fn process_alive(pid: u32) -> bool {
 /// How many silent connections this process and the server can afford:
 /// both get the same hard limit on open files; keep 400 for the rest.
 fn silent_count() -> usize {
-    let limit = distcache::nal::raise_fd_limit().unwrap_or(1024);
+    let limit = distcache::internals::nal::raise_fd_limit().unwrap_or(1024);
     let affordable = usize::try_from(limit.saturating_sub(400)).unwrap_or(SILENT);
     SILENT.min(affordable)
 }
@@ -473,7 +473,7 @@ fn garbage_stream(path: &Path, done: &AtomicBool, failures: &Mutex<Vec<String>>)
 /// persistent and the per-operation client get every answer right.
 #[test]
 fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
-    let limit = distcache::nal::raise_fd_limit().unwrap_or(1024);
+    let limit = distcache::internals::nal::raise_fd_limit().unwrap_or(1024);
     // This process holds every connection it opens.
     let stalled_n = STALLED.min(
         usize::try_from(limit)

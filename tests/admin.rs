@@ -437,7 +437,7 @@ fn the_admin_protocol_by_hand() {
 /// Runs dc_admin as `nobody` (uid and gid 65534 unless the account says
 /// otherwise); fails the test when that is not possible here.
 fn dc_admin_as_nobody(args: &[&str]) -> ToolRun {
-    let nobody = distcache::daemon::lookup_user("nobody")
+    let nobody = distcache::internals::daemon::lookup_user("nobody")
         .unwrap_or_else(|e| panic!("this test needs a `nobody` account: {e}"));
     let mut cmd = Command::new(dc_admin_bin());
     cmd.args(args).uid(nobody.uid).gid(nobody.gid);

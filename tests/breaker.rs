@@ -12,7 +12,7 @@ mod c_support;
 mod dc_server;
 
 use dc_server::{DcServer, Net};
-use distcache::nal::NalError;
+use distcache::NalError;
 use distcache::{Client, ClientError, Flags};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ fn handshake_call(client: &Client, n: usize) -> (End, Instant, Instant) {
 fn client(address: &str, flags: Flags) -> Client {
     let client = Client::new(address, flags).expect("client");
     client.set_timeout(TIMEOUT);
-    client.set_backoff(distcache::client::Backoff::default());
+    client.set_backoff(distcache::Backoff::default());
     client
 }
 
@@ -146,7 +146,7 @@ fn sixteen_threads_share_the_breaker_and_probe_one_at_a_time() {
     let address = server.address();
     let shared = client(&address, Flags::PERSISTENT | Flags::PERSISTENT_RETRY);
     assert_eq!(handshake_call(&shared, 0).0, End::Ok);
-    let before = distcache::client::breaker_stats();
+    let before = distcache::internals::client::breaker_stats();
     server.pause();
     let start = Instant::now();
     let calls: Vec<(End, Instant, Instant)> = thread::scope(|s| {
@@ -173,7 +173,7 @@ fn sixteen_threads_share_the_breaker_and_probe_one_at_a_time() {
             .collect()
     });
     server.resume();
-    let stats = distcache::client::breaker_stats();
+    let stats = distcache::internals::client::breaker_stats();
 
     let first_down = calls
         .iter()

@@ -508,7 +508,7 @@ fn user_fails_loudly_without_privilege() {
     let mut cmd = Command::new(dc_server_bin());
     cmd.args(["-listen", &unix(&sock), "-user", "root"]);
     if require::is_root() {
-        let nobody = distcache::daemon::lookup_user("nobody")
+        let nobody = distcache::internals::daemon::lookup_user("nobody")
             .unwrap_or_else(|e| panic!("this test needs a `nobody` account: {e}"));
         std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         cmd.uid(nobody.uid).gid(nobody.gid);
@@ -528,7 +528,7 @@ fn root_user_drops_privileges() {
     require::root("dc_server -user nobody");
     let d = Dir::new();
     let sock = d.path("s.sock");
-    let nobody = distcache::daemon::lookup_user("nobody").expect("a nobody account");
+    let nobody = distcache::internals::daemon::lookup_user("nobody").expect("a nobody account");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-user", "nobody"]);
     t.wait_listening();
     t.wait_stderr("serving on");

@@ -30,7 +30,7 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
 const RECORD_HEADER: usize = 32;
 /// How far past the log's bound (1.5 times the live data plus this) the
 /// writer may go before it compacts.
-const SLACK: u64 = distcache::cache::durable::COMPACT_SLACK;
+const SLACK: u64 = distcache::internals::cache::COMPACT_SLACK;
 
 /// A dc_server on a UNIX socket, with a store directory.
 struct Server {

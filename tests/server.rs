@@ -6,8 +6,8 @@ mod dc_server;
 
 use common::connect_unix;
 use dc_server::DcServer;
-use distcache::server::{Server, ServerConfig};
 use distcache::{Address, Client, Flags};
+use distcache::{Server, ServerConfig};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread;

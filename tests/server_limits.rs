@@ -9,7 +9,7 @@ mod replay;
 
 use common::run_tool;
 use dc_server::{dc_server_bin, DcServer};
-use distcache::proto::Status;
+use distcache::internals::proto::Status;
 use distcache::{Client, ClientError, Flags};
 use live::{ask, connect, read_to_close, request, Answer};
 use std::io::Write;

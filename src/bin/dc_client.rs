@@ -1,9 +1,9 @@
 //! dc_client: the local proxy to a distcache server.
 
-use distcache::cli::{is_help, number_in, Args, CliError};
-use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
-use distcache::proxy::{Notice, Proxy, ProxyConfig};
+use distcache::internals::cli::{is_help, number_in, Args, CliError};
+use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::Address;
+use distcache::{Proxy, ProxyConfig, ProxyNotice as Notice};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut server: Option<Address> = None;
     let mut retry = 5000;
     let mut idle = 0;
-    let mut timeout = distcache::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
+    let mut timeout = distcache::internals::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
     let mut daemon = DaemonOptions::default();
     while let Some(opt) = args.next_option()? {
         match opt.as_str() {
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
 fn serve(daemon: &mut Daemon, config: ProxyConfig) -> Result<(), String> {
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
-    let _ = distcache::nal::raise_fd_limit();
+    let _ = distcache::internals::nal::raise_fd_limit();
     let mut proxy = Proxy::bind(config).map_err(|e| e.to_string())?;
     let sockets: Vec<&std::path::Path> = proxy.socket_path().into_iter().collect();
     daemon.secure(&sockets).map_err(|e| e.to_string())?;

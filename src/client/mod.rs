@@ -36,7 +36,7 @@ use std::time::Duration;
 /// The timeout of every operation unless configured otherwise. A healthy
 /// server answers in well under a millisecond; this is long enough for a
 /// busy one, and short enough that a stalled one costs a TLS handshake one
-/// second, once per back-off period (see [`breaker`]).
+/// second, once per back-off period (see [`Backoff`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Environment variable that overrides [`DEFAULT_TIMEOUT`], in milliseconds.
 pub const TIMEOUT_ENV: &str = "DISTCACHE_TIMEOUT_MS";
@@ -69,7 +69,7 @@ impl Client {
     /// With [`Flags::PERSISTENT`] and without [`Flags::PERSISTENT_LATE`] it
     /// connects at once and fails if it cannot; otherwise it does not touch
     /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set,
-    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`breaker`]).
+    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`Backoff`]).
     pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
         let address = Address::parse(address).map_err(ClientError::Address)?;
         if !address.can_connect() {

@@ -13,7 +13,7 @@ mod listener;
 mod stream;
 
 pub use acceptor::{parse_mode, Acceptor};
-pub use address::{Address, Resolver};
+pub use address::Address;
 pub use buffer::{Buffer, MAX_BUFFER_SIZE};
 pub use connection::{set_nagle, Connection, Ready};
 pub use error::NalError;
@@ -22,4 +22,4 @@ pub use stream::{read_timer_for, Deadline, Stream};
 // The system calls live in `crate::sys`; these are part of nal's API.
 pub use crate::sys::poll::{poll, poll_fds, PollFd, RawPollFd};
 pub use crate::sys::process::{fd_limit, raise_fd_limit};
-pub use crate::sys::socket::{peer_credentials, PeerCredentials};
+pub use crate::sys::socket::peer_credentials;

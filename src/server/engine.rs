@@ -43,6 +43,7 @@ pub struct ServerConfig {
 
 /// Why a server could not start or run.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// No address to listen on was given.
     #[error("no address to listen on")]
@@ -287,7 +288,7 @@ impl Server {
         self.shared.admission.on_notice(Box::new(f));
     }
 
-    /// Starts a thread that passes a progress line (see [`Progress`]) to
+    /// Starts a thread that passes a progress line (see `Progress`) to
     /// `sink` whenever one is due, until the server stops. `every` is the
     /// operation step that also triggers a line (0: none); counters are
     /// looked at ten times a second.

@@ -10,7 +10,7 @@
 use super::dc_server::{DcServer, Net};
 use super::proxy::{Fault, FaultProxy};
 use super::{call, flags_name, session, Answer, Op, BIG, OPS, SLACK, TIMEOUT};
-use distcache::nal::NalError;
+use distcache::NalError;
 use distcache::{Client, ClientError, Flags};
 use std::thread;
 use std::time::{Duration, Instant};

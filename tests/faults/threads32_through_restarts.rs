@@ -8,7 +8,7 @@
 
 use super::dc_server::{DcServer, Net};
 use super::{call, flags_name, session, Answer, Op, OPS};
-use distcache::client::Backoff;
+use distcache::Backoff;
 use distcache::{Client, ClientError, Flags};
 use std::thread;
 use std::time::{Duration, Instant};

@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// expiry first, one page per lock.
 ///
 /// A store made with [`MemoryStore::with_journal`] reports every change of
-/// its contents to a [`Journal`], in the order the changes happen.
+/// its contents to a `Journal`, in the order the changes happen.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,

@@ -1,8 +1,8 @@
 //! The text dc_snoop prints for each message: the operation, the uid, and
 //! what matters of the payload (ids in hex, lengths, status names).
 
-use crate::proto::admin::hex;
-use crate::proto::{AddRequest, Command, Message, Status};
+use distcache::internals::proto::admin::hex;
+use distcache::internals::proto::{AddRequest, Command, Message, Status};
 use std::fmt::Write as _;
 
 /// Most id bytes printed; longer ids are cut short with their length.

@@ -3,8 +3,7 @@
 
 use super::protocol::SessionEntry;
 use super::{AdminError, AdminSource};
-use crate::cache::durable::OfflineStore;
-use crate::sys::clock::millis;
+use distcache::internals::cache::OfflineStore;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -42,8 +41,12 @@ impl AdminSource for StoreDirSource {
         for s in sessions {
             each(SessionEntry {
                 size: s.data_len as u64,
-                expires_in_ms: millis(s.expires.duration_since(now).unwrap_or_default()),
-                age_ms: millis(s.age(now)),
+                expires_in_ms: s
+                    .expires
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .as_millis() as u64,
+                age_ms: s.age(now).as_millis() as u64,
                 id: s.id,
             })
             .map_err(|source| AdminError::Output {

@@ -4,10 +4,10 @@
 pub mod describe;
 mod proxy;
 
-pub use proxy::{run, SnoopError};
+pub use proxy::run;
 
-use crate::cli::{is_help, Args, CliError};
-use crate::Address;
+use distcache::internals::cli::{is_help, Args, CliError};
+use distcache::Address;
 
 /// The usage text (`-h`).
 pub const USAGE: &str = "\

@@ -1,7 +1,9 @@
 //! dc_test: checks a session cache with random operations and measures it.
 
-use distcache::cli::Args;
-use distcache::dctest::{self, Command, RunError};
+mod dctest;
+
+use dctest::{Command, RunError};
+use distcache::internals::cli::Args;
 use std::io::Write;
 use std::process::ExitCode;
 

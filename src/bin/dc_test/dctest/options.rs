@@ -1,7 +1,7 @@
 //! dc_test's command line.
 
-use crate::cli::{is_help, number_in, Args, CliError};
-use crate::Address;
+use distcache::internals::cli::{is_help, number_in, Args, CliError};
+use distcache::Address;
 
 /// The usage text (`-h`).
 pub const USAGE: &str = "\

@@ -2,8 +2,9 @@
 //! per direction, so a slow or stalled pair holds up nobody else.
 
 use super::{describe, Options};
-use crate::nal::{AcceptFailure, Address, Listener, NalError, ACCEPT_BACKOFF};
-use crate::proto::{Decoder, Role};
+use distcache::internals::nal::{AcceptFailure, Listener, ACCEPT_BACKOFF};
+use distcache::internals::proto::{Decoder, Role};
+use distcache::{Address, NalError};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;

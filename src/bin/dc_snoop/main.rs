@@ -1,7 +1,9 @@
 //! dc_snoop: a transparent distcache proxy that prints the traffic.
 
-use distcache::cli::Args;
-use distcache::snoop::{self, Command};
+mod snoop;
+
+use distcache::internals::cli::Args;
+use snoop::Command;
 use std::io::Write;
 use std::process::ExitCode;
 
