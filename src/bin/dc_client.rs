@@ -1,6 +1,6 @@
 //! dc_client: the local proxy to a distcache server.
 
-use distcache::internals::cli::{is_help, number_in, Args, CliError};
+use distcache::internals::cli::{is_help, number_in, options_or_exit, Args, Asked, CliError};
 use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::Address;
 use distcache::{Proxy, ProxyConfig, ProxyNotice as Notice};
@@ -40,10 +40,7 @@ Eg. dc_client -listen UNIX:/tmp/scache -server IP:cache.example.net:9001
 const DEFAULT_LISTEN: &str = "UNIX:/tmp/scache";
 const MAX_PERIOD_MS: u64 = 3_600_000;
 
-enum Command {
-    Help,
-    Run(Box<(ProxyConfig, DaemonOptions)>),
-}
+type Command = Asked<Box<(ProxyConfig, DaemonOptions)>>;
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = None;
@@ -95,16 +92,10 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
 }
 
 fn main() -> ExitCode {
-    let (config, options) = match parse(Args::from_env()) {
-        Ok(Command::Help) => {
-            print!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run(run)) => *run,
-        Err(e) => {
-            eprintln!("dc_client: {e}");
-            return ExitCode::from(1);
-        }
+    let usage = format!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
+    let (config, options) = match options_or_exit("dc_client", usage, parse(Args::from_env())) {
+        Ok(run) => *run,
+        Err(code) => return code,
     };
     // Before any thread exists: signals, and with -daemon the fork (the
     // parent waits until the service is ready, or exits with its status).

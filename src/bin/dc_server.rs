@@ -1,7 +1,9 @@
 //! dc_server: the distcache session cache server.
 
 use distcache::internals::cache::Logger;
-use distcache::internals::cli::{bytes_in, is_help, number_in, Args, CliError};
+use distcache::internals::cli::{
+    bytes_in, is_help, number_in, options_or_exit, Args, Asked, CliError,
+};
 use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::internals::nal::{parse_mode, Listener};
 use distcache::internals::proto::MAX_EXPIRY_MS;
@@ -124,10 +126,7 @@ fn metrics_address(s: &str) -> Result<Address, String> {
     }
 }
 
-enum Command {
-    Help,
-    Serve(Box<Config>),
-}
+type Command = Asked<Box<Config>>;
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = Vec::new();
@@ -179,7 +178,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let min_expiry = u32::try_from(min_expiry).unwrap_or(MAX_EXPIRY_MS);
-    Ok(Command::Serve(Box::new(Config {
+    Ok(Command::Run(Box::new(Config {
         server: ServerConfig { listen, sessions },
         max_bytes: (max_bytes > 0).then_some(max_bytes),
         max_conns: max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -203,16 +202,10 @@ fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
 }
 
 fn main() -> ExitCode {
-    let config = match parse(Args::from_env()) {
-        Ok(Command::Help) => {
-            print!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Serve(config)) => *config,
-        Err(e) => {
-            eprintln!("dc_server: {e}");
-            return ExitCode::from(1);
-        }
+    let usage = format!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
+    let config = match options_or_exit("dc_server", usage, parse(Args::from_env())) {
+        Ok(config) => *config,
+        Err(code) => return code,
     };
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,

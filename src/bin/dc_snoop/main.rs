@@ -2,22 +2,13 @@
 
 mod snoop;
 
-use distcache::internals::cli::Args;
-use snoop::Command;
-use std::io::Write;
+use distcache::internals::cli::{options_or_exit, Args};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let options = match snoop::parse(Args::from_env()) {
-        Ok(Command::Help) => {
-            let _ = write!(std::io::stdout(), "{}", snoop::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run(o)) => o,
-        Err(e) => {
-            eprintln!("dc_snoop: {e}");
-            return ExitCode::from(1);
-        }
+    let options = match options_or_exit("dc_snoop", snoop::USAGE, snoop::parse(Args::from_env())) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     match snoop::run(&options) {
         Ok(()) => ExitCode::SUCCESS,

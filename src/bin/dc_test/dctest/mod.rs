@@ -7,5 +7,5 @@ pub mod options;
 pub mod rng;
 mod run;
 
-pub use options::{parse, Command, USAGE};
+pub use options::{parse, USAGE};
 pub use run::{run, RunError};
