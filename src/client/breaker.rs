@@ -383,6 +383,16 @@ mod tests {
         }
     }
 
+    /// A breaker that marked its address down after one failure, once its
+    /// back-off has run out: the next operation is a probe.
+    fn down_and_due() -> Breaker {
+        let b = own();
+        let t = b.admit(B, T).expect("up");
+        b.report(t, Outcome::Dead, B);
+        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        b
+    }
+
     #[test]
     fn parses_min_and_max() {
         let ms = Duration::from_millis;
@@ -464,10 +474,7 @@ mod tests {
 
     #[test]
     fn a_lost_probe_lets_another_probe_after_its_lease() {
-        let b = own();
-        let t = b.admit(B, T).expect("up");
-        b.report(t, Outcome::Dead, B);
-        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        let b = down_and_due();
         let lost = b.admit(B, T).expect("a probe");
         // Never reported (its thread went away): the lease runs out.
         let wait = b.admit(B, T).expect_err("held by the probe");
@@ -482,10 +489,7 @@ mod tests {
 
     #[test]
     fn a_probe_that_learns_nothing_hands_over_to_the_next_operation() {
-        let b = own();
-        let t = b.admit(B, T).expect("up");
-        b.report(t, Outcome::Dead, B);
-        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        let b = down_and_due();
         let probe = b.admit(B, T).expect("a probe is due");
         b.report(probe, Outcome::Unknown, B);
         let next = b.admit(B, T).expect("the next operation probes at once");
