@@ -128,7 +128,7 @@ impl StopHandle {
 /// What the inspection threads (admin socket, metrics page) read from a
 /// server: its store, counters and clock, and whether it is stopping.
 #[derive(Debug, Clone)]
-pub struct ServerView(Arc<Shared>);
+pub(crate) struct ServerView(Arc<Shared>);
 
 impl ServerView {
     /// The store the server serves from.
@@ -154,7 +154,7 @@ impl ServerView {
 
 impl Server {
     /// A view of the server for threads that report on it.
-    pub fn view(&self) -> ServerView {
+    pub(crate) fn view(&self) -> ServerView {
         ServerView(self.shared.clone())
     }
 

@@ -21,7 +21,8 @@ mod worker;
 
 pub use admission::{default_max_conns, Notice, RESERVED_FDS};
 pub use embedded::Embedded;
-pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle, MAX_THREADS};
+pub(crate) use engine::ServerView;
+pub use engine::{Server, ServerConfig, ServerError, StopHandle, MAX_THREADS};
 pub use handler::{handle_request, Clock, Policy};
 pub use metrics::{Metrics, Outcome};
 pub use progress::Progress;
