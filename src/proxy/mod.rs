@@ -122,6 +122,7 @@ pub enum ProxyError {
 /// Something worth telling an operator, reported through the callback of
 /// [`Proxy::on_notice`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Notice {
     /// The connection to the server is up.
     ServerUp(Address),
