@@ -5,10 +5,10 @@
 //! of many processes taking one id at once exactly one gets it.
 
 #[allow(dead_code)] // shared with the C harness; a part is used here
-#[path = "c_support/mod.rs"]
 mod c_support;
+mod dc_server;
 
-use c_support::{compile_harness, stage, Proc, Server};
+use c_support::{compile_harness, stage, staged_dc_server, Proc};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,9 +19,12 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn take_from_c_against_dc_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = compile_harness("take", dir.path());
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
     let mut cmd = Command::new(&prog);
-    cmd.args([&server.address, "100", "8"]);
+    cmd.args([&server.address(), "100", "8"]);
     Proc::spawn("take (dc_server)", &mut cmd, false).finish_ok(LIMIT);
 }
 
@@ -29,7 +32,10 @@ fn take_from_c_against_dc_server() {
 fn take_from_c_through_dc_client() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = compile_harness("take", dir.path());
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
     let socket = dir.path().join("p.sock");
     let mut proxy = Proc::spawn(
         "dc_client",
@@ -37,7 +43,7 @@ fn take_from_c_through_dc_client() {
             .arg("-listen")
             .arg(format!("UNIX:{}", socket.display()))
             .arg("-server")
-            .arg(&server.address),
+            .arg(server.address()),
         false,
     );
     let start = Instant::now();

@@ -22,11 +22,11 @@
 //! depends on timing and is not asserted.
 
 #[allow(dead_code)] // shared with the C harness; a part is used here
-#[path = "c_support/mod.rs"]
 mod c_support;
+mod dc_server;
 mod require;
 
-use c_support::{compile_with, Link, Proc, Server};
+use c_support::{compile_with, staged_dc_server, Link, Proc};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -223,9 +223,12 @@ fn fresh_session(s: &Setup, server: &mut Proc, port: u16, session: &Path) {
 /// Runs `ROUNDS` rounds with both instances in `mode`; the number of
 /// instances that accepted the early data, round by round.
 fn rounds(s: &Setup, mode: &str) -> Vec<usize> {
-    let cache = Server::unix(&s.dir.path().join(format!("{mode}.sock")), 4096);
-    let (mut a, pa) = instance(s, &cache.address, mode, "tls_server A");
-    let (mut b, pb) = instance(s, &cache.address, mode, "tls_server B");
+    let cache = staged_dc_server()
+        .unix_at(&s.dir.path().join(format!("{mode}.sock")))
+        .sessions(4096)
+        .start();
+    let (mut a, pa) = instance(s, &cache.address(), mode, "tls_server A");
+    let (mut b, pb) = instance(s, &cache.address(), mode, "tls_server B");
     let session = s.dir.path().join(format!("{mode}.pem"));
     let counts = (0..ROUNDS)
         .map(|_| {

@@ -1,8 +1,9 @@
 //! The checked-in C headers compile the way users include them (C89 to C11,
 //! pedantic, and C++), and their macros agree with the Rust constants.
 
-use distcache::client::{Flags, DEFAULT_TIMEOUT};
-use distcache::proto;
+use distcache::internals::client::DEFAULT_TIMEOUT;
+use distcache::internals::proto;
+use distcache::Flags;
 use std::path::Path;
 use std::process::Command;
 

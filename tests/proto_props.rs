@@ -1,4 +1,4 @@
-//! Wire-format tests for `distcache::proto`: the golden vectors captured from
+//! Wire-format tests for `distcache::internals::proto`: the golden vectors captured from
 //! the original C distcache, hand-made frames for every framing rule of
 //! FACTS.md section 1, property tests of encode/decode under arbitrary
 //! splitting, a seeded fuzz loop of mutated streams checked against a small
@@ -7,7 +7,7 @@
 mod common;
 
 use common::Vector;
-use distcache::proto::{
+use distcache::internals::proto::{
     decode_all, encode_message, encoded_len, next_request_uid, AddRequest, Command, Decoder,
     FrameHeader, Message, ProtoError, Role, Status, HEADER_LEN, MAX_DECODER_BUFFER, MAX_EXPIRY_MS,
     MAX_FRAMES, MAX_FRAME_DATA, MAX_ID_LEN, MAX_TOTAL_DATA, PROTO_LEVEL,

@@ -1,4 +1,4 @@
-//! Model-based tests of `distcache::cache::MemoryStore`.
+//! Model-based tests of `distcache::MemoryStore`.
 //!
 //! The model is a plain `Vec` of (id, data, expiry, insertion seq) that
 //! follows the original distcache's rule, as documented in src/cache:
@@ -21,9 +21,8 @@
 //! one, counting each as evicted, while the stored bytes plus the new
 //! session's would exceed the byte capacity.
 
-use distcache::cache::{
-    AddError, DropCounts, MemoryStore, Millis, SessionInfo, Store, MAX_EVICTION_BATCH,
-};
+use distcache::internals::cache::MAX_EVICTION_BATCH;
+use distcache::{AddError, DropCounts, MemoryStore, Millis, SessionInfo, Store};
 use proptest::prelude::*;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,8 +6,10 @@
 //! process is stopped by its PID.
 
 mod common;
+mod dc_server;
 
-use common::{dc_client_bin, dc_server_bin, kill_pid, ServerProc};
+use common::{dc_client_bin, kill_pid};
+use dc_server::DcServer;
 use distcache::{Client, Flags};
 use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -79,13 +81,13 @@ fn take_once_through(address: &str) {
 
 #[test]
 fn take_returns_the_session_once() {
-    let server = ServerProc::start(&[]);
+    let server = DcServer::start(&[]);
     take_once_through(&server.address());
 }
 
 #[test]
 fn reget_returns_what_take_fetched() {
-    let server = ServerProc::start(&[]);
+    let server = DcServer::start(&[]);
     let c = client(&server.address());
     c.add(b"sid", SESSION, 60_000).expect("add");
     assert_eq!(c.take(b"sid").expect("take"), Some(SESSION.to_vec()));
@@ -97,7 +99,7 @@ fn reget_returns_what_take_fetched() {
 
 #[test]
 fn take_through_the_dc_client_proxy() {
-    let server = ServerProc::start(&[]);
+    let server = DcServer::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("p.sock");
     let _proxy = Listening::spawn(
@@ -160,23 +162,17 @@ fn exactly_one_wins(address: &str, threads: usize, rounds: usize) {
 
 #[test]
 fn concurrent_takes_of_one_id_have_one_winner() {
-    let server = ServerProc::start(&["-threads", "2"]);
+    let server = DcServer::start(&["-threads", "2"]);
     exactly_one_wins(&server.address(), 8, 200);
 }
 
 /// A dc_server with a store directory, started on `socket`.
-fn durable_server(socket: &Path, store: &Path) -> Listening {
-    Listening::spawn(
-        Command::new(dc_server_bin())
-            .arg("-listen")
-            .arg(format!("UNIX:{}", socket.display()))
-            .args(["-store"])
-            .arg(store)
-            .args(["-sync", "always"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        socket,
-    )
+fn durable_server(socket: &Path, store: &Path) -> DcServer {
+    DcServer::builder()
+        .unix_at(socket)
+        .store(store)
+        .args(&["-sync", "always"])
+        .start()
 }
 
 #[test]
@@ -248,19 +244,13 @@ fn takes_are_counted_in_the_metrics() {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("s.sock");
-    let err = dir.path().join("stderr");
-    let mut server = Listening::spawn(
-        Command::new(dc_server_bin())
-            .arg("-listen")
-            .arg(format!("UNIX:{}", socket.display()))
-            .args(["-metrics", "IP:127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).expect("stderr file")),
-        &socket,
-    );
+    let mut server = DcServer::builder()
+        .unix_at(&socket)
+        .args(&["-metrics", "IP:127.0.0.1:0"])
+        .start();
     let start = Instant::now();
     let port: u16 = loop {
-        let text = std::fs::read_to_string(&err).unwrap_or_default();
+        let text = server.stderr();
         let port = text
             .split("metrics at http://127.0.0.1:")
             .nth(1)
@@ -301,7 +291,7 @@ fn takes_are_counted_in_the_metrics() {
 /// their replies, hits and misses.
 #[test]
 fn dc_snoop_decodes_takes() {
-    let server = ServerProc::start(&[]);
+    let server = DcServer::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("snoop.sock");
     let log = dir.path().join("log");

@@ -26,6 +26,7 @@ pub type Millis = u64;
 
 /// Why a store refused an ADD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum AddError {
     /// A live session with this id is already stored.
     #[error("a session with this id is already stored")]
@@ -57,6 +58,7 @@ pub struct ListCursor(pub u64, pub u64);
 
 /// Why a store could not list its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ListError {
     /// This kind of store does not list its sessions.
     #[error("this store cannot list its sessions")]

@@ -26,6 +26,7 @@ pub use flags::Flags;
 
 use crate::nal::{Address, Deadline, NalError};
 use crate::proto::{AddRequest, Command, Status, MAX_TOTAL_DATA};
+use crate::sys::clock::millis;
 use breaker::{Breaker, Outcome};
 use exchange::Conn;
 use pool::Pool;
@@ -35,7 +36,7 @@ use std::time::Duration;
 /// The timeout of every operation unless configured otherwise. A healthy
 /// server answers in well under a millisecond; this is long enough for a
 /// busy one, and short enough that a stalled one costs a TLS handshake one
-/// second, once per back-off period (see [`breaker`]).
+/// second, once per back-off period (see [`Backoff`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Environment variable that overrides [`DEFAULT_TIMEOUT`], in milliseconds.
 pub const TIMEOUT_ENV: &str = "DISTCACHE_TIMEOUT_MS";
@@ -68,7 +69,7 @@ impl Client {
     /// With [`Flags::PERSISTENT`] and without [`Flags::PERSISTENT_LATE`] it
     /// connects at once and fails if it cannot; otherwise it does not touch
     /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set,
-    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`breaker`]).
+    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`Backoff`]).
     pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
         let address = Address::parse(address).map_err(ClientError::Address)?;
         if !address.can_connect() {
@@ -108,10 +109,8 @@ impl Client {
     /// Bounds every later operation (connect, send and receive together).
     /// A zero duration is raised to one millisecond.
     pub fn set_timeout(&self, timeout: Duration) {
-        let ms = u64::try_from(timeout.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.timeout_ms.store(ms, Ordering::Relaxed);
+        self.timeout_ms
+            .store(millis(timeout).max(1), Ordering::Relaxed);
     }
 
     /// The current operation timeout.
@@ -122,9 +121,12 @@ impl Client {
     /// Sets the breaker's back-off for this client's operations
     /// ([`Backoff::OFF`] turns it off for them).
     pub fn set_backoff(&self, backoff: Backoff) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.backoff_ms.0.store(ms(backoff.min), Ordering::Relaxed);
-        self.backoff_ms.1.store(ms(backoff.max), Ordering::Relaxed);
+        self.backoff_ms
+            .0
+            .store(millis(backoff.min), Ordering::Relaxed);
+        self.backoff_ms
+            .1
+            .store(millis(backoff.max), Ordering::Relaxed);
     }
 
     /// The breaker's back-off for this client's operations.

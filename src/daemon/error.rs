@@ -7,9 +7,10 @@ use thiserror::Error;
 
 /// Why a daemon could not start or set itself up.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     /// A user or group that could not be found (the rules and messages
-    /// of [`crate::nal::owner`]).
+    /// of the `nal::owner` module).
     #[error(transparent)]
     Owner(#[from] NalError),
     /// Changing identity to the `-user` failed.

@@ -20,11 +20,6 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    /// A listener that is not listening yet.
-    pub fn new() -> Acceptor {
-        Acceptor::default()
-    }
-
     /// Whether it is listening.
     pub fn is_active(&self) -> bool {
         self.listener.is_some()

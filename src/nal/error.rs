@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Transport errors: bad addresses, sockets that cannot be made, I/O.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum NalError {
     /// The string is not an address in any supported syntax.
     #[error("invalid address '{0}': {1}")]

@@ -5,6 +5,7 @@ use thiserror::Error;
 /// Every decode error means the byte stream can no longer be trusted: the
 /// connection that carried it is closed. Nothing here aborts.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProtoError {
     /// The peer speaks another protocol version (or is not distcache at all).
     #[error("protocol version mismatch: peer level {0:#010x}, ours is 0x00110000")]

@@ -39,12 +39,11 @@ mod replay;
 mod scan;
 mod writer;
 
-pub use files::{LOCK_FILE, LOG_FILE, NEW_LOG_FILE};
-pub use offline::{OfflineStore, SessionInfo};
-pub use options::{
-    DurableOptions, Logger, SyncMode, ALWAYS_ACK_WAIT, DEFAULT_QUEUE_LIMIT, DEFAULT_SYNC_INTERVAL,
-    MAX_SYNC_INTERVAL_MS,
-};
+pub use files::{LOCK_FILE, LOG_FILE};
+pub use offline::OfflineStore;
+#[cfg(test)]
+use options::DEFAULT_QUEUE_LIMIT;
+pub use options::{DurableOptions, Logger, SyncMode, ALWAYS_ACK_WAIT};
 pub use queue::Dropped;
 pub use writer::COMPACT_SLACK;
 
@@ -69,6 +68,7 @@ use writer::{Counters, Writer};
 
 /// Why a store directory could not be opened or used.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DurableError {
     /// The directory could not be created or is not a directory.
     #[error("can't use store directory '{}': {}", .0.display(), .1)]

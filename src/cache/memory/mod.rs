@@ -54,7 +54,7 @@ use table::{stored_size, Table};
 /// expiry first, one page per lock.
 ///
 /// A store made with [`MemoryStore::with_journal`] reports every change of
-/// its contents to a [`Journal`], in the order the changes happen.
+/// its contents to a `Journal`, in the order the changes happen.
 #[derive(Debug)]
 pub struct MemoryStore {
     capacity: usize,

@@ -31,7 +31,7 @@ pub struct DC_SERVER {
 }
 
 /// The body of `DC_SERVER_new()`: the chosen cache decides how many
-/// sessions it takes (ours: [`crate::server::MEMORY_CAPACITY`]).
+/// sessions it takes (ours: `64..=60000`).
 fn new_server(max_sessions: c_uint) -> Option<*mut DC_SERVER> {
     let core = match cache_choice()? {
         CacheChoice::Ours => Embedded::with_memory_store(max_sessions as usize)?,

@@ -1,7 +1,8 @@
 //! The text dc_snoop prints for each message: the operation, the uid, and
 //! what matters of the payload (ids in hex, lengths, status names).
 
-use crate::proto::{AddRequest, Command, Message, Status};
+use distcache::internals::proto::admin::hex;
+use distcache::internals::proto::{AddRequest, Command, Message, Status};
 use std::fmt::Write as _;
 
 /// Most id bytes printed; longer ids are cut short with their length.
@@ -15,13 +16,6 @@ fn op_name(c: Command) -> &'static str {
         Command::Have => "HAVE",
         Command::Take => "TAKE",
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 fn id(bytes: &[u8]) -> String {

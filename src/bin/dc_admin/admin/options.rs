@@ -1,7 +1,7 @@
 use super::commands::Action;
 use super::protocol::parse_id;
-use crate::cli::number_in;
-use crate::nal::Address;
+use distcache::internals::cli::number_in;
+use distcache::Address;
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;

@@ -3,7 +3,7 @@
 
 use super::protocol::SessionEntry;
 use super::{AdminError, AdminSource};
-use crate::cache::durable::OfflineStore;
+use distcache::internals::cache::OfflineStore;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -24,10 +24,6 @@ impl StoreDirSource {
     }
 }
 
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl AdminSource for StoreDirSource {
     fn list(
         &mut self,
@@ -45,8 +41,12 @@ impl AdminSource for StoreDirSource {
         for s in sessions {
             each(SessionEntry {
                 size: s.data_len as u64,
-                expires_in_ms: millis(s.expires.duration_since(now).unwrap_or_default()),
-                age_ms: millis(s.age(now)),
+                expires_in_ms: s
+                    .expires
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .as_millis() as u64,
+                age_ms: s.age(now).as_millis() as u64,
                 id: s.id,
             })
             .map_err(|source| AdminError::Output {

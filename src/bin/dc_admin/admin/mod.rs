@@ -16,12 +16,12 @@ mod store_dir;
 pub mod top;
 
 /// The admin socket's protocol, shared with the server.
-pub use crate::proto::admin as protocol;
+pub use distcache::internals::proto::admin as protocol;
 
 pub use client::SocketSource;
 pub use commands::{run, Action, Done};
 pub use error::AdminError;
-pub use options::{parse, Invocation, Target, UsageError, USAGE};
+pub use options::{parse, Invocation, Target, USAGE};
 pub use source::AdminSource;
 pub use store_dir::StoreDirSource;
 

@@ -1,13 +1,13 @@
 //! The test run: sessions generated up front, one thread per client, each
 //! checking its answers against its own sessions' model.
 
-use super::latency::Histogram;
 use super::model::{Answer, Op, Session, SHORTEST_GETTABLE};
 use super::options::Options;
 use super::rng::{fresh_seed, Rng};
-use crate::client::{breaker_stats, BreakerStats};
-use crate::proto::Status;
-use crate::{Client, ClientError, Flags};
+use distcache::internals::client::{breaker_stats, BreakerStats};
+use distcache::internals::latency::Histogram;
+use distcache::internals::proto::Status;
+use distcache::{Client, ClientError, Flags};
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{IsTerminal, Write};

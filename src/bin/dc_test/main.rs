@@ -1,21 +1,16 @@
 //! dc_test: checks a session cache with random operations and measures it.
 
-use distcache::cli::Args;
-use distcache::dctest::{self, Command, RunError};
+mod dctest;
+
+use dctest::RunError;
+use distcache::internals::cli::{options_or_exit, Args};
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let options = match dctest::parse(Args::from_env()) {
-        Ok(Command::Help) => {
-            let _ = write!(std::io::stdout(), "{}", dctest::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run(o)) => o,
-        Err(e) => {
-            eprintln!("dc_test: {e}");
-            return ExitCode::from(1);
-        }
+    let options = match options_or_exit("dc_test", dctest::USAGE, dctest::parse(Args::from_env())) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     match dctest::run(&options, &mut std::io::stderr()) {
         Ok(report) => {

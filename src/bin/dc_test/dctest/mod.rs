@@ -2,11 +2,10 @@
 //! against a model of what the cache must hold, with throughput and latency
 //! figures at the end. The `dc_test` binary is a shell over this module.
 
-pub mod latency;
 pub mod model;
 pub mod options;
 pub mod rng;
 mod run;
 
-pub use options::{parse, Command, Options, USAGE};
-pub use run::{run, Failure, Report, RunError};
+pub use options::{parse, USAGE};
+pub use run::{run, RunError};

@@ -1,7 +1,7 @@
 //! dc_test's command line.
 
-use crate::cli::{is_help, number_in, Args, CliError};
-use crate::Address;
+use distcache::internals::cli::{is_help, number_in, Args, Asked, CliError};
+use distcache::Address;
 
 /// The usage text (`-h`).
 pub const USAGE: &str = "\
@@ -98,14 +98,8 @@ impl Default for Options {
     }
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage text.
-    Help,
-    /// Run the test.
-    Run(Options),
-}
+/// What the command line asks for: the usage text, or running the test.
+pub type Command = Asked<Options>;
 
 fn bad(option: &'static str, value: impl ToString, why: impl Into<String>) -> CliError {
     CliError::BadValue {

@@ -2,8 +2,9 @@
 //! per direction, so a slow or stalled pair holds up nobody else.
 
 use super::{describe, Options};
-use crate::nal::{Address, Listener, NalError};
-use crate::proto::{Decoder, Role};
+use distcache::internals::nal::{AcceptFailure, Listener, ACCEPT_BACKOFF};
+use distcache::internals::proto::{Decoder, Role};
+use distcache::{Address, NalError};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -16,8 +17,6 @@ use thiserror::Error;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read at a time.
 const CHUNK: usize = 16 * 1024;
-/// Pause after a failed accept (out of descriptors, say) before retrying.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why dc_snoop could not start.
 #[derive(Debug, Error)]
@@ -355,8 +354,10 @@ pub fn run(options: &Options) -> Result<(), SnoopError> {
         let client = match accept(&listener) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("dc_snoop: accept: {e}");
-                std::thread::sleep(ACCEPT_BACKOFF);
+                if AcceptFailure::of(&e) == AcceptFailure::Other {
+                    eprintln!("dc_snoop: accept: {e}");
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                }
                 continue;
             }
         };

@@ -147,7 +147,7 @@ impl AdminSource for SocketSource {
         let len: usize = rest
             .parse()
             .map_err(|_| AdminError::Protocol(format!("'OK {rest}' gives no length")))?;
-        if len > crate::proto::MAX_TOTAL_DATA {
+        if len > distcache::internals::proto::MAX_TOTAL_DATA {
             return Err(AdminError::Protocol(format!("a session of {len} bytes")));
         }
         let mut data = vec![0; len];

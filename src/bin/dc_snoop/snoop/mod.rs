@@ -4,10 +4,10 @@
 pub mod describe;
 mod proxy;
 
-pub use proxy::{run, SnoopError};
+pub use proxy::run;
 
-use crate::cli::{is_help, Args, CliError};
-use crate::Address;
+use distcache::internals::cli::{is_help, Args, Asked, CliError};
+use distcache::Address;
 
 /// The usage text (`-h`).
 pub const USAGE: &str = "\
@@ -41,14 +41,8 @@ pub struct Options {
     pub hex: bool,
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Print the usage text.
-    Help,
-    /// Run the proxy.
-    Run(Options),
-}
+/// What the command line asks for: the usage text, or running the proxy.
+pub type Command = Asked<Options>;
 
 /// Parses dc_snoop's arguments (without the program name).
 pub fn parse(mut args: Args) -> Result<Command, CliError> {
