@@ -11,7 +11,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]   (then run ldconfig)
 #   make uninstall PREFIX=/usr/local [DESTDIR=...]
 #   make deb             Debian packages in target/deb/ (lintian-clean)
-#   make check           headers and exported symbols are current
+#   make check           headers, exported symbols and the Rust API docs are current
 #   make headers         regenerate include/ with cbindgen
 #   make fuzz [FUZZ_SECONDS=60]  run every cargo-fuzz target that long (nightly)
 
@@ -145,7 +145,8 @@ check: $(CBINDGEN) build
 	@nm -D --defined-only $(REL)/libdistcache.so | awk '$$2 == "T" {print $$3}' | sort > target/check/exports.actual
 	@diff -u target/check/exports.expected target/check/exports.actual || \
 		{ echo "exported symbols differ from abi/exports.tsv"; exit 1; }
-	@echo "check: headers and exported symbols are current"
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	@echo "check: headers, exported symbols and the Rust API docs are current"
 
 # Fuzzing needs the nightly toolchain. Each target starts from its saved
 # inputs (fuzz/regressions/<target>, never written to) and its working corpus

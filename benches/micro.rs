@@ -2,8 +2,8 @@
 //! store's operations at a small and a large size.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use distcache::cache::{MemoryStore, Store};
-use distcache::proto::{encode_message, AddRequest, Command, Decoder, Role};
+use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Role};
+use distcache::{MemoryStore, Store};
 
 fn id(i: u64) -> [u8; 32] {
     let mut id = [0x5a; 32];

@@ -2,10 +2,45 @@
 //! long options (`-listen ADDR`), also accepted with two dashes.
 
 use std::ffi::OsString;
+use std::fmt::Display;
+use std::io::Write;
+use std::process::ExitCode;
 use thiserror::Error;
+
+/// What a tool's command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked<T> {
+    /// `-h`, `-help` or `--help`: print the usage text.
+    Help,
+    /// Run with these options.
+    Run(T),
+}
+
+/// What a tool runs with, or the exit code it leaves with at once: 0 once
+/// `usage` is printed for a help request, 1 once `tool: why` is printed for
+/// a command line that cannot be used.
+pub fn options_or_exit<T>(
+    tool: &str,
+    usage: impl Display,
+    asked: Result<Asked<T>, CliError>,
+) -> Result<T, ExitCode> {
+    match asked {
+        Ok(Asked::Run(options)) => Ok(options),
+        Ok(Asked::Help) => {
+            // A closed standard output (`| head`) is not an error here.
+            let _ = write!(std::io::stdout(), "{usage}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
 
 /// A command line that cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CliError {
     /// An option this tool does not know.
     #[error("unknown option '{0}' (try -h)")]

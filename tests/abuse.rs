@@ -9,12 +9,14 @@
 //! exits and still answers at the end.
 
 mod common;
+mod dc_server;
 mod live;
 mod replay;
 
 use common::{all_vectors, Vector};
+use dc_server::DcServer;
 use distcache::{Client, Flags};
-use live::{ask, connect, read_to_close, request, Answer, LiveServer};
+use live::{ask, connect, read_to_close, request, Answer};
 use replay::{add_payload, encode_msg, Endpoint, Target, CLOSE_LIMIT};
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -84,7 +86,7 @@ fn process_alive(pid: u32) -> bool {
 /// How many silent connections this process and the server can afford:
 /// both get the same hard limit on open files; keep 400 for the rest.
 fn silent_count() -> usize {
-    let limit = distcache::nal::raise_fd_limit().unwrap_or(1024);
+    let limit = distcache::internals::nal::raise_fd_limit().unwrap_or(1024);
     let affordable = usize::try_from(limit.saturating_sub(400)).unwrap_or(SILENT);
     SILENT.min(affordable)
 }
@@ -316,8 +318,8 @@ fn good_clients<'s>(
 fn a_live_server_survives_abuse_and_keeps_serving() {
     let silent_n = silent_count();
     let maxconns = (silent_n + 600).to_string();
-    let mut srv = LiveServer::start(&["-sessions", "1000000", "-maxconns", &maxconns]);
-    let path = srv.socket.clone();
+    let mut srv = DcServer::start(&["-sessions", "1000000", "-maxconns", &maxconns]);
+    let path = srv.socket().to_path_buf();
     let address = srv.address();
     let target = Shared {
         socket: path.clone(),
@@ -427,13 +429,13 @@ fn a_live_server_survives_abuse_and_keeps_serving() {
     }
     drop(silent);
     assert!(srv.is_running(), "the server exited");
-    let mut fresh = connect(&srv.socket, IO_LIMIT).unwrap();
+    let mut fresh = connect(srv.socket(), IO_LIMIT).unwrap();
     assert_eq!(ask(&mut fresh, 1), Answer::Served);
     assert!(srv.is_running(), "the server exited");
     assert!(
         srv.log_lines("connections refused").is_empty(),
         "{}",
-        srv.log()
+        srv.stderr()
     );
 }
 
@@ -471,7 +473,7 @@ fn garbage_stream(path: &Path, done: &AtomicBool, failures: &Mutex<Vec<String>>)
 /// persistent and the per-operation client get every answer right.
 #[test]
 fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
-    let limit = distcache::nal::raise_fd_limit().unwrap_or(1024);
+    let limit = distcache::internals::nal::raise_fd_limit().unwrap_or(1024);
     // This process holds every connection it opens.
     let stalled_n = STALLED.min(
         usize::try_from(limit)
@@ -484,8 +486,8 @@ fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
          `ulimit -Hn 8192` (or as root) and run it again"
     );
     let maxconns = LOCKOUT_MAXCONNS.to_string();
-    let mut srv = LiveServer::start(&["-sessions", "100000", "-maxconns", &maxconns]);
-    let path = srv.socket.clone();
+    let mut srv = DcServer::start(&["-sessions", "100000", "-maxconns", &maxconns]);
+    let path = srv.socket().to_path_buf();
     let address = srv.address();
     let failures = Mutex::new(Vec::<String>::new());
     let stop_good = AtomicBool::new(false);
@@ -553,14 +555,14 @@ fn idle_and_stalled_connections_cannot_lock_out_good_clients() {
     // Most of the flood was displaced; the server says so once per
     // episode, and an episode lasts at least a second.
     let displacing = "connections displaced: at the -maxconns limit";
-    assert!(srv.wait_for_log(displacing, IO_LIMIT), "{}", srv.log());
+    assert!(srv.wait_for_log(displacing, IO_LIMIT), "{}", srv.stderr());
     let episodes = srv.log_lines(displacing).len();
     let most = 1 + started.elapsed().as_secs() as usize;
-    assert!(episodes <= most, "{episodes} episodes: {}", srv.log());
+    assert!(episodes <= most, "{episodes} episodes: {}", srv.stderr());
     assert!(
         srv.log_lines("connections refused").is_empty(),
         "{}",
-        srv.log()
+        srv.stderr()
     );
     drop(held);
     assert!(srv.is_running(), "the server exited");

@@ -6,9 +6,11 @@
 //! Prometheus text format and its counters against the operations made.
 
 mod common;
+mod dc_server;
 mod require;
 
-use common::{dc_server_bin, kill_pid, raw_frame, run_tool, to_hex, ToolRun};
+use common::{raw_frame, run_tool, to_hex, ToolRun};
+use dc_server::{dc_server_bin, DcServer};
 use distcache::{Client, Flags};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,7 +19,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -27,11 +29,9 @@ fn dc_admin_bin() -> PathBuf {
 }
 
 /// A dc_server with an admin socket and a metrics page on a free loopback
-/// port; standard error goes to a file. Killed by its PID when dropped.
+/// port.
 struct Srv {
-    child: Child,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
+    server: DcServer,
     admin: PathBuf,
     metrics_port: u16,
 }
@@ -39,55 +39,34 @@ struct Srv {
 impl Srv {
     fn start(extra: &[&str]) -> Srv {
         let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("s.sock");
         let admin = dir.path().join("admin.sock");
-        let err = dir.path().join("stderr");
-        let child = Command::new(dc_server_bin())
-            .arg("-listen")
-            .arg(format!("UNIX:{}", socket.display()))
+        let server = DcServer::builder()
+            .dir(dir)
             .arg("-admin")
             .arg(format!("UNIX:{}", admin.display()))
-            .args(["-metrics", "IP:127.0.0.1:0"])
+            .args(&["-metrics", "IP:127.0.0.1:0"])
             .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .expect("spawn dc_server");
-        let mut srv = Srv {
-            child,
-            dir,
-            socket,
+            .start();
+        let text = server.wait_stderr("metrics at http://127.0.0.1:");
+        let metrics_port = text
+            .split("metrics at http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no metrics port in {text}"));
+        Srv {
+            server,
             admin,
-            metrics_port: 0,
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = srv.child.try_wait() {
-                panic!("dc_server exited early ({status}): {}", srv.stderr());
-            }
-            let text = srv.stderr();
-            let port = text
-                .split("metrics at http://127.0.0.1:")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .and_then(|p| p.parse().ok());
-            if let Some(port) = port {
-                srv.metrics_port = port;
-                break;
-            }
-            assert!(start.elapsed() < LIMIT, "dc_server did not start: {text}");
-            std::thread::sleep(Duration::from_millis(10));
+            metrics_port,
         }
-        srv
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        self.server.stderr()
     }
 
     fn address(&self) -> String {
-        format!("UNIX:{}", self.socket.display())
+        self.server.address()
     }
 
     fn admin_address(&self) -> String {
@@ -103,12 +82,6 @@ impl Srv {
     /// Runs `dc_admin -connect <admin socket> args...`.
     fn admin(&self, args: &[&str]) -> ToolRun {
         dc_admin(&[&["-connect", &self.admin_address()], args].concat())
-    }
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        kill_pid(&mut self.child);
     }
 }
 
@@ -250,14 +223,14 @@ fn ls_get_rm_and_stats_on_a_live_server() {
     // get: to standard output, and binary data to a file.
     let run = srv.admin(&["get", &to_hex(&sessions[0].0)]);
     assert_eq!(ok(&run), "hello, admin");
-    let out = srv.dir.path().join("data.bin");
+    let out = srv.server.dir().join("data.bin");
     let run = srv.admin(&["get", "73657373696f6e2d74776f", "-o", out.to_str().unwrap()]);
     assert_eq!(ok(&run), "");
     assert_eq!(std::fs::read(&out).unwrap(), binary);
     let run = srv.admin(&["get", "0bad"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("no session with id 0bad"), "{run:?}");
-    let absent = srv.dir.path().join("absent.bin");
+    let absent = srv.server.dir().join("absent.bin");
     let run = srv.admin(&["get", "0bad", "-o", absent.to_str().unwrap()]);
     assert_eq!(run.code, Some(1));
     assert!(!absent.exists(), "a miss created the output file");
@@ -464,7 +437,7 @@ fn the_admin_protocol_by_hand() {
 /// Runs dc_admin as `nobody` (uid and gid 65534 unless the account says
 /// otherwise); fails the test when that is not possible here.
 fn dc_admin_as_nobody(args: &[&str]) -> ToolRun {
-    let nobody = distcache::daemon::lookup_user("nobody")
+    let nobody = distcache::internals::daemon::lookup_user("nobody")
         .unwrap_or_else(|e| panic!("this test needs a `nobody` account: {e}"));
     let mut cmd = Command::new(dc_admin_bin());
     cmd.args(args).uid(nobody.uid).gid(nobody.gid);
@@ -499,7 +472,7 @@ fn root_admin_socket_refuses_other_users() {
     require::root("running dc_admin as nobody");
     let srv = Srv::start(&[]);
     // Let nobody reach the socket file: only its mode keeps nobody out.
-    std::fs::set_permissions(srv.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(srv.server.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = dc_admin_as_nobody(&["-connect", &srv.admin_address(), "ls"]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("permission denied"), "{run:?}");
@@ -508,7 +481,7 @@ fn root_admin_socket_refuses_other_users() {
     // With the file open to all (-adminperms 666), the server itself
     // refuses anyone but root and its own user.
     let open = Srv::start(&["-adminperms", "666"]);
-    std::fs::set_permissions(open.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(open.server.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let meta = std::fs::metadata(&open.admin).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o666);
     open.client()
@@ -533,7 +506,7 @@ fn root_admin_socket_refuses_other_users() {
 fn root_servers_own_user_may_use_the_admin_socket() {
     require::root("dc_server -user nobody");
     let srv = Srv::start(&["-user", "nobody", "-adminperms", "666"]);
-    std::fs::set_permissions(srv.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(srv.server.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     srv.client().add(b"id", b"as nobody", 60_000).unwrap();
     let run = dc_admin_as_nobody(&["-connect", &srv.admin_address(), "ls"]);
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -569,23 +542,9 @@ fn inspection_options_are_checked() {
 fn a_clean_stop_removes_the_admin_socket() {
     let mut srv = Srv::start(&[]);
     assert!(srv.admin.exists());
-    let pid = srv.child.id() as i32;
-    // The PID is our own child's.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("kill");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = srv.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < LIMIT, "still running");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = srv.server.stop();
     assert_eq!(status.code(), Some(0), "{}", srv.stderr());
-    assert!(!srv.admin.exists() && !srv.socket.exists());
+    assert!(!srv.admin.exists() && !srv.server.socket().exists());
 }
 
 // ---------------------------------------------------------------------------
@@ -838,11 +797,11 @@ fn the_metrics_page_is_valid_and_counts_what_was_done() {
     over.extend_from_slice(&604_800_001u32.to_be_bytes());
     over.extend_from_slice(&2u32.to_be_bytes());
     over.extend_from_slice(b"idd");
-    let reply = send_and_wait_close(&srv.socket, &raw_frame(false, 0, 1, &over));
+    let reply = send_and_wait_close(srv.server.socket(), &raw_frame(false, 0, 1, &over));
     assert_eq!(reply.len(), 15);
     assert_eq!(reply[14], 0x66, "refused: timeout range");
-    send_and_wait_close(&srv.socket, &raw_frame(false, 0, 2, &[0, 0, 1]));
-    send_and_wait_close(&srv.socket, b"GET / HTTP/1.0\r\n\r\n");
+    send_and_wait_close(srv.server.socket(), &raw_frame(false, 0, 2, &[0, 0, 1]));
+    send_and_wait_close(srv.server.socket(), b"GET / HTTP/1.0\r\n\r\n");
 
     let samples = parse_exposition(&scrape(srv.metrics_port));
     let ops = |op: &str, result: &str| {
@@ -970,7 +929,7 @@ fn dc_admin_reads_and_edits_the_store_of_a_stopped_server() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("in use by another process"), "{run:?}");
     // Every ADD was synced before it was answered: SIGKILL loses none.
-    kill_pid(&mut srv.child);
+    srv.server.kill();
     let listing = ok(&dc_admin(&["-store", &dir, "ls"])).to_string();
     let ids: BTreeSet<String> = listing
         .lines()

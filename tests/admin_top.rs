@@ -3,11 +3,13 @@
 //! meanwhile, and the admin socket free for others while top runs.
 
 mod common;
+mod dc_server;
 
-use common::{dc_server_bin, kill_pid, run_tool, ToolRun};
+use common::{run_tool, ToolRun};
+use dc_server::DcServer;
 use distcache::{Client, Flags};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,54 +20,31 @@ fn dc_admin_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dc_admin"))
 }
 
+/// A dc_server with an admin socket.
 struct Srv {
-    child: Child,
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
+    server: DcServer,
     admin: PathBuf,
 }
 
 impl Srv {
     fn start() -> Srv {
         let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("s.sock");
         let admin = dir.path().join("a.sock");
-        let child = Command::new(dc_server_bin())
-            .arg("-listen")
-            .arg(format!("UNIX:{}", socket.display()))
+        let server = DcServer::builder()
+            .dir(dir)
             .arg("-admin")
             .arg(format!("UNIX:{}", admin.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn dc_server");
-        let mut srv = Srv {
-            child,
-            _dir: dir,
-            socket,
-            admin,
-        };
+            .start();
         let start = Instant::now();
-        while !(srv.socket.exists() && srv.admin.exists()) {
+        while !admin.exists() {
             assert!(start.elapsed() < LIMIT, "dc_server did not start");
-            assert!(
-                srv.child.try_wait().expect("wait").is_none(),
-                "dc_server exited"
-            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        srv
+        Srv { server, admin }
     }
 
     fn address(&self) -> String {
-        format!("UNIX:{}", self.socket.display())
-    }
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        kill_pid(&mut self.child);
+        self.server.address()
     }
 }
 
@@ -166,7 +145,7 @@ fn top_fails_when_the_server_goes_away() {
     let admin_path = srv.admin.clone();
     let top = std::thread::spawn(move || admin(&admin_path, &["top", "-interval", "100"]));
     std::thread::sleep(Duration::from_millis(300));
-    kill_pid(&mut srv.child);
+    srv.server.kill();
     let run = top.join().expect("top thread");
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.starts_with("dc_admin: "), "{run:?}");

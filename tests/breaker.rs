@@ -9,12 +9,11 @@
 #[allow(dead_code)] // shared with the C harness; a part is used here
 #[path = "c_support/mod.rs"]
 mod c_support;
-#[path = "server_proc/mod.rs"]
-mod server_proc;
+mod dc_server;
 
-use distcache::nal::NalError;
+use dc_server::{DcServer, Net};
+use distcache::NalError;
 use distcache::{Client, ClientError, Flags};
-use server_proc::{Net, ServerProcess};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,12 +49,12 @@ fn handshake_call(client: &Client, n: usize) -> (End, Instant, Instant) {
 fn client(address: &str, flags: Flags) -> Client {
     let client = Client::new(address, flags).expect("client");
     client.set_timeout(TIMEOUT);
-    client.set_backoff(distcache::client::Backoff::default());
+    client.set_backoff(distcache::Backoff::default());
     client
 }
 
 fn fifty_calls_cost_at_most_two_timeouts(net: Net, flags: Flags) {
-    let server = ServerProcess::start(net, &[]);
+    let server = DcServer::builder().net(net).start();
     let client = client(&server.address(), flags);
     assert_eq!(handshake_call(&client, 0).0, End::Ok);
     server.pause();
@@ -97,7 +96,7 @@ fn silent_server_50_calls_persistent_tcp() {
 /// it fail at once.
 #[test]
 fn server_comes_back_within_the_backoff_and_a_second() {
-    let server = ServerProcess::start(Net::Unix, &[]);
+    let server = DcServer::builder().net(Net::Unix).start();
     let client = client(&server.address(), Flags::PERSISTENT);
     assert_eq!(handshake_call(&client, 0).0, End::Ok);
     server.pause();
@@ -143,11 +142,11 @@ fn server_comes_back_within_the_backoff_and_a_second() {
 #[test]
 fn sixteen_threads_share_the_breaker_and_probe_one_at_a_time() {
     const THREADS: usize = 16;
-    let server = ServerProcess::start(Net::Tcp, &[]);
+    let server = DcServer::builder().net(Net::Tcp).start();
     let address = server.address();
     let shared = client(&address, Flags::PERSISTENT | Flags::PERSISTENT_RETRY);
     assert_eq!(handshake_call(&shared, 0).0, End::Ok);
-    let before = distcache::client::breaker_stats();
+    let before = distcache::internals::client::breaker_stats();
     server.pause();
     let start = Instant::now();
     let calls: Vec<(End, Instant, Instant)> = thread::scope(|s| {
@@ -174,7 +173,7 @@ fn sixteen_threads_share_the_breaker_and_probe_one_at_a_time() {
             .collect()
     });
     server.resume();
-    let stats = distcache::client::breaker_stats();
+    let stats = distcache::internals::client::breaker_stats();
 
     let first_down = calls
         .iter()
@@ -229,7 +228,7 @@ fn sixteen_threads_share_the_breaker_and_probe_one_at_a_time() {
 #[test]
 fn refused_connection_fails_at_once() {
     for net in [Net::Unix, Net::Tcp] {
-        let mut server = ServerProcess::start(net, &[]);
+        let mut server = DcServer::builder().net(net).start();
         let client = client(&server.address(), Flags::empty());
         assert_eq!(handshake_call(&client, 0).0, End::Ok);
         server.kill();
@@ -255,7 +254,7 @@ fn refused_connection_fails_at_once() {
 /// address is down, with the breaker on (back-off 1 s to 2 s) and off.
 #[test]
 fn forked_child_inherits_the_down_state() {
-    let server = ServerProcess::start(Net::Unix, &[]);
+    let server = DcServer::builder().net(Net::Unix).start();
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = c_support::compile_harness("breaker_fork", dir.path());
     for down_ms in ["1000:2000", "0"] {
@@ -282,7 +281,10 @@ fn forked_child_inherits_the_down_state() {
 /// run against a server that is gone, the address marked down once.
 #[test]
 fn dc_test_prints_the_breaker_counts() {
-    let mut server = ServerProcess::start(Net::Unix, &["-sessions", "1000"]);
+    let mut server = DcServer::builder()
+        .net(Net::Unix)
+        .args(&["-sessions", "1000"])
+        .start();
     let address = server.address();
     let dc_test = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dc_test"))

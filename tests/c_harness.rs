@@ -8,12 +8,14 @@
 //! it overruns; its stdout and stderr are shown on failure.
 
 mod c_support;
+mod dc_server;
 mod require;
 
 use c_support::{
-    compile, compile_harness, compile_with, dynamic_entries, entries_of, finish_all_ok,
-    free_tcp_port, memcheck, memcheck_totals, run_ok, stage, Link, Proc, Server, Silent,
+    compile, compile_harness, compile_with, dynamic_entries, entries_of, finish_all_ok, memcheck,
+    memcheck_totals, run_ok, stage, staged_dc_server, Link, Proc, Silent,
 };
+use dc_server::free_tcp_port;
 use std::os::unix::net::UnixListener;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -49,17 +51,20 @@ const FLAGS: &[(&str, &str)] = &[
 fn basic_api_with_each_flag() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = compile_harness("basic", dir.path());
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
-    let tcp = Server::tcp(4096);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
+    let tcp = staged_dc_server().tcp().sessions(4096).start();
     let mut running = Vec::new();
     for (flags, name) in FLAGS {
         let mut cmd = Command::new(&prog);
-        cmd.arg(&server.address).arg(flags);
+        cmd.arg(server.address()).arg(flags);
         running.push(Proc::spawn(&format!("basic UNIX {name}"), &mut cmd, false));
     }
     for flags in ["0", "0x1"] {
         let mut cmd = Command::new(&prog);
-        cmd.arg(&tcp.address).arg(flags);
+        cmd.arg(tcp.address()).arg(flags);
         running.push(Proc::spawn(&format!("basic TCP {flags}"), &mut cmd, false));
     }
     finish_all_ok(running, Duration::from_secs(60));
@@ -70,8 +75,11 @@ fn basic_api_with_each_flag() {
 fn bad_arguments_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = compile_harness("args", dir.path());
-    let server = Server::unix(&dir.path().join("s.sock"), 512);
-    run_ok(&prog, &[&server.address], Duration::from_secs(60));
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(512)
+        .start();
+    run_ok(&prog, &[&server.address()], Duration::from_secs(60));
 }
 
 /// fork.c: PIDCHECK gives a forked child its own connection; without it the
@@ -80,8 +88,11 @@ fn bad_arguments_fail_cleanly() {
 fn pidcheck_across_fork() {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = compile_harness("fork", dir.path());
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
-    run_ok(&prog, &[&server.address], Duration::from_secs(60));
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
+    run_ok(&prog, &[&server.address()], Duration::from_secs(60));
 }
 
 /// restart.c: RETRY reconnects transparently after a server restart;
@@ -95,17 +106,17 @@ fn restart(tcp: bool) {
     let port = free_tcp_port();
     let start = || {
         if tcp {
-            Server::tcp_on(port, 512)
+            staged_dc_server().tcp_on(port).sessions(512).start()
         } else {
-            Server::unix(&path, 512)
+            staged_dc_server().unix_at(&path).sessions(512).start()
         }
     };
     let mut server = start();
     let mut cmd = Command::new(&prog);
-    cmd.arg(&server.address);
-    let mut p = Proc::spawn(&format!("restart {}", server.address), &mut cmd, true);
+    cmd.arg(server.address());
+    let mut p = Proc::spawn(&format!("restart {}", server.address()), &mut cmd, true);
     p.wait_line("READY restart", Duration::from_secs(30));
-    server.stop();
+    server.kill();
     // A killed UNIX server leaves its socket file behind; the new one must
     // take the path over.
     let server2 = start();
@@ -134,7 +145,7 @@ fn late_connect_to_server_started_later() {
     cmd.arg(format!("UNIX:{}", path.display()));
     let mut p = Proc::spawn("late", &mut cmd, true);
     p.wait_line("READY start", Duration::from_secs(30));
-    let server = Server::unix(&path, 512);
+    let server = staged_dc_server().unix_at(&path).sessions(512).start();
     p.send_line("go");
     p.finish_ok(Duration::from_secs(60));
     drop(server);
@@ -198,11 +209,14 @@ fn silent_server_times_out() {
 fn threads(flags: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = compile_harness("threads", dir.path());
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
     let _guard = exclusive();
     run_ok(
         &prog,
-        &[&server.address, flags, "16", "10000"],
+        &[&server.address(), flags, "16", "10000"],
         Duration::from_secs(300),
     );
 }
@@ -251,7 +265,10 @@ fn shared_library_names_and_link_lines() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::unix(&dir.path().join("s.sock"), 512);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(512)
+        .start();
     let one = compile(
         "tests/c_harness/link.c",
         dir.path(),
@@ -271,7 +288,7 @@ fn shared_library_names_and_link_lines() {
     );
     run_ok(
         &one,
-        &[&server.address, "--one-copy"],
+        &[&server.address(), "--one-copy"],
         Duration::from_secs(30),
     );
 
@@ -294,7 +311,7 @@ fn shared_library_names_and_link_lines() {
     }
     run_ok(
         &all,
-        &[&server.address, "--one-copy"],
+        &[&server.address(), "--one-copy"],
         Duration::from_secs(30),
     );
 }
@@ -306,7 +323,10 @@ fn shared_library_names_and_link_lines() {
 fn static_library_link() {
     let stage = stage();
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
     let mut progs = vec![compile(
         "tests/c_harness/basic.c",
         dir.path(),
@@ -354,8 +374,8 @@ fn static_library_link() {
             "{} links a shared distcache library: {needed:?}",
             prog.display()
         );
-        run_ok(&prog, &[&server.address, "0"], Duration::from_secs(60));
-        run_ok(&prog, &[&server.address, "0x1"], Duration::from_secs(60));
+        run_ok(&prog, &[&server.address(), "0"], Duration::from_secs(60));
+        run_ok(&prog, &[&server.address(), "0x1"], Duration::from_secs(60));
     }
 }
 
@@ -363,9 +383,12 @@ fn static_library_link() {
 #[test]
 fn c_examples_build_and_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::unix(&dir.path().join("s.sock"), 512);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(512)
+        .start();
     let client = compile("examples/c/client.c", dir.path(), "client", Link::Distcache);
-    let done = run_ok(&client, &[&server.address], Duration::from_secs(30));
+    let done = run_ok(&client, &[&server.address()], Duration::from_secs(30));
     for want in [
         "add:    stored",
         "get:    ",
@@ -380,7 +403,11 @@ fn c_examples_build_and_run() {
         );
     }
     let load = compile("examples/c/load.c", dir.path(), "load", Link::Distcache);
-    let done = run_ok(&load, &[&server.address, "3000"], Duration::from_secs(120));
+    let done = run_ok(
+        &load,
+        &[&server.address(), "3000"],
+        Duration::from_secs(120),
+    );
     assert!(
         done.stdout.contains("persistent") && done.stdout.contains("per-op"),
         "load output:\n{}",
@@ -402,7 +429,10 @@ fn valgrind_memcheck() {
     require::tool("valgrind", "valgrind");
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir");
-    let server = Server::unix(&dir.path().join("s.sock"), 4096);
+    let server = staged_dc_server()
+        .unix_at(&dir.path().join("s.sock"))
+        .sessions(4096)
+        .start();
     let runs: [(&str, &[&str]); 5] = [
         ("basic", &["0"]),
         ("basic", &["0xf"]),
@@ -421,7 +451,7 @@ fn valgrind_memcheck() {
             Link::Distcache,
         );
         let mut cmd = memcheck(&prog, logs.path());
-        cmd.arg(&server.address).args(*args);
+        cmd.arg(server.address()).args(*args);
         let what = format!("valgrind {name} {}", args.join(" "));
         running.push(Proc::spawn(&what, &mut cmd, false));
         names.push((what, exe));
@@ -430,16 +460,16 @@ fn valgrind_memcheck() {
     // faults.c down: every call fails while the server is down, then works
     // again against a new one.
     let path = dir.path().join("restarted.sock");
-    let mut restarted = Server::unix(&path, 512);
+    let mut restarted = staged_dc_server().unix_at(&path).sessions(512).start();
     let prog = compile_harness("faults", dir.path());
     let mut cmd = memcheck(&prog, logs.path());
-    cmd.arg(&restarted.address).arg("down");
+    cmd.arg(restarted.address()).arg("down");
     let mut down = Proc::spawn("valgrind faults down", &mut cmd, true);
     down.wait_line("READY down", Duration::from_secs(60));
-    restarted.stop();
+    restarted.kill();
     down.send_line("go");
     down.wait_line("READY up", Duration::from_secs(60));
-    let _restarted = Server::unix(&path, 512);
+    let _restarted = staged_dc_server().unix_at(&path).sessions(512).start();
     down.send_line("go");
     running.push(down);
     names.push(("valgrind faults down".into(), "faults".into()));

@@ -3,8 +3,9 @@
 //! connections recover, and one client serves many threads.
 
 mod common;
+mod dc_server;
 
-use common::ServerProc;
+use dc_server::DcServer;
 use distcache::{Client, ClientError, Flags};
 use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -165,7 +166,7 @@ fn server_down_fails_fast() {
 
 #[test]
 fn persistent_connection_recovers_after_restart() {
-    let mut srv = ServerProc::start(&[]);
+    let mut srv = DcServer::start(&[]);
     let addr = srv.address();
     let retry = Client::new(&addr, Flags::PERSISTENT | Flags::PERSISTENT_RETRY).unwrap();
     let plain = Client::new(&addr, Flags::PERSISTENT).unwrap();
@@ -185,7 +186,7 @@ fn persistent_connection_recovers_after_restart() {
 
 #[test]
 fn one_client_many_threads() {
-    let srv = ServerProc::start(&["-sessions", "100000"]);
+    let srv = DcServer::start(&["-sessions", "100000"]);
     for flags in [Flags::empty(), Flags::PERSISTENT] {
         let client = Arc::new(Client::new(&srv.address(), flags).unwrap());
         let workers: Vec<_> = (0..8u32)
@@ -300,7 +301,7 @@ fn signals_do_not_fail_a_call() {
 /// same client does.
 #[test]
 fn reget_is_per_client_and_per_thread() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let a = Client::new(&srv.address(), Flags::PERSISTENT).unwrap();
     let b = Client::new(&srv.address(), Flags::empty()).unwrap();
     a.add(b"id-a", b"data for a", 60_000).unwrap();

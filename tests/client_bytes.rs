@@ -20,7 +20,7 @@
 mod common;
 
 use common::{describe, hex, to_hex, vectors_dir};
-use distcache::proto::Status;
+use distcache::internals::proto::Status;
 use distcache::{Client, ClientError, Flags};
 use std::collections::VecDeque;
 use std::fmt::Write as _;

@@ -18,6 +18,7 @@
 
 #[allow(dead_code)]
 mod c_support;
+mod dc_server;
 
 use c_support::{dynamic_entries, entries_of, manifest_dir, stage, Proc};
 use std::collections::{BTreeMap, BTreeSet};

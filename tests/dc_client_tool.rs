@@ -8,8 +8,10 @@
 //! byte, it listens on a UNIX socket itself and plays the server.
 
 mod common;
+mod dc_server;
 
-use common::{dc_client_bin, describe, hex, kill_pid, to_hex, ServerProc};
+use common::{dc_client_bin, describe, hex, kill_pid, to_hex};
+use dc_server::DcServer;
 use distcache::{Client, Flags};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -400,7 +402,7 @@ fn bad_addresses_stop_it_at_start() {
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     // A live proxy's socket is not taken over either.
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let first = ProxyProc::start(&srv.address(), &[]);
     let (code, _, err) = run_cli(&["-server", &srv.address(), "-listen", &first.address()]);
     assert_ne!(code, 0);
@@ -415,7 +417,7 @@ fn bad_addresses_stop_it_at_start() {
 /// client leg is byte for byte the original's (each client's own uids).
 #[test]
 fn client_leg_matches_the_original() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let proxy = ProxyProc::start(&srv.address(), &[]);
     let ex = legs("proxy_client_leg");
     assert_eq!(ex.len(), 4);
@@ -561,7 +563,7 @@ fn recorded_exchanges_pass_through_unchanged() {
         if conns.iter().flatten().all(|(_, s)| s.is_empty()) {
             continue;
         }
-        let srv = ServerProc::start(&[]);
+        let srv = DcServer::start(&[]);
         let proxy = ProxyProc::start(&srv.address(), &[]);
         for conn in &conns {
             for f in replay(&proxy.socket, conn) {
@@ -594,13 +596,7 @@ fn tcp_on_both_legs() {
     let client = Client::new(&proxy_addr, Flags::empty()).unwrap();
     assert!(client.have(b"tcp-session").is_err(), "no server yet");
 
-    let mut server = Command::new(common::dc_server_bin())
-        .args(["-listen", &server_addr])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dc_server");
+    let mut server = DcServer::builder().listen(&server_addr).spawn();
     let result = std::panic::catch_unwind(|| {
         let start = Instant::now();
         while client.have(b"tcp-session").is_err() {
@@ -616,7 +612,7 @@ fn tcp_on_both_legs() {
         assert_eq!(client.get(b"tcp-session").unwrap(), Some(data));
         assert!(persistent.remove(b"tcp-session").unwrap());
     });
-    kill_pid(&mut server);
+    server.kill();
     assert!(proxy.is_running());
     if let Err(e) = result {
         std::panic::resume_unwind(e);
@@ -655,7 +651,7 @@ fn client_leaving_mid_request_is_forgotten() {
 /// A client killed mid-request, with a real server: others go on.
 #[test]
 fn killed_clients_do_not_stop_it() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let mut proxy = ProxyProc::start(&srv.address(), &[]);
     for round in 0..50u32 {
         let mut c = proxy.connect();
@@ -679,7 +675,7 @@ fn killed_clients_do_not_stop_it() {
 /// Garbage from one client closes that client only.
 #[test]
 fn malformed_frames_close_only_their_client() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let mut proxy = ProxyProc::start(&srv.address(), &[]);
     let mut half = proxy.connect();
     let req = request(3, 77, b"some-session-id");
@@ -752,7 +748,7 @@ struct Op {
 #[test]
 fn server_restart_under_load() {
     const RETRY_MS: u64 = 500;
-    let mut srv = ServerProc::start(&[]);
+    let mut srv = DcServer::start(&[]);
     let proxy = ProxyProc::start(&srv.address(), &["-retry", &RETRY_MS.to_string()]);
     let stop = Arc::new(AtomicBool::new(false));
     let mut loaders = Vec::new();
@@ -843,7 +839,7 @@ fn server_restart_under_load() {
 /// with RETRY rides through, and one without it fails once then recovers.
 #[test]
 fn idle_clients_are_closed_and_retrying_clients_ride_through() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let proxy = ProxyProc::start(&srv.address(), &["-idle", "300"]);
     let mut raw = proxy.connect();
     raw.write_all(&request(3, 1, b"some-session-id")).unwrap();
@@ -881,7 +877,7 @@ fn idle_clients_are_closed_and_retrying_clients_ride_through() {
 /// half on persistent connections: every answer is right.
 #[test]
 fn many_concurrent_clients_get_correct_answers() {
-    let srv = ServerProc::start(&["-sessions", "10000"]);
+    let srv = DcServer::start(&["-sessions", "10000"]);
     let mut proxy = ProxyProc::start(&srv.address(), &[]);
     let threads: Vec<_> = (0..16u32)
         .map(|t| {
@@ -972,7 +968,7 @@ fn exit_code_within(child: &mut Child, limit: Duration) -> Option<i32> {
 /// stop, exit 0, the socket file and the pid file removed.
 #[test]
 fn stop_signals_end_it_cleanly() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     for (sig, killable) in [
         ("TERM", false),
         ("INT", false),
@@ -1010,7 +1006,7 @@ fn stop_signals_end_it_cleanly() {
 
 #[test]
 fn usr_signals_are_ignored_without_killable() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let mut proxy = ProxyProc::start(&srv.address(), &[]);
     signal(proxy.child.id(), "USR1");
     signal(proxy.child.id(), "USR2");
@@ -1049,7 +1045,7 @@ fn stop_answers_requests_in_flight() {
 /// process serves, and stops cleanly by the pid in its pid file.
 #[test]
 fn daemon_mode_detaches_and_stops_by_pid_file() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("d.sock");
     let pidfile = dir.path().join("d.pid");
@@ -1101,8 +1097,8 @@ fn daemon_mode_detaches_and_stops_by_pid_file() {
 #[test]
 fn socket_file_and_user_options() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let srv = ServerProc::start(&[]);
-    let me = std::fs::metadata(srv.dir.path()).unwrap();
+    let srv = DcServer::start(&[]);
+    let me = std::fs::metadata(srv.dir()).unwrap();
     let (uid, gid) = (me.uid().to_string(), me.gid().to_string());
     let proxy = ProxyProc::start(
         &srv.address(),
@@ -1173,7 +1169,7 @@ fn socket_file_and_user_options() {
 /// answer is right (exit 0) and every operation is counted.
 #[test]
 fn dc_test_passes_through_the_proxy() {
-    let server = ServerProc::start(&["-sessions", "10000"]);
+    let server = DcServer::start(&["-sessions", "10000"]);
     let proxy = ProxyProc::start(&server.address(), &[]);
     for extra in [&[][..], &["-persistent", "-clients", "2"][..]] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dc_test"));

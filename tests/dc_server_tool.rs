@@ -4,92 +4,64 @@
 //! real dc_server processes, waits a bounded time and stops them by PID.
 
 mod common;
+mod dc_server;
 mod require;
 
-use common::{collect_stderr, dc_server_bin, kill_pid, run_tool};
+use common::{kill_pid, run_tool};
+use dc_server::{dc_server_bin, DcServer};
 use distcache::{Client, Flags};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A dc_server process with its standard error collected as it comes.
+/// A dc_server whose start-up, signals and exit a test watches.
 struct Tool {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
+    server: DcServer,
 }
 
 impl Tool {
+    /// Spawns `dc_server -listen ADDRESS args...` (`args` starts with the
+    /// `-listen`), without waiting for it.
     fn spawn(args: &[&str]) -> Tool {
-        let mut child = Command::new(dc_server_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dc_server");
-        let stderr = collect_stderr(&mut child);
-        Tool { child, stderr }
+        let ["-listen", listen, rest @ ..] = args else {
+            panic!("Tool::spawn takes -listen ADDRESS first: {args:?}");
+        };
+        Tool {
+            server: DcServer::builder().listen(*listen).args(rest).spawn(),
+        }
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        i32::try_from(self.server.pid()).expect("pid fits i32")
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.server.stderr()
     }
 
-    /// Waits (bounded) until the UNIX socket at `path` accepts.
-    fn wait_listening(&mut self, path: &Path) {
-        let start = Instant::now();
-        while start.elapsed() < LIMIT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("dc_server exited early ({status}): {}", self.stderr());
-            }
-            if UnixStream::connect(path).is_ok() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!("dc_server did not listen on {}", path.display());
+    fn is_running(&mut self) -> bool {
+        self.server.is_running()
+    }
+
+    /// Waits (bounded) until its first address accepts.
+    fn wait_listening(&mut self) {
+        self.server.wait_ready();
     }
 
     /// Waits (bounded) until standard error contains `text`.
     fn wait_stderr(&self, text: &str) -> String {
-        let start = Instant::now();
-        while start.elapsed() < LIMIT {
-            let s = self.stderr();
-            if s.contains(text) {
-                return s;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no {text:?} on dc_server's stderr: {:?}", self.stderr());
+        self.server.wait_stderr(text)
     }
 
     /// Waits (bounded) for the process to exit; kills it if it does not.
     fn wait_exit(&mut self) -> ExitStatus {
-        let status = wait_child(&mut self.child, LIMIT);
-        // Let the reader thread take the last bytes.
-        let start = Instant::now();
-        while Arc::strong_count(&self.stderr) > 1 && start.elapsed() < LIMIT {
-            thread::sleep(Duration::from_millis(5));
-        }
-        status
-    }
-}
-
-impl Drop for Tool {
-    fn drop(&mut self) {
-        kill_pid(&mut self.child);
+        self.server.wait_exit()
     }
 }
 
@@ -314,7 +286,7 @@ fn sigint_in_the_foreground_stops_cleanly() {
         "-pidfile",
         pidfile.to_str().unwrap(),
     ]);
-    t.wait_listening(&sock);
+    t.wait_listening();
     assert_eq!(
         std::fs::read_to_string(&pidfile).unwrap().trim(),
         t.pid().to_string()
@@ -334,7 +306,7 @@ fn a_clean_stop_logs_its_counts() {
     let d = Dir::new();
     let sock = d.path("s.sock");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-sessions", "64"]);
-    t.wait_listening(&sock);
+    t.wait_listening();
     let c = Client::new(&unix(&sock), Flags::PERSISTENT).expect("client");
     c.set_timeout(Duration::from_secs(5));
     c.add(b"short-1", b"expires at once", 1).unwrap();
@@ -361,8 +333,8 @@ fn sigusr1_stops_only_with_killable() {
     let (plain_sock, killable_sock) = (d.path("plain.sock"), d.path("killable.sock"));
     let mut plain = Tool::spawn(&["-listen", &unix(&plain_sock)]);
     let mut killable = Tool::spawn(&["-listen", &unix(&killable_sock), "-killable"]);
-    plain.wait_listening(&plain_sock);
-    killable.wait_listening(&killable_sock);
+    plain.wait_listening();
+    killable.wait_listening();
 
     for sig in [libc::SIGUSR1, libc::SIGUSR2] {
         signal(plain.pid(), sig);
@@ -373,10 +345,7 @@ fn sigusr1_stops_only_with_killable() {
     assert!(!killable_sock.exists());
 
     // By now the plain server has had as long to react; it still serves.
-    assert!(
-        plain.child.try_wait().unwrap().is_none(),
-        "SIGUSR stopped it"
-    );
+    assert!(plain.is_running(), "SIGUSR stopped it");
     assert!(!client(&unix(&plain_sock)).have(b"x").unwrap());
     signal(plain.pid(), libc::SIGTERM);
     assert_eq!(plain.wait_exit().code(), Some(0));
@@ -402,7 +371,7 @@ fn a_live_servers_socket_is_not_taken_over() {
     let d = Dir::new();
     let sock = d.path("s.sock");
     let mut first = Tool::spawn(&["-listen", &unix(&sock)]);
-    first.wait_listening(&sock);
+    first.wait_listening();
     client(&unix(&sock))
         .add(b"mine", b"first server's", 60_000)
         .unwrap();
@@ -420,7 +389,7 @@ fn a_live_servers_socket_is_not_taken_over() {
         client(&unix(&sock)).get(b"mine").unwrap().as_deref(),
         Some(&b"first server's"[..])
     );
-    assert!(first.child.try_wait().unwrap().is_none());
+    assert!(first.is_running());
 }
 
 #[test]
@@ -428,7 +397,7 @@ fn sockperms_sets_the_socket_mode() {
     let d = Dir::new();
     let sock = d.path("s.sock");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-sockperms", "600"]);
-    t.wait_listening(&sock);
+    t.wait_listening();
     // The mode is set after the socket is bound: once it is, the server
     // says it is serving.
     t.wait_stderr("serving on");
@@ -445,7 +414,7 @@ fn sockperms_sets_the_socket_mode() {
         "-sockperms",
         "0660",
     ]);
-    g.wait_listening(&sock2);
+    g.wait_listening();
     g.wait_stderr("serving on");
     let meta2 = std::fs::metadata(&sock2).unwrap();
     assert_eq!(meta2.permissions().mode() & 0o7777, 0o660);
@@ -458,8 +427,8 @@ fn min_expiry_keeps_short_sessions() {
     let (with, without) = (d.path("with.sock"), d.path("without.sock"));
     let mut a = Tool::spawn(&["-listen", &unix(&with), "-min-expiry", "2000"]);
     let mut b = Tool::spawn(&["-listen", &unix(&without)]);
-    a.wait_listening(&with);
-    b.wait_listening(&without);
+    a.wait_listening();
+    b.wait_listening();
     let (ca, cb) = (client(&unix(&with)), client(&unix(&without)));
     ca.add(b"short", b"session", 300).unwrap();
     cb.add(b"short", b"session", 300).unwrap();
@@ -476,7 +445,7 @@ fn unix_and_tcp_listeners_serve_one_store() {
     let d = Dir::new();
     let sock = d.path("s.sock");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-listen", "IP:127.0.0.1:0"]);
-    t.wait_listening(&sock);
+    t.wait_listening();
     let err = t.wait_stderr("serving on");
     let tcp = err
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -499,7 +468,7 @@ fn progress_logs_an_info_line_after_activity() {
     let d = Dir::new();
     let sock = d.path("s.sock");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-progress", "1"]);
-    t.wait_listening(&sock);
+    t.wait_listening();
     client(&unix(&sock)).add(b"id", b"data", 60_000).unwrap();
     let err = t.wait_stderr("Info, total operations =");
     let line = err
@@ -539,7 +508,7 @@ fn user_fails_loudly_without_privilege() {
     let mut cmd = Command::new(dc_server_bin());
     cmd.args(["-listen", &unix(&sock), "-user", "root"]);
     if require::is_root() {
-        let nobody = distcache::daemon::lookup_user("nobody")
+        let nobody = distcache::internals::daemon::lookup_user("nobody")
             .unwrap_or_else(|e| panic!("this test needs a `nobody` account: {e}"));
         std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         cmd.uid(nobody.uid).gid(nobody.gid);
@@ -559,9 +528,9 @@ fn root_user_drops_privileges() {
     require::root("dc_server -user nobody");
     let d = Dir::new();
     let sock = d.path("s.sock");
-    let nobody = distcache::daemon::lookup_user("nobody").expect("a nobody account");
+    let nobody = distcache::internals::daemon::lookup_user("nobody").expect("a nobody account");
     let mut t = Tool::spawn(&["-listen", &unix(&sock), "-user", "nobody"]);
-    t.wait_listening(&sock);
+    t.wait_listening();
     t.wait_stderr("serving on");
     let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
     let ids = |key: &str| -> Vec<u32> {

@@ -3,8 +3,10 @@
 //! closes passed on, and a stalled connection holding up nobody.
 
 mod common;
+mod dc_server;
 
-use common::{kill_pid, raw_frame, run_tool, ServerProc, ToolRun};
+use common::{kill_pid, raw_frame, run_tool, ToolRun};
+use dc_server::DcServer;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -220,7 +222,7 @@ fn cannot_listen_exits_1() {
 
 #[test]
 fn dc_test_through_dc_snoop_every_request_and_reply_logged() {
-    let srv = ServerProc::start(&["-sessions", "10000"]);
+    let srv = DcServer::start(&["-sessions", "10000"]);
     let snoop = Snoop::start(&srv.address(), &[]);
     let r = dc_test(
         &snoop.address(),
@@ -361,7 +363,7 @@ fn server_closing_closes_the_client_and_hex_dumps() {
 
 #[test]
 fn a_stalled_connection_holds_up_no_other() {
-    let srv = ServerProc::start(&["-sessions", "10000"]);
+    let srv = DcServer::start(&["-sessions", "10000"]);
     let snoop = Snoop::start(&srv.address(), &[]);
     // Half a frame, then silence: the server waits for the rest.
     let mut stalled = snoop.connect();

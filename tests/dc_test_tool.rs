@@ -2,8 +2,10 @@
 //! the check itself, proven by a cache that returns wrong data.
 
 mod common;
+mod dc_server;
 
-use common::{run_tool, ServerProc, ToolRun};
+use common::{run_tool, ToolRun};
+use dc_server::DcServer;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -125,7 +127,7 @@ fn server_down_fails_clearly() {
 
 #[test]
 fn passes_against_dc_server_with_a_connection_per_operation() {
-    let srv = ServerProc::start(&["-sessions", "10000"]);
+    let srv = DcServer::start(&["-sessions", "10000"]);
     let r = dc_test(&[
         "-connect",
         &srv.address(),
@@ -144,7 +146,7 @@ fn passes_against_dc_server_with_a_connection_per_operation() {
 
 #[test]
 fn passes_against_dc_server_persistent_with_progress() {
-    let srv = ServerProc::start(&["-sessions", "10000"]);
+    let srv = DcServer::start(&["-sessions", "10000"]);
     let r = dc_test(&[
         "-connect",
         &srv.address(),
@@ -169,7 +171,7 @@ fn passes_against_dc_server_persistent_with_progress() {
 
 #[test]
 fn four_clients_report_percentiles() {
-    let srv = ServerProc::start(&["-sessions", "10000"]);
+    let srv = DcServer::start(&["-sessions", "10000"]);
     let r = dc_test(&[
         "-connect",
         &srv.address(),
@@ -194,7 +196,7 @@ fn four_clients_report_percentiles() {
 /// library's rule); the model knows it, so the run passes.
 #[test]
 fn four_byte_sessions_pass() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let r = dc_test(&[
         "-connect",
         &srv.address(),
@@ -328,7 +330,7 @@ fn detects_a_cache_that_returns_wrong_data() {
 fn detects_a_cache_that_loses_sessions() {
     // A server too small for the test sessions evicts some: dc_test must
     // notice the sessions it expects and does not find.
-    let srv = ServerProc::start(&["-sessions", "64"]);
+    let srv = DcServer::start(&["-sessions", "64"]);
     let r = dc_test(&[
         "-connect",
         &srv.address(),

@@ -8,12 +8,14 @@
 //! stopped by its PID.
 
 mod common;
+mod dc_server;
 mod require;
 
-use common::{kill_pid, run_tool, ToolRun};
+use common::{run_tool, ToolRun};
+use dc_server::DcServer;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -238,33 +240,17 @@ fn the_extracted_packages_build_and_serve_the_c_example() {
     );
 
     let sock = work.path().join("dc.sock");
-    let mut server = Command::new(usr.join("bin/dc_server"))
-        .arg("-listen")
-        .arg(format!("UNIX:{}", sock.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the packaged dc_server starts");
-    let stderr = common::collect_stderr(&mut server);
-    let start = Instant::now();
-    while !sock.exists() {
-        if start.elapsed() > Duration::from_secs(10) || server.try_wait().ok().flatten().is_some() {
-            kill_pid(&mut server);
-            panic!(
-                "the packaged dc_server did not listen: {}",
-                stderr.lock().expect("stderr").as_str()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut server = DcServer::builder()
+        .bin(usr.join("bin/dc_server"))
+        .unix_at(&sock)
+        .start();
     let run = run_tool(
         Command::new(&client)
             .arg(format!("UNIX:{}", sock.display()))
             .env("LD_LIBRARY_PATH", &libdir),
         LIMIT,
     );
-    kill_pid(&mut server);
+    server.kill();
     let run = ok(run, "the example against the packaged dc_server");
     for want in [
         "add:    stored",

@@ -5,12 +5,13 @@
 //! same directory. Every wait is bounded; every process is stopped by PID.
 
 mod common;
+mod dc_server;
 
-use common::{collect_stderr, dc_server_bin, kill_pid};
+use common::run_tool;
+use dc_server::{dc_server_bin, DcServer, DcServerBuilder};
 use distcache::{Client, Flags};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -29,59 +30,38 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
 const RECORD_HEADER: usize = 32;
 /// How far past the log's bound (1.5 times the live data plus this) the
 /// writer may go before it compacts.
-const SLACK: u64 = distcache::cache::durable::COMPACT_SLACK;
+const SLACK: u64 = distcache::internals::cache::COMPACT_SLACK;
 
-/// A dc_server on a UNIX socket, with a store directory, its standard
-/// error collected as it comes.
+/// A dc_server on a UNIX socket, with a store directory.
 struct Server {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    socket: PathBuf,
+    server: DcServer,
 }
 
 impl Server {
+    fn builder(socket: &Path, store: &Path, extra: &[&str]) -> DcServerBuilder {
+        DcServer::builder().unix_at(socket).store(store).args(extra)
+    }
+
+    /// Spawns a server without waiting for it.
     fn spawn(socket: &Path, store: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(dc_server_bin())
-            .arg("-listen")
-            .arg(format!("UNIX:{}", socket.display()))
-            .arg("-store")
-            .arg(store)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dc_server");
-        let stderr = collect_stderr(&mut child);
         Server {
-            child,
-            stderr,
-            socket: socket.into(),
+            server: Server::builder(socket, store, extra).spawn(),
         }
     }
 
     /// Starts a server and waits (bounded) until it accepts.
     fn start(socket: &Path, store: &Path, extra: &[&str]) -> Server {
-        let mut s = Server::spawn(socket, store, extra);
-        let start = Instant::now();
-        while start.elapsed() < LIMIT {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("dc_server exited early ({status}): {}", s.stderr());
-            }
-            if UnixStream::connect(&s.socket).is_ok() {
-                return s;
-            }
-            thread::sleep(Duration::from_millis(10));
+        Server {
+            server: Server::builder(socket, store, extra).start(),
         }
-        panic!("dc_server did not listen: {}", s.stderr());
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.server.stderr()
     }
 
     fn address(&self) -> String {
-        format!("UNIX:{}", self.socket.display())
+        self.server.address()
     }
 
     fn client(&self) -> Client {
@@ -90,53 +70,24 @@ impl Server {
         c
     }
 
-    /// The start-up line about the store (waiting, bounded, for the
-    /// reader thread to have it).
+    /// The start-up line about the store (waiting, bounded, for it).
     fn store_line(&self) -> String {
-        let start = Instant::now();
-        loop {
-            let text = self.stderr();
-            if let Some(line) = text.lines().find(|l| l.contains("sessions loaded")) {
-                return line.to_string();
-            }
-            if start.elapsed() > LIMIT {
-                panic!("no store line: {text}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        let text = self.server.wait_stderr("sessions loaded");
+        text.lines()
+            .find(|l| l.contains("sessions loaded"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no store line: {text}"))
     }
 
     /// SIGKILL, by PID, and reap.
     fn kill(&mut self) {
-        kill_pid(&mut self.child);
+        self.server.kill();
     }
 
     /// SIGTERM, and wait (bounded) for the exit.
     fn stop(&mut self) -> ExitStatus {
-        let pid = self.child.id() as i32;
-        // The pid is our own child's, not yet reaped.
-        let pid = nix::unistd::Pid::from_raw(pid);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
-        wait_exit(&mut self.child)
+        self.server.stop()
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        kill_pid(&mut self.child);
-    }
-}
-
-fn wait_exit(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    while start.elapsed() < LIMIT {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    kill_pid(child);
-    panic!("dc_server did not exit within {LIMIT:?}");
 }
 
 /// The number before `what` in a start-up line, e.g. "12 sessions loaded".
@@ -553,12 +504,12 @@ fn a_second_server_on_the_same_store_is_refused() {
     let first = Server::start(&dir.path().join("a.sock"), &store, &[]);
     let second_socket = dir.path().join("b.sock");
     let mut second = Server::spawn(&second_socket, &store, &[]);
-    let status = wait_exit(&mut second.child);
+    let status = second.server.wait_exit();
     assert_eq!(status.code(), Some(1));
     // Let the reader thread take the last bytes.
     thread::sleep(Duration::from_millis(100));
     let message = second.stderr();
-    let pid = first.child.id();
+    let pid = first.server.pid();
     assert!(
         message.contains(&format!(
             "store directory '{}' is in use by another process (pid {pid}): one server per store",
@@ -578,16 +529,13 @@ fn a_second_server_on_the_same_store_is_refused() {
 #[test]
 fn sync_needs_store_and_a_valid_value() {
     let run = |args: &[&str]| {
-        let out = Command::new(dc_server_bin())
-            .args(["-listen", "UNIX:/nonexistent/s.sock"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run dc_server");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let out = run_tool(
+            Command::new(dc_server_bin())
+                .args(["-listen", "UNIX:/nonexistent/s.sock"])
+                .args(args),
+            LIMIT,
+        );
+        (out.code, out.stderr)
     };
     let (code, err) = run(&["-sync", "always"]);
     assert_eq!(code, Some(1));

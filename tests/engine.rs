@@ -3,10 +3,10 @@
 //! reply that waits holds up neither the worker's other connections nor
 //! the order of replies on its own connection.
 
-use distcache::cache::{AddBegun, AddError, MemoryStore, Millis, ProgressFn, Receipt, Store};
-use distcache::proto::{decode_all, encode_message, AddRequest, Command, Message, Role};
-use distcache::server::Server;
+use distcache::internals::proto::{decode_all, encode_message, AddRequest, Command, Message, Role};
 use distcache::Address;
+use distcache::Server;
+use distcache::{AddBegun, AddError, MemoryStore, Millis, ProgressFn, Receipt, Store};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

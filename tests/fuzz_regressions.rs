@@ -2,7 +2,7 @@
 //! (the seeds, and every input that once made a target fail) through the
 //! same function the cargo-fuzz target calls, on the stable toolchain.
 
-use distcache::fuzzing::TARGETS;
+use distcache::internals::fuzzing::TARGETS;
 use std::path::Path;
 
 fn regressions() -> std::path::PathBuf {
@@ -48,30 +48,30 @@ fn every_folder_is_a_target_and_every_target_has_inputs() {
 
 #[test]
 fn decoder() {
-    assert!(replay("decoder", distcache::fuzzing::decoder) >= 40);
+    assert!(replay("decoder", distcache::internals::fuzzing::decoder) >= 40);
 }
 
 #[test]
 fn reassembly() {
-    assert!(replay("reassembly", distcache::fuzzing::reassembly) >= 40);
+    assert!(replay("reassembly", distcache::internals::fuzzing::reassembly) >= 40);
 }
 
 #[test]
 fn add_payload() {
-    assert!(replay("add_payload", distcache::fuzzing::add_payload) >= 20);
+    assert!(replay("add_payload", distcache::internals::fuzzing::add_payload) >= 20);
 }
 
 #[test]
 fn address() {
-    assert!(replay("address", distcache::fuzzing::address) >= 20);
+    assert!(replay("address", distcache::internals::fuzzing::address) >= 20);
 }
 
 #[test]
 fn plug() {
-    assert!(replay("plug", distcache::fuzzing::plug) >= 4);
+    assert!(replay("plug", distcache::internals::fuzzing::plug) >= 4);
 }
 
 #[test]
 fn server() {
-    assert!(replay("server", distcache::fuzzing::server) >= 40);
+    assert!(replay("server", distcache::internals::fuzzing::server) >= 40);
 }

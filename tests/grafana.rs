@@ -3,14 +3,13 @@
 //! `/metrics` page of a dc_server started for the test (scraped over
 //! loopback), and the dashboard uses every metric family the page has.
 
-mod common;
+mod dc_server;
 
-use common::{dc_server_bin, kill_pid};
+use dc_server::DcServer;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -52,33 +51,17 @@ fn the_dashboard_uses_the_metrics_dc_server_serves() {
     let wanted = metric_names(&dashboard);
     assert!(wanted.len() >= 10, "{wanted:?}");
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(dc_server_bin())
-        .arg("-listen")
-        .arg(format!("UNIX:{}", dir.path().join("s.sock").display()))
-        .args(["-metrics", "IP:127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dc_server");
-    let stderr = common::collect_stderr(&mut child);
-    let start = Instant::now();
-    let address = loop {
-        let text = stderr.lock().expect("stderr").clone();
-        if let Some(rest) = text.split("metrics at http://").nth(1) {
-            if let Some(end) = rest.find("/metrics") {
-                break rest[..end].to_string();
-            }
-        }
-        if start.elapsed() > LIMIT {
-            kill_pid(&mut child);
-            panic!("dc_server did not log its metrics address: {text}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut server = DcServer::builder()
+        .args(&["-metrics", "IP:127.0.0.1:0"])
+        .start();
+    let text = server.wait_stderr("/metrics");
+    let address = text
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| Some(rest[..rest.find("/metrics")?].to_string()))
+        .unwrap_or_else(|| panic!("dc_server did not log its metrics address: {text}"));
     let page = scrape(&address);
-    kill_pid(&mut child);
+    server.kill();
 
     let served = metric_names(&page);
     let missing: Vec<&String> = wanted.difference(&served).collect();

@@ -1,8 +1,9 @@
 //! The checked-in C headers compile the way users include them (C89 to C11,
 //! pedantic, and C++), and their macros agree with the Rust constants.
 
-use distcache::client::{Flags, DEFAULT_TIMEOUT};
-use distcache::proto;
+use distcache::internals::client::DEFAULT_TIMEOUT;
+use distcache::internals::proto;
+use distcache::Flags;
 use std::path::Path;
 use std::process::Command;
 
@@ -73,6 +74,7 @@ fn macros_match_the_rust_constants() {
         ("DC_MAX_DATA_LEN", proto::MAX_TOTAL_DATA as u32),
         ("DC_CMD_ADD", u32::from(proto::Command::Add.wire()) + 1),
         ("DC_CMD_HAVE", u32::from(proto::Command::Have.wire()) + 1),
+        ("DC_CMD_TAKE", u32::from(proto::Command::Take.wire()) + 1),
     ];
     let mut program = String::from(ALL_HEADERS);
     program.push_str("typedef char check_type;\n");

@@ -1,4 +1,4 @@
-//! Wire-format tests for `distcache::proto`: the golden vectors captured from
+//! Wire-format tests for `distcache::internals::proto`: the golden vectors captured from
 //! the original C distcache, hand-made frames for every framing rule of
 //! FACTS.md section 1, property tests of encode/decode under arbitrary
 //! splitting, a seeded fuzz loop of mutated streams checked against a small
@@ -7,7 +7,7 @@
 mod common;
 
 use common::Vector;
-use distcache::proto::{
+use distcache::internals::proto::{
     decode_all, encode_message, encoded_len, next_request_uid, AddRequest, Command, Decoder,
     FrameHeader, Message, ProtoError, Role, Status, HEADER_LEN, MAX_DECODER_BUFFER, MAX_EXPIRY_MS,
     MAX_FRAMES, MAX_FRAME_DATA, MAX_ID_LEN, MAX_TOTAL_DATA, PROTO_LEVEL,
@@ -330,6 +330,7 @@ fn reference(role: Role, bytes: &[u8]) -> Outcome {
             1 => Command::Get,
             2 => Command::Remove,
             3 => Command::Have,
+            4 => Command::Take,
             op => return fail(msgs, ProtoError::Operation(op)),
         };
         if h[11] > 1 {
@@ -595,6 +596,9 @@ enum Refusal {
     Decode(ProtoError),
     /// The frames decode, but the ADD payload is rejected with this error.
     AddPayload(ProtoError),
+    /// Not refused: an operation the original did not know and we serve,
+    /// decoded as this one request.
+    Served(Command),
 }
 
 /// Every raw vector where the original closed the connection (or died): our
@@ -607,7 +611,8 @@ fn vectors_raw_closed_connection_are_refused() {
     let expected: BTreeMap<&str, Refusal> = [
         ("raw_add_short_payload", AddPayload(ShortAdd(3))),
         ("raw_bad_op_class", Decode(OpClass(1))),
-        ("raw_bad_operation", Decode(Operation(4))),
+        // Operation 4 is TAKE here; the original knew no such operation.
+        ("raw_bad_operation", Served(Command::Take)),
         ("raw_datalen_too_big", Decode(FrameTooLong(2049))),
         ("raw_fragment_cmd_mismatch", Decode(FragmentMismatch)),
         ("raw_fragment_uid_mismatch", Decode(FragmentMismatch)),
@@ -656,6 +661,11 @@ fn vectors_raw_closed_connection_are_refused() {
                     "{}",
                     v.name
                 );
+            }
+            Served(command) => {
+                assert_eq!(out.err, None, "{}", v.name);
+                assert_eq!(out.msgs.len(), 1, "{}", v.name);
+                assert_eq!(out.msgs[0].command, *command, "{}", v.name);
             }
         }
     }
@@ -1208,10 +1218,10 @@ fn rule_op_class_must_be_zero() {
     }
 }
 
-/// Operations are 0..=3; 4 and above are refused.
+/// Operations are 0..=4 (4, TAKE, is ours); 5 and above are refused.
 #[test]
 fn rule_operation_must_be_known() {
-    for op in [4u8, 5, 0x80, 0xff] {
+    for op in [5u8, 6, 0x80, 0xff] {
         let f = RawHeader {
             op,
             ..RawHeader::request(Command::Get, 15)
@@ -1224,7 +1234,8 @@ fn rule_operation_must_be_known() {
         assert_eq!(expect_messages(Role::Server, &f)[0].command, cmd);
         assert_eq!(Command::from_wire(cmd.wire()), Some(cmd));
     }
-    assert_eq!(Command::from_wire(4), None);
+    assert_eq!(Command::from_wire(4), Some(Command::Take));
+    assert_eq!(Command::from_wire(5), None);
 }
 
 /// complete must be 0 or 1.

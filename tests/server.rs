@@ -2,13 +2,14 @@
 //! per connection stays bounded, stopping completes, listeners coexist.
 
 mod common;
+mod dc_server;
 
-use common::{connect_unix, kill_pid, ServerProc};
-use distcache::server::{Server, ServerConfig};
+use common::connect_unix;
+use dc_server::DcServer;
 use distcache::{Address, Client, Flags};
+use distcache::{Server, ServerConfig};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,29 +17,17 @@ fn frame(op: u8, uid: u32, payload: &[u8]) -> Vec<u8> {
     common::raw_frame(false, op, uid, payload)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS value")
-}
-
 /// Thousands of tiny pipelined GETs for a 32 KiB session, left unread: the
 /// server must not build all the replies (144 MB) in memory, and must still
 /// deliver every one of them in order once the client reads.
 #[test]
 fn pipelined_gets_do_not_amplify_memory() {
-    let srv = ServerProc::start(&[]);
+    let srv = DcServer::start(&[]);
     let client = Client::new(&srv.address(), Flags::empty()).unwrap();
     let data: Vec<u8> = (0..32_768u32 - 8 - 11).map(|i| (i % 251) as u8).collect();
     client.add(b"big-session", &data, 60_000).unwrap();
 
-    let mut conn = connect_unix(&srv.socket, Duration::from_secs(10));
+    let mut conn = connect_unix(srv.socket(), Duration::from_secs(10));
     let count = 4000u32;
     let mut burst = Vec::new();
     for uid in 0..count {
@@ -46,7 +35,7 @@ fn pipelined_gets_do_not_amplify_memory() {
     }
     conn.write_all(&burst).unwrap();
     thread::sleep(Duration::from_millis(500));
-    let rss = rss_kib(srv.child.id());
+    let rss = srv.rss_kib();
     assert!(
         rss < 64 * 1024,
         "server RSS {rss} KiB with {count} unread 32 KiB replies"
@@ -112,39 +101,27 @@ fn ipv4_and_ipv6_on_one_port() {
     // A port free a moment ago may be taken before the server binds it (by
     // another test's connection): then try another, a few times.
     let mut attempt = 0;
-    let (mut child, v4, v6, ready) = loop {
+    let (mut server, v4, v6, ready) = loop {
         attempt += 1;
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(common::dc_server_bin())
-            .args([
-                "-listen",
-                &format!("IP:{port}"),
-                "-listen",
-                &format!("IPv6:{port}"),
-            ])
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut server = DcServer::builder()
+            .listen(format!("IP:{port}"))
+            .arg("-listen")
+            .arg(format!("IPv6:{port}"))
+            .spawn();
         let deadline = Instant::now() + Duration::from_secs(10);
         let v4 = format!("IP:127.0.0.1:{port}");
         let v6 = format!("IPv6:[::1]:{port}");
         let mut ready = false;
         let mut exited = None;
         while Instant::now() < deadline && !ready {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                exited = Some((status, err));
+            if !server.is_running() {
+                let status = server.wait_exit();
+                exited = Some((status, server.stderr()));
                 break;
             }
             ready = Client::new(&v4, Flags::empty()).unwrap().have(b"x").is_ok()
@@ -154,7 +131,7 @@ fn ipv4_and_ipv6_on_one_port() {
         match exited {
             Some((_, err)) if err.contains("in use") && attempt < 5 => continue,
             Some((status, err)) => panic!("dc_server exited ({status}): {err}"),
-            None => break (child, v4, v6, ready),
+            None => break (server, v4, v6, ready),
         }
     };
     let result = ready.then(|| {
@@ -163,7 +140,7 @@ fn ipv4_and_ipv6_on_one_port() {
         a.add(b"shared", b"one store", 60_000).unwrap();
         b.get(b"shared").unwrap()
     });
-    kill_pid(&mut child);
+    server.kill();
     assert!(ready, "dc_server did not answer on both addresses");
     assert_eq!(result.flatten().as_deref(), Some(&b"one store"[..]));
 }

@@ -8,10 +8,10 @@
 //! read connected at once, its resident memory stays under a fixed bound.
 
 mod common;
-mod server_proc;
+mod dc_server;
 
+use dc_server::{DcServer, Endpoint, Net};
 use distcache::{Client, Flags};
-use server_proc::{Endpoint, Net, ServerProcess};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -48,9 +48,7 @@ impl Raw {
     fn connect(to: &Endpoint) -> Raw {
         let raw = match to {
             Endpoint::Unix(p) => Raw::Unix(UnixStream::connect(p).expect("connect")),
-            Endpoint::Tcp(port) => {
-                Raw::Tcp(TcpStream::connect(("127.0.0.1", *port)).expect("connect"))
-            }
+            Endpoint::Tcp(addr) => Raw::Tcp(TcpStream::connect(addr).expect("connect")),
         };
         let t = Some(Duration::from_secs(10));
         match &raw {
@@ -99,7 +97,7 @@ fn open_fds(pid: u32) -> usize {
 
 /// Waits (at most 10 s) until the server has at most `want` descriptors
 /// open: every connection the clients left has been closed.
-fn wait_fds_back(server: &ServerProcess, want: usize) -> usize {
+fn wait_fds_back(server: &DcServer, want: usize) -> usize {
     let start = Instant::now();
     loop {
         let n = open_fds(server.pid());
@@ -116,8 +114,11 @@ fn wait_fds_back(server: &ServerProcess, want: usize) -> usize {
 
 /// A server holding [`STORED`] sessions of 32 KiB, and its descriptor count
 /// at rest.
-fn server_with_sessions(net: Net) -> (ServerProcess, usize) {
-    let server = ServerProcess::start(net, &["-sessions", "1000"]);
+fn server_with_sessions(net: Net) -> (DcServer, usize) {
+    let server = DcServer::builder()
+        .net(net)
+        .args(&["-sessions", "1000"])
+        .start();
     let client = Client::new(&server.address(), Flags::empty()).expect("client");
     client.set_timeout(TIMEOUT);
     for i in 0..STORED {

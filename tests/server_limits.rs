@@ -3,13 +3,15 @@
 //! `-maxbytes`, and the memory a misbehaving client can make it hold.
 
 mod common;
+mod dc_server;
 mod live;
 mod replay;
 
-use common::{dc_server_bin, run_tool};
-use distcache::proto::Status;
+use common::run_tool;
+use dc_server::{dc_server_bin, DcServer};
+use distcache::internals::proto::Status;
 use distcache::{Client, ClientError, Flags};
-use live::{ask, connect, read_to_close, request, Answer, LiveServer};
+use live::{ask, connect, read_to_close, request, Answer};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
@@ -24,9 +26,9 @@ const PROMPT: Duration = Duration::from_secs(2);
 const EPISODE_QUIET: Duration = Duration::from_millis(1100);
 
 /// Connects and asks one HAVE; how it went, and how long it took.
-fn try_once(srv: &LiveServer, uid: u32) -> (Option<UnixStream>, Answer, Duration) {
+fn try_once(srv: &DcServer, uid: u32) -> (Option<UnixStream>, Answer, Duration) {
     let start = Instant::now();
-    let mut s = match connect(&srv.socket, IO_LIMIT) {
+    let mut s = match connect(srv.socket(), IO_LIMIT) {
         Ok(s) => s,
         Err(e) => {
             return (
@@ -41,7 +43,7 @@ fn try_once(srv: &LiveServer, uid: u32) -> (Option<UnixStream>, Answer, Duration
 }
 
 /// Asks on new connections until one is served (at most `limit`).
-fn served_within(srv: &LiveServer, limit: Duration) -> Option<UnixStream> {
+fn served_within(srv: &DcServer, limit: Duration) -> Option<UnixStream> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let (Some(s), Answer::Served, _) = try_once(srv, 77) {
@@ -54,7 +56,7 @@ fn served_within(srv: &LiveServer, limit: Duration) -> Option<UnixStream> {
 
 #[test]
 fn maxconns_displaces_the_longest_idle_and_logs_once_per_episode() {
-    let mut srv = LiveServer::start(&["-maxconns", "4"]);
+    let mut srv = DcServer::start(&["-maxconns", "4"]);
     let mut held = Vec::new();
     for uid in 0..4 {
         let (s, answer, _) = try_once(&srv, uid);
@@ -87,18 +89,18 @@ fn maxconns_displaces_the_longest_idle_and_logs_once_per_episode() {
     assert!(
         srv.wait_for_log(displacing, IO_LIMIT),
         "log:\n{}",
-        srv.log()
+        srv.stderr()
     );
     assert_eq!(
         srv.log_lines("connections displaced").len(),
         1,
         "{}",
-        srv.log()
+        srv.stderr()
     );
     assert!(
         srv.log_lines("connections refused").is_empty(),
         "{}",
-        srv.log()
+        srv.stderr()
     );
 
     // Below the limit after a quiet second, the episode ends.
@@ -106,15 +108,19 @@ fn maxconns_displaces_the_longest_idle_and_logs_once_per_episode() {
     thread::sleep(EPISODE_QUIET);
     let _again = served_within(&srv, IO_LIMIT).expect("served after the episode");
     let relieved = "connection limit relieved: 2 idle connections displaced";
-    assert!(srv.wait_for_log(relieved, IO_LIMIT), "log:\n{}", srv.log());
+    assert!(
+        srv.wait_for_log(relieved, IO_LIMIT),
+        "log:\n{}",
+        srv.stderr()
+    );
     assert_eq!(srv.log_lines("connection limit relieved").len(), 1);
     assert!(srv.is_running());
 }
 
 /// A connection made busy: it asks for a large session many times without
 /// reading, so that replies wait on it for as long as it lives.
-fn busy_connection(srv: &LiveServer, id: &[u8]) -> UnixStream {
-    let mut s = connect(&srv.socket, IO_LIMIT).expect("connect");
+fn busy_connection(srv: &DcServer, id: &[u8]) -> UnixStream {
+    let mut s = connect(srv.socket(), IO_LIMIT).expect("connect");
     let mut batch = Vec::new();
     for uid in 0..400 {
         batch.extend(request(1, uid, id));
@@ -125,11 +131,11 @@ fn busy_connection(srv: &LiveServer, id: &[u8]) -> UnixStream {
 
 #[test]
 fn maxconns_refuses_at_once_when_every_connection_is_busy() {
-    let mut srv = LiveServer::start(&["-maxconns", "2"]);
+    let mut srv = DcServer::start(&["-maxconns", "2"]);
     let id = b"large-session";
     // Stored over a connection that is closed, and seen closed by the
     // server, before the busy ones come: it holds no place.
-    let mut s = connect(&srv.socket, IO_LIMIT).expect("connect");
+    let mut s = connect(srv.socket(), IO_LIMIT).expect("connect");
     s.write_all(&request(
         0,
         1,
@@ -155,23 +161,31 @@ fn maxconns_refuses_at_once_when_every_connection_is_busy() {
         assert!(took < PROMPT, "a refused client waited {took:?}");
     }
     let reached = "connections refused: at the -maxconns limit (2 open, all busy)";
-    assert!(srv.wait_for_log(reached, IO_LIMIT), "log:\n{}", srv.log());
+    assert!(
+        srv.wait_for_log(reached, IO_LIMIT),
+        "log:\n{}",
+        srv.stderr()
+    );
     assert_eq!(
         srv.log_lines("connections refused").len(),
         1,
         "{}",
-        srv.log()
+        srv.stderr()
     );
     assert!(
         srv.log_lines("connections displaced").is_empty(),
         "{}",
-        srv.log()
+        srv.stderr()
     );
     drop(busy);
     thread::sleep(EPISODE_QUIET);
     let _again = served_within(&srv, IO_LIMIT).expect("served once the busy ones left");
     let cleared = "connections served again: 5 refused at the -maxconns limit";
-    assert!(srv.wait_for_log(cleared, IO_LIMIT), "log:\n{}", srv.log());
+    assert!(
+        srv.wait_for_log(cleared, IO_LIMIT),
+        "log:\n{}",
+        srv.stderr()
+    );
     assert!(srv.is_running());
 }
 
@@ -190,7 +204,7 @@ fn cpu_time(pid: u32) -> Duration {
 /// Fills the server's descriptors with connections until one is refused;
 /// returns the connections served. Every attempt must end promptly: served,
 /// or closed at once.
-fn fill_descriptors(srv: &LiveServer, max: usize) -> Vec<UnixStream> {
+fn fill_descriptors(srv: &DcServer, max: usize) -> Vec<UnixStream> {
     let mut held = Vec::new();
     let mut refused = 0;
     for uid in 0..max as u32 {
@@ -204,12 +218,12 @@ fn fill_descriptors(srv: &LiveServer, max: usize) -> Vec<UnixStream> {
                     return held;
                 }
             }
-            Answer::Other(why) => panic!("attempt {uid}: {why}; log:\n{}", srv.log()),
+            Answer::Other(why) => panic!("attempt {uid}: {why}; log:\n{}", srv.stderr()),
         }
     }
     panic!(
         "no connection refused in {max} attempts; log:\n{}",
-        srv.log()
+        srv.stderr()
     );
 }
 
@@ -221,14 +235,17 @@ fn fill_descriptors(srv: &LiveServer, max: usize) -> Vec<UnixStream> {
 #[test]
 fn out_of_descriptors_refuses_at_once_logs_once_and_recovers() {
     // A -maxconns above what the descriptors hold, so that they run out.
-    let mut srv = LiveServer::start_with_nofile(64, &["-maxconns", "1024"]);
+    let mut srv = DcServer::builder()
+        .nofile(64)
+        .args(&["-maxconns", "1024"])
+        .start();
     assert_eq!(srv.nofile_limits(), (64, 64));
     assert_eq!(
         srv.log_lines("the open-file limit (64) is below -maxconns (1024)")
             .len(),
         1,
         "{}",
-        srv.log()
+        srv.stderr()
     );
     let out = "connections refused: out of file descriptors";
     let cleared = "connections served again: ";
@@ -244,8 +261,8 @@ fn out_of_descriptors_refuses_at_once_logs_once_and_recovers() {
             "served {} connections",
             held.len()
         );
-        assert!(srv.wait_for_log(out, IO_LIMIT), "log:\n{}", srv.log());
-        assert_eq!(srv.log_lines(out).len(), episode, "{}", srv.log());
+        assert!(srv.wait_for_log(out, IO_LIMIT), "log:\n{}", srv.stderr());
+        assert_eq!(srv.log_lines(out).len(), episode, "{}", srv.stderr());
         // Out of descriptors and idle: no thread spins.
         let before = cpu_time(srv.pid());
         thread::sleep(Duration::from_secs(1));
@@ -254,18 +271,27 @@ fn out_of_descriptors_refuses_at_once_logs_once_and_recovers() {
         // Still refusing, promptly, and not logging it again.
         for uid in 0..5 {
             let (_, answer, took) = try_once(&srv, 1000 + uid);
-            assert_eq!(answer, Answer::Closed, "attempt {uid}; log:\n{}", srv.log());
+            assert_eq!(
+                answer,
+                Answer::Closed,
+                "attempt {uid}; log:\n{}",
+                srv.stderr()
+            );
             assert!(took < PROMPT, "took {took:?}");
         }
-        assert_eq!(srv.log_lines(out).len(), episode, "{}", srv.log());
+        assert_eq!(srv.log_lines(out).len(), episode, "{}", srv.stderr());
         assert!(srv.is_running());
 
         drop(held);
         thread::sleep(EPISODE_QUIET);
         let again = served_within(&srv, IO_LIMIT).expect("served once descriptors freed up");
-        assert!(srv.wait_for_log(cleared, IO_LIMIT), "log:\n{}", srv.log());
+        assert!(
+            srv.wait_for_log(cleared, IO_LIMIT),
+            "log:\n{}",
+            srv.stderr()
+        );
         let lines = srv.log_lines(cleared);
-        assert_eq!(lines.len(), episode, "{}", srv.log());
+        assert_eq!(lines.len(), episode, "{}", srv.stderr());
         assert!(
             lines[episode - 1].ends_with("refused for lack of file descriptors"),
             "{}",
@@ -278,12 +304,12 @@ fn out_of_descriptors_refuses_at_once_logs_once_and_recovers() {
 
 #[test]
 fn idle_connections_are_closed_and_active_ones_kept() {
-    let mut srv = LiveServer::start(&["-idle", "300"]);
+    let mut srv = DcServer::start(&["-idle", "300"]);
     let start = Instant::now();
-    let mut silent = connect(&srv.socket, IO_LIMIT).unwrap();
-    let mut half = connect(&srv.socket, IO_LIMIT).unwrap();
+    let mut silent = connect(srv.socket(), IO_LIMIT).unwrap();
+    let mut half = connect(srv.socket(), IO_LIMIT).unwrap();
     half.write_all(&request(3, 1, b"some-id")[..9]).unwrap();
-    let mut busy = connect(&srv.socket, IO_LIMIT).unwrap();
+    let mut busy = connect(srv.socket(), IO_LIMIT).unwrap();
     for uid in 0..10 {
         assert_eq!(ask(&mut busy, uid), Answer::Served, "busy, request {uid}");
         thread::sleep(Duration::from_millis(100));
@@ -297,7 +323,7 @@ fn idle_connections_are_closed_and_active_ones_kept() {
     assert_eq!(ask(&mut busy, 99), Answer::Served, "busy closed");
 
     // Closed no earlier than the idle time.
-    let mut fresh = connect(&srv.socket, IO_LIMIT).unwrap();
+    let mut fresh = connect(srv.socket(), IO_LIMIT).unwrap();
     let opened = Instant::now();
     read_to_close(&mut fresh, PROMPT).expect("idle connection closed");
     assert!(
@@ -308,8 +334,8 @@ fn idle_connections_are_closed_and_active_ones_kept() {
     assert!(srv.is_running());
 
     // Without -idle, a silent connection stays.
-    let plain = LiveServer::start(&[]);
-    let mut quiet = connect(&plain.socket, IO_LIMIT).unwrap();
+    let plain = DcServer::start(&[]);
+    let mut quiet = connect(plain.socket(), IO_LIMIT).unwrap();
     assert!(read_to_close(&mut quiet, Duration::from_millis(1500)).is_err());
     assert_eq!(ask(&mut quiet, 5), Answer::Served);
 }
@@ -318,15 +344,15 @@ fn idle_connections_are_closed_and_active_ones_kept() {
 /// stops half-way or trickles a byte at a time.
 #[test]
 fn a_request_left_half_sent_is_dropped_after_30_s() {
-    let srv = LiveServer::start(&[]);
-    let mut stopped = connect(&srv.socket, IO_LIMIT).unwrap();
+    let srv = DcServer::start(&[]);
+    let mut stopped = connect(srv.socket(), IO_LIMIT).unwrap();
     let frame = request(
         0,
         1,
         &replay::add_payload(60_000, b"slow", &vec![b'x'; 2000]),
     );
     stopped.write_all(&frame[..20]).unwrap();
-    let mut trickle = connect(&srv.socket, IO_LIMIT).unwrap();
+    let mut trickle = connect(srv.socket(), IO_LIMIT).unwrap();
     let start = Instant::now();
     let mut sent = 0;
     let trickled = loop {
@@ -358,7 +384,7 @@ fn a_request_left_half_sent_is_dropped_after_30_s() {
 
 #[test]
 fn maxbytes_evicts_the_soonest_expiring_and_refuses_what_cannot_fit() {
-    let srv = LiveServer::start(&["-maxbytes", "64k", "-sessions", "1000"]);
+    let srv = DcServer::start(&["-maxbytes", "64k", "-sessions", "1000"]);
     let client = Client::new(&srv.address(), Flags::PERSISTENT).unwrap();
     client.set_timeout(Duration::from_secs(5));
     let data = |b: u8| vec![b; 30_000];
@@ -371,7 +397,7 @@ fn maxbytes_evicts_the_soonest_expiring_and_refuses_what_cannot_fit() {
     assert_eq!(client.get(b"late-1").unwrap(), Some(data(1)));
     assert_eq!(client.get(b"late-3").unwrap(), Some(data(3)));
 
-    let small = LiveServer::start(&["-maxbytes", "1k"]);
+    let small = DcServer::start(&["-maxbytes", "1k"]);
     let client = Client::new(&small.address(), Flags::PERSISTENT).unwrap();
     client.set_timeout(Duration::from_secs(5));
     client.add(b"fits", &[7; 1000], 60_000).unwrap();
@@ -398,7 +424,7 @@ fn memory_per_misbehaving_client_is_bounded() {
     const CLIENTS: usize = 16;
     const GETS: u32 = 4_000;
     const BOUND_KB: u64 = 512;
-    let srv = LiveServer::start(&["-sessions", "100"]);
+    let srv = DcServer::start(&["-sessions", "100"]);
     let ids: Vec<Vec<u8>> = (0..4).map(|i| format!("big-{i}").into_bytes()).collect();
     let good = Client::new(&srv.address(), Flags::PERSISTENT).unwrap();
     good.set_timeout(Duration::from_secs(5));
@@ -423,7 +449,7 @@ fn memory_per_misbehaving_client_is_bounded() {
         .collect();
     let hogs: Vec<UnixStream> = (0..CLIENTS)
         .map(|_| {
-            let mut s = connect(&srv.socket, Duration::from_millis(500)).unwrap();
+            let mut s = connect(srv.socket(), Duration::from_millis(500)).unwrap();
             // Writes stop once the server stops reading (its replies are
             // stuck in our unread socket buffer): that is the point.
             let mut sent = 0;
@@ -482,9 +508,13 @@ fn limit_options_are_checked() {
         assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
     }
-    let mut srv = LiveServer::start(&["--maxconns", "10", "-idle", "60000", "-maxbytes", "2G"]);
+    let mut srv = DcServer::start(&["--maxconns", "10", "-idle", "60000", "-maxbytes", "2G"]);
     let (_, answer, _) = try_once(&srv, 1);
     assert_eq!(answer, Answer::Served);
     assert!(srv.is_running());
-    assert!(srv.log_lines("open-file limit").is_empty(), "{}", srv.log());
+    assert!(
+        srv.log_lines("open-file limit").is_empty(),
+        "{}",
+        srv.stderr()
+    );
 }

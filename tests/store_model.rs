@@ -1,4 +1,4 @@
-//! Model-based tests of `distcache::cache::MemoryStore`.
+//! Model-based tests of `distcache::MemoryStore`.
 //!
 //! The model is a plain `Vec` of (id, data, expiry, insertion seq) that
 //! follows the original distcache's rule, as documented in src/cache:
@@ -21,9 +21,8 @@
 //! one, counting each as evicted, while the stored bytes plus the new
 //! session's would exceed the byte capacity.
 
-use distcache::cache::{
-    AddError, DropCounts, MemoryStore, Millis, SessionInfo, Store, MAX_EVICTION_BATCH,
-};
+use distcache::internals::cache::MAX_EVICTION_BATCH;
+use distcache::{AddError, DropCounts, MemoryStore, Millis, SessionInfo, Store};
 use proptest::prelude::*;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,6 +122,12 @@ impl Model {
 
     fn have(&mut self, now: Millis, id: &[u8]) -> bool {
         self.find(now, id).is_some()
+    }
+
+    /// A get and a remove in one step.
+    fn take(&mut self, now: Millis, id: &[u8]) -> Option<Vec<u8>> {
+        let i = self.find(now, id)?;
+        Some(self.entries.remove(i).data)
     }
 
     fn remove(&mut self, now: Millis, id: &[u8]) -> bool {
@@ -229,6 +234,7 @@ enum Op {
     Get(u16),
     Remove(u16),
     Have(u16),
+    Take(u16),
     Len,
     Advance(Millis),
 }
@@ -270,6 +276,7 @@ where
         2 => (0..ids).prop_map(Op::Get),
         1 => (0..ids).prop_map(Op::Remove),
         1 => (0..ids).prop_map(Op::Have),
+        1 => (0..ids).prop_map(Op::Take),
         1 => Just(Op::Len),
         2 => advance.prop_map(Op::Advance),
     ]
@@ -354,6 +361,12 @@ fn run_against_model_with_bytes(
             Op::Have(id) => {
                 let id = id_bytes(id);
                 prop_assert_eq!(store.have(now, &id), model.have(now, &id), "step {}", step);
+            }
+            Op::Take(id) => {
+                let id = id_bytes(id);
+                let mut out = Vec::new();
+                let taken = store.take_into(now, &id, &mut out).then_some(out);
+                prop_assert_eq!(taken, model.take(now, &id), "step {}", step);
             }
             Op::Len => {
                 prop_assert_eq!(store.is_empty(now), model.len(now) == 0, "step {}", step);

@@ -8,11 +8,13 @@
 #[allow(dead_code)]
 mod c_support;
 mod common;
+mod dc_server;
 mod require;
 mod tls_support;
 
-use common::{dc_server_bin, raw_frame, run_tool};
-use distcache::client::ClientError;
+use common::{raw_frame, run_tool};
+use dc_server::dc_server_bin;
+use distcache::ClientError;
 use distcache::{Client, Flags};
 use nix::sys::signal::Signal;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream};
@@ -348,7 +350,7 @@ fn assert_turned_away(what: &str, client: Result<Client, ClientError>, secret: &
     );
     for e in [add.unwrap_err(), get.unwrap_err()] {
         assert!(
-            !matches!(&e, ClientError::Network(distcache::nal::NalError::TimedOut)),
+            !matches!(&e, ClientError::Network(distcache::NalError::TimedOut)),
             "{what}: timed out rather than being refused: {e}"
         );
     }
@@ -805,7 +807,8 @@ fn a_client_that_reads_its_replies_late_gets_every_one_over_tls() {
     }
     s.write_all(&requests).expect("send the GETs");
     std::thread::sleep(Duration::from_millis(500));
-    let mut decoder = distcache::proto::Decoder::new(distcache::proto::Role::Client);
+    let mut decoder =
+        distcache::internals::proto::Decoder::new(distcache::internals::proto::Role::Client);
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0u32;
     while got < count {

@@ -18,9 +18,11 @@
 //! them. `proxy_*` vectors (dc_client) are not part of this file.
 
 mod common;
+mod dc_server;
 mod replay;
 
-use common::{all_vectors, describe, hex, to_hex, ServerProc, Vector};
+use common::{all_vectors, describe, hex, to_hex, Vector};
+use dc_server::DcServer;
 use replay::{
     add_payload, assert_all_passed, check_special_vectors, collect, encode_msg, probe, replay_all,
     replayable, End, Endpoint, Target, QUIET, REPLY_LIMIT, SPACING,
@@ -29,19 +31,19 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-impl Target for ServerProc {
+impl Target for DcServer {
     fn endpoint(&self) -> Endpoint {
-        Endpoint::Unix(self.socket.clone())
+        Endpoint::Unix(self.socket().to_path_buf())
     }
 
     fn is_running(&mut self) -> bool {
-        ServerProc::is_running(self)
+        DcServer::is_running(self)
     }
 }
 
 /// A fresh dc_server on a UNIX socket of its own.
 fn start_dc_server() -> Box<dyn Target> {
-    Box::new(ServerProc::start(&[]))
+    Box::new(DcServer::start(&[]))
 }
 
 #[test]
@@ -126,15 +128,15 @@ fn send_split(
 
 #[test]
 fn split_frames_are_answered_normally_on_a_warm_server() {
-    let srv = ServerProc::start(&[]);
-    warm_up(&srv.socket);
+    let srv = DcServer::start(&[]);
+    warm_up(srv.socket());
 
     let mut failures = Vec::new();
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
         // A HAVE frame (29 bytes) split once at every possible offset.
         for k in 1..29usize {
-            let socket = &srv.socket;
+            let socket = srv.socket();
             handles.push(scope.spawn(move || {
                 let uid = 1000 + k as u32;
                 let msg = encode_msg(false, uid, 3, b"session-id-0001");
@@ -144,7 +146,7 @@ fn split_frames_are_answered_normally_on_a_warm_server() {
             }));
         }
         // The same frame one byte at a time.
-        let socket = &srv.socket;
+        let socket = srv.socket();
         handles.push(scope.spawn(move || {
             let msg = encode_msg(false, 2000, 3, b"session-id-0001");
             let want = encode_msg(true, 2000, 3, &[1]);
@@ -156,7 +158,7 @@ fn split_frames_are_answered_normally_on_a_warm_server() {
         for k in [
             2048usize, 2061, 2062, 2063, 2066, 2068, 2072, 2075, 2076, 2077, 2100,
         ] {
-            let socket = &srv.socket;
+            let socket = srv.socket();
             handles.push(scope.spawn(move || {
                 let uid = 3000 + k as u32;
                 let id = format!("split-add-{k}");
@@ -186,7 +188,7 @@ fn split_frames_are_answered_normally_on_a_warm_server() {
         failures.join("\n")
     );
     assert!(
-        probe(&Endpoint::Unix(srv.socket.clone())).is_none(),
+        probe(&Endpoint::Unix(srv.socket().to_path_buf())).is_none(),
         "server no longer serves after split tests"
     );
 }

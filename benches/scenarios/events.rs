@@ -8,8 +8,8 @@
 use crate::load::PRELOADED;
 use crate::procs::KeyValues;
 use crate::wire::{self, Rng};
-use distcache::dctest::latency::Histogram;
-use distcache::proto::{encode_message, AddRequest, Command, Decoder, Message, Role};
+use distcache::internals::latency::Histogram;
+use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Message, Role};
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};

@@ -5,8 +5,8 @@
 
 use crate::procs::KeyValues;
 use crate::wire::{self, Rng};
-use distcache::dctest::latency::Histogram;
-use distcache::proto::{encode_message, AddRequest, Command, Decoder, Role};
+use distcache::internals::latency::Histogram;
+use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Role};
 use distcache::{Client, ClientError, Flags};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -8,7 +8,7 @@ use crate::load::print_latencies;
 use crate::peerproto::{connect, Proto, Reply};
 use crate::procs::KeyValues;
 use crate::wire::Rng;
-use distcache::dctest::latency::Histogram;
+use distcache::internals::latency::Histogram;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 
 use crate::load::PRELOADED;
 use crate::wire;
-use distcache::proto::{encode_message, Command, Decoder, Role};
+use distcache::internals::proto::{encode_message, Command, Decoder, Role};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;

@@ -141,8 +141,8 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
     };
     // The idle connections are the bench's own descriptors; the servers,
     // its children, inherit the raised limit.
-    let fd_limit =
-        distcache::nal::raise_fd_limit().map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
+    let fd_limit = distcache::internals::nal::raise_fd_limit()
+        .map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
     let servers = [
         start_ours(cfg)?,
         start_memcached(cfg, memcached)?,

@@ -16,9 +16,9 @@ use crate::matrix::Config;
 use crate::procs::{self, me, Cpu, KeyValues, Proc};
 use crate::report::{Figure, Report, Row};
 use crate::wire::{self, Rng};
-use distcache::client::Backoff;
-use distcache::dctest::latency::Histogram;
-use distcache::nal::NalError;
+use distcache::internals::latency::Histogram;
+use distcache::Backoff;
+use distcache::NalError;
 use distcache::{Client, ClientError, Flags};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -139,7 +139,7 @@ pub fn client(kv: &KeyValues) -> Result<(), String> {
             us(&phase.latency, 0.999),
         ));
     }
-    let b = distcache::client::breaker_stats();
+    let b = distcache::internals::client::breaker_stats();
     println!(
         "{line}silent_after_first_p99_us={:.1} back_after_ms={} backoff_at_back_ms={} trips={} \
          failed_probes={} recoveries={}",

@@ -1,7 +1,7 @@
 //! The sessions the scenarios store, and the sizes of the messages that
 //! carry them (the floors exchange exactly as many bytes).
 
-use distcache::proto::{encoded_len, ADD_PREFIX_LEN};
+use distcache::internals::proto::{encoded_len, ADD_PREFIX_LEN};
 
 /// Bytes of a session id.
 pub const ID_LEN: usize = 32;

@@ -1,4 +1,4 @@
 #![no_main]
-//! `distcache::fuzzing::add_payload`: see its documentation for what it checks.
+//! `distcache::internals::fuzzing::add_payload`: see its documentation for what it checks.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::fuzzing::add_payload(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::internals::fuzzing::add_payload(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! `distcache::fuzzing::address`: see its documentation for what it checks.
+//! `distcache::internals::fuzzing::address`: see its documentation for what it checks.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::fuzzing::address(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::internals::fuzzing::address(data));

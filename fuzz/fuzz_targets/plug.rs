@@ -1,4 +1,4 @@
 #![no_main]
-//! `distcache::fuzzing::plug`: see its documentation for what it checks.
+//! `distcache::internals::fuzzing::plug`: see its documentation for what it checks.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::fuzzing::plug(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::internals::fuzzing::plug(data));

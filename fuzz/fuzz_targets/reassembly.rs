@@ -1,4 +1,4 @@
 #![no_main]
-//! `distcache::fuzzing::reassembly`: see its documentation for what it checks.
+//! `distcache::internals::fuzzing::reassembly`: see its documentation for what it checks.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::fuzzing::reassembly(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::internals::fuzzing::reassembly(data));

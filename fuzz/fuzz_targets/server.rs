@@ -1,4 +1,4 @@
 #![no_main]
-//! `distcache::fuzzing::server`: see its documentation for what it checks.
+//! `distcache::internals::fuzzing::server`: see its documentation for what it checks.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::fuzzing::server(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| distcache::internals::fuzzing::server(data));

@@ -29,6 +29,9 @@ typedef struct st_DC_CTX DC_CTX;
 /* Present when DC_CTX_set_timeout() is available (an extension). */
 #define DISTCACHE_HAVE_SET_TIMEOUT	1
 
+/* Present when DC_CTX_take_session() is available (an extension). */
+#define DISTCACHE_HAVE_TAKE_SESSION	1
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -126,7 +129,8 @@ int DC_CTX_get_session(DC_CTX *ctx,
 
 /*
  Returns again the session the calling thread's last `DC_CTX_get_session()`
- on this context fetched, without network traffic.
+ (or `DC_CTX_take_session()`) on this context fetched, without network
+ traffic.
 
  # Safety
  As `DC_CTX_get_session()`.
@@ -141,6 +145,33 @@ int DC_CTX_reget_session(DC_CTX *ctx,
                          unsigned char *result_storage,
                          unsigned int result_size,
                          unsigned int *result_used);
+
+/*
+ Fetches the session stored under an id into `result_storage` and
+ deletes it on the server in the same step: of any number of takes of one
+ id, from any processes, at most one finds the session. For single-use
+ sessions, such as TLS 1.3 tickets that allow early data. An extension,
+ present when `DISTCACHE_HAVE_TAKE_SESSION` is defined; the original's
+ server does not know the operation and closes the connection, so that a
+ take sent to it fails.
+
+ The session is delivered as by `DC_CTX_get_session()`, and
+ `DC_CTX_reget_session()` returns it again when the buffer was too small.
+
+ # Safety
+ As `DC_CTX_get_session()`.
+
+ # Returns
+ 1 when the session was found (and is now deleted); 0 on a miss
+ (`*result_used` untouched) and on any failure. As with
+ `DC_CTX_get_session()`, a session shorter than 5 bytes is never returned.
+ */
+int DC_CTX_take_session(DC_CTX *ctx,
+                        const unsigned char *id,
+                        unsigned int id_len,
+                        unsigned char *result_storage,
+                        unsigned int result_size,
+                        unsigned int *result_used);
 
 /*
  Asks whether the server holds a session under an id.

@@ -23,14 +23,17 @@
 #define DISTCACHE_PROTO_LEVEL	DISTCACHE_MAKE_PROTO_LEVEL(\
 					DISTCACHE_PROTO_VER,DISTCACHE_PATCH_LEVEL)
 
-/* The operations. On the wire ADD is 0, GET 1, REMOVE 2 and HAVE 3, one less
- * than these values; DC_CMD_ERROR is only ever a return value. */
+/* The operations. On the wire ADD is 0, GET 1, REMOVE 2, HAVE 3 and TAKE 4,
+ * one less than these values; DC_CMD_ERROR is only ever a return value.
+ * DC_CMD_TAKE (a GET that also removes, atomically) is not in the original;
+ * DISTCACHE_HAVE_TAKE_SESSION in dc_client.h tells it is there. */
 typedef enum {
 	DC_CMD_ERROR,
 	DC_CMD_ADD,
 	DC_CMD_GET,
 	DC_CMD_REMOVE,
-	DC_CMD_HAVE
+	DC_CMD_HAVE,
+	DC_CMD_TAKE
 } DC_CMD;
 
 /* Most payload bytes in one frame. */

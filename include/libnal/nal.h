@@ -727,7 +727,10 @@ int NAL_LISTENER_finished(const NAL_LISTENER *list);
 
 /*
  Gives a UNIX listener's socket file to a user and/or group (either may
- be NULL; a user alone also sets the user's primary group).
+ be NULL; a user alone also sets the user's primary group). Each is a
+ name or a numeric id, by the rules of `dc_server -sockowner` and
+ `-sockgroup`: a user is looked up by name, then by id (an id needs an
+ account); a group by name, then a number is taken as it is.
 
  # Safety
  `list` is NULL or a live listener object; `ownername` and `groupname`

@@ -1,10 +1,11 @@
 //! dc_client: the local proxy to a distcache server.
 
-use distcache::cli::{is_help, number_in, Args, CliError};
-use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
-use distcache::proxy::{Notice, Proxy, ProxyConfig};
-use distcache::tls::{is_tls, ClientTls, Credentials, TlsAddress};
+use distcache::internals::cli::{is_help, number_in, options_or_exit, Args, Asked, CliError};
+use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
+use distcache::internals::tls::is_tls;
 use distcache::Address;
+use distcache::{ClientTls, Credentials, TlsAddress};
+use distcache::{Proxy, ProxyConfig, ProxyNotice as Notice};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,10 +53,7 @@ Eg. dc_client -listen UNIX:/tmp/scache -server IP:cache.example.net:9001
 const DEFAULT_LISTEN: &str = "UNIX:/tmp/scache";
 const MAX_PERIOD_MS: u64 = 3_600_000;
 
-enum Command {
-    Help,
-    Run(Box<(ProxyConfig, DaemonOptions)>),
-}
+type Command = Asked<Box<(ProxyConfig, DaemonOptions)>>;
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = None;
@@ -63,7 +61,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut creds = Credentials::default();
     let mut retry = 5000;
     let mut idle = 0;
-    let mut timeout = distcache::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
+    let mut timeout = distcache::internals::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
     let mut daemon = DaemonOptions::default();
     while let Some(opt) = args.next_option()? {
         match opt.as_str() {
@@ -144,16 +142,10 @@ fn file_path(s: &str) -> Result<PathBuf, &'static str> {
 }
 
 fn main() -> ExitCode {
-    let (config, options) = match parse(Args::from_env()) {
-        Ok(Command::Help) => {
-            print!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run(run)) => *run,
-        Err(e) => {
-            eprintln!("dc_client: {e}");
-            return ExitCode::from(1);
-        }
+    let usage = format!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
+    let (config, options) = match options_or_exit("dc_client", usage, parse(Args::from_env())) {
+        Ok(run) => *run,
+        Err(code) => return code,
     };
     // Before any thread exists: signals, and with -daemon the fork (the
     // parent waits until the service is ready, or exits with its status).
@@ -179,7 +171,7 @@ fn main() -> ExitCode {
 fn serve(daemon: &mut Daemon, config: ProxyConfig) -> Result<(), String> {
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
-    let _ = distcache::nal::raise_fd_limit();
+    let _ = distcache::internals::nal::raise_fd_limit();
     let mut proxy = Proxy::bind(config).map_err(|e| e.to_string())?;
     let sockets: Vec<&std::path::Path> = proxy.socket_path().into_iter().collect();
     daemon.secure(&sockets).map_err(|e| e.to_string())?;

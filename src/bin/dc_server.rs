@@ -1,14 +1,19 @@
 //! dc_server: the distcache session cache server.
 
-use distcache::cache::durable::{DurableOptions, DurableStore, Logger, SyncMode};
-use distcache::cache::{MemoryStore, Store};
-use distcache::cli::{bytes_in, is_help, number_in, Args, CliError};
-use distcache::daemon::{self, log, Daemon, DaemonOptions, Level};
-use distcache::nal::{parse_mode, Listener};
-use distcache::proto::MAX_EXPIRY_MS;
-use distcache::server::{default_max_conns, Server, ServerConfig, MAX_THREADS, RESERVED_FDS};
-use distcache::tls::{is_tls, ReloadSignal, ServerOptions, ServerTls, TlsAddress};
+use distcache::internals::cache::Logger;
+use distcache::internals::cli::{
+    bytes_in, is_help, number_in, options_or_exit, Args, Asked, CliError,
+};
+use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
+use distcache::internals::nal::{parse_mode, Listener};
+use distcache::internals::proto::MAX_EXPIRY_MS;
+use distcache::internals::server::{default_max_conns, MAX_THREADS, RESERVED_FDS};
+use distcache::internals::tls::{is_tls, ReloadSignal};
 use distcache::Address;
+use distcache::{DurableOptions, DurableStore, SyncMode};
+use distcache::{MemoryStore, Store};
+use distcache::{Server, ServerConfig};
+use distcache::{ServerOptions, ServerTls, TlsAddress};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -204,10 +209,7 @@ fn metrics_address(s: &str) -> Result<Address, String> {
     }
 }
 
-enum Command {
-    Help,
-    Serve(Box<Config>),
-}
+type Command = Asked<Box<Config>>;
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = Vec::new();
@@ -268,7 +270,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let min_expiry = u32::try_from(min_expiry).unwrap_or(MAX_EXPIRY_MS);
-    Ok(Command::Serve(Box::new(Config {
+    Ok(Command::Run(Box::new(Config {
         server: ServerConfig { listen, sessions },
         max_bytes: (max_bytes > 0).then_some(max_bytes),
         max_conns: max_conns.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -293,16 +295,10 @@ fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
 }
 
 fn main() -> ExitCode {
-    let config = match parse(Args::from_env()) {
-        Ok(Command::Help) => {
-            print!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Serve(config)) => *config,
-        Err(e) => {
-            eprintln!("dc_server: {e}");
-            return ExitCode::from(1);
-        }
+    let usage = format!("{USAGE_HEAD}{}{USAGE_TAIL}", daemon::USAGE);
+    let config = match options_or_exit("dc_server", usage, parse(Args::from_env())) {
+        Ok(config) => *config,
+        Err(code) => return code,
     };
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -386,7 +382,7 @@ fn open_store(
 
 /// Makes the store's directory and files belong to `user` (and its group).
 fn give_store_to(dir: &Path, user: &str) -> Result<(), String> {
-    use distcache::cache::durable::{LOCK_FILE, LOG_FILE};
+    use distcache::internals::cache::{LOCK_FILE, LOG_FILE};
     let u = daemon::lookup_user(user).map_err(|e| e.to_string())?;
     for path in [dir.to_path_buf(), dir.join(LOCK_FILE), dir.join(LOG_FILE)] {
         std::os::unix::fs::chown(&path, Some(u.uid), Some(u.gid))
@@ -415,7 +411,8 @@ fn serve(config: Config) -> Result<(), String> {
     };
     // One descriptor per client connection: allow as many as the system
     // lets this process have. Failing to raise it only lowers the ceiling.
-    let nofile = distcache::nal::raise_fd_limit().unwrap_or_else(|_| distcache::nal::fd_limit());
+    let nofile = distcache::internals::nal::raise_fd_limit()
+        .unwrap_or_else(|_| distcache::internals::nal::fd_limit());
     let max_conns = match config.max_conns {
         Some(max) => {
             warn_if_too_few_descriptors(nofile, max);

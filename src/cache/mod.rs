@@ -26,6 +26,7 @@ pub type Millis = u64;
 
 /// Why a store refused an ADD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum AddError {
     /// A live session with this id is already stored.
     #[error("a session with this id is already stored")]
@@ -57,13 +58,14 @@ pub struct ListCursor(pub u64, pub u64);
 
 /// Why a store could not list its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ListError {
     /// This kind of store does not list its sessions.
     #[error("this store cannot list its sessions")]
     Unsupported,
 }
 
-/// A change (an ADD, or a REMOVE that found its session) the store has
+/// A change (an ADD, or a REMOVE or TAKE that found its session) the store has
 /// carried out in memory but answers only once it is on disk (a durable
 /// store under `-sync always`): ask [`Store::synced`] after a call of the
 /// store's progress callback ([`Store::on_progress`]), or once `deadline`
@@ -115,6 +117,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn on_progress(&self, _f: ProgressFn) {}
     /// Appends the session stored under `id` to `out`; false when there is none.
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool;
+    /// Appends the session stored under `id` to `out` and deletes it, as
+    /// one step: of any number of takes of one id, at most one finds it
+    /// (TLS 1.3 early data depends on this to refuse a replayed ticket).
+    /// False when there is none.
+    ///
+    /// A store that cannot make the two one step must not override this
+    /// with a lookup followed by a removal: the default finds nothing, so
+    /// that its callers fall back to a full handshake rather than risk
+    /// handing one session out twice.
+    fn take_into(&self, _now: Millis, _id: &[u8], _out: &mut Vec<u8>) -> bool {
+        false
+    }
+    /// [`Store::take_into`] for a caller that must not wait: whether a
+    /// session was taken (its data appended to `out`), and the receipt to
+    /// wait for before handing it out when the store answers only once the
+    /// removal is on disk, as [`Store::remove_begin`].
+    fn take_begin(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> (bool, Option<Receipt>) {
+        (self.take_into(now, id, out), None)
+    }
     /// Deletes the session stored under `id`; false when there was none.
     fn remove(&self, now: Millis, id: &[u8]) -> bool;
     /// Whether a live session is stored under `id`.

@@ -15,7 +15,7 @@
 //! stop the child. A probe in progress at the fork is a lease that runs out
 //! on its own, after which the child probes itself.
 
-use crate::nal::monotonic_ms;
+use crate::sys::clock::{millis, monotonic_ms};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -354,10 +354,6 @@ impl Breaker {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The state of an address down for `period` from now.
 fn down_until(period: Duration) -> u64 {
     (monotonic_ms().saturating_add(millis(period)) & !PROBING).max(1)
@@ -385,6 +381,16 @@ mod tests {
         Breaker {
             record: Record::Own(Box::new(Slot::new())),
         }
+    }
+
+    /// A breaker that marked its address down after one failure, once its
+    /// back-off has run out: the next operation is a probe.
+    fn down_and_due() -> Breaker {
+        let b = own();
+        let t = b.admit(B, T).expect("up");
+        b.report(t, Outcome::Dead, B);
+        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        b
     }
 
     #[test]
@@ -468,10 +474,7 @@ mod tests {
 
     #[test]
     fn a_lost_probe_lets_another_probe_after_its_lease() {
-        let b = own();
-        let t = b.admit(B, T).expect("up");
-        b.report(t, Outcome::Dead, B);
-        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        let b = down_and_due();
         let lost = b.admit(B, T).expect("a probe");
         // Never reported (its thread went away): the lease runs out.
         let wait = b.admit(B, T).expect_err("held by the probe");
@@ -486,10 +489,7 @@ mod tests {
 
     #[test]
     fn a_probe_that_learns_nothing_hands_over_to_the_next_operation() {
-        let b = own();
-        let t = b.admit(B, T).expect("up");
-        b.report(t, Outcome::Dead, B);
-        std::thread::sleep(b.health().retry_in + Duration::from_millis(5));
+        let b = down_and_due();
         let probe = b.admit(B, T).expect("a probe is due");
         b.report(probe, Outcome::Unknown, B);
         let next = b.admit(B, T).expect("the next operation probes at once");

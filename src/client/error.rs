@@ -10,6 +10,7 @@ use thiserror::Error;
 
 /// Why a client operation failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The address string could not be used.
     #[error("bad address: {0}")]
@@ -33,7 +34,7 @@ pub enum ClientError {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
     /// The address timed out or refused a connection recently, so the
-    /// operation was not tried (see [`super::breaker`]).
+    /// operation was not tried (see [`Backoff`](crate::Backoff)).
     #[error("server marked down; next attempt in {} ms", .retry_in.as_millis())]
     Down {
         /// How long until an operation may probe the address again.

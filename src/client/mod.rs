@@ -26,6 +26,7 @@ pub use flags::Flags;
 
 use crate::nal::{Address, Deadline, NalError};
 use crate::proto::{AddRequest, Command, Status, MAX_TOTAL_DATA};
+use crate::sys::clock::millis;
 use crate::tls::{is_tls, ClientTls, TlsAddress};
 use breaker::{Breaker, Outcome};
 use exchange::Conn;
@@ -36,7 +37,7 @@ use std::time::Duration;
 /// The timeout of every operation unless configured otherwise. A healthy
 /// server answers in well under a millisecond; this is long enough for a
 /// busy one, and short enough that a stalled one costs a TLS handshake one
-/// second, once per back-off period (see [`breaker`]).
+/// second, once per back-off period (see [`Backoff`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Environment variable that overrides [`DEFAULT_TIMEOUT`], in milliseconds.
 pub const TIMEOUT_ENV: &str = "DISTCACHE_TIMEOUT_MS";
@@ -72,7 +73,7 @@ impl Client {
     /// With [`Flags::PERSISTENT`] and without [`Flags::PERSISTENT_LATE`] it
     /// connects at once and fails if it cannot; otherwise it does not touch
     /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set,
-    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`breaker`]).
+    /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`Backoff`]).
     pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
         let (address, tls) = if is_tls(address) {
             let a = TlsAddress::parse(address).map_err(ClientError::Address)?;
@@ -137,10 +138,8 @@ impl Client {
     /// Bounds every later operation (connect, send and receive together).
     /// A zero duration is raised to one millisecond.
     pub fn set_timeout(&self, timeout: Duration) {
-        let ms = u64::try_from(timeout.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.timeout_ms.store(ms, Ordering::Relaxed);
+        self.timeout_ms
+            .store(millis(timeout).max(1), Ordering::Relaxed);
     }
 
     /// The current operation timeout.
@@ -151,9 +150,12 @@ impl Client {
     /// Sets the breaker's back-off for this client's operations
     /// ([`Backoff::OFF`] turns it off for them).
     pub fn set_backoff(&self, backoff: Backoff) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.backoff_ms.0.store(ms(backoff.min), Ordering::Relaxed);
-        self.backoff_ms.1.store(ms(backoff.max), Ordering::Relaxed);
+        self.backoff_ms
+            .0
+            .store(millis(backoff.min), Ordering::Relaxed);
+        self.backoff_ms
+            .1
+            .store(millis(backoff.max), Ordering::Relaxed);
     }
 
     /// The breaker's back-off for this client's operations.
@@ -203,14 +205,30 @@ impl Client {
     /// taken as session data: a miss is the single byte 0x01, which a session
     /// of 1..4 bytes could not be told apart from.
     pub fn get(&self, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        self.fetch(Command::Get, id)
+    }
+
+    /// Fetches a session and deletes it on the server in the same step: of
+    /// any number of takes of one id, from any clients, at most one gets
+    /// the session. `Ok(None)` when the server has none for `id`. The reply
+    /// reads as [`Client::get`]'s, and [`Client::reget`] returns it again.
+    ///
+    /// A server that does not know the operation (the original's) closes
+    /// the connection: that is an error, never a session.
+    pub fn take(&self, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        self.fetch(Command::Take, id)
+    }
+
+    /// The body of [`Client::get`] and [`Client::take`].
+    fn fetch(&self, command: Command, id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
         self.forget_last_get();
         check_id(id)?;
-        let reply = self.transact(Command::Get, id)?;
+        let reply = self.transact(command, id)?;
         if reply.len() < 5 {
             return match reply.as_slice() {
                 [1] => Ok(None),
                 _ => Err(ClientError::UnexpectedReply(
-                    "GET reply shorter than 5 bytes",
+                    "GET or TAKE reply shorter than 5 bytes",
                 )),
             };
         }
@@ -219,8 +237,8 @@ impl Client {
     }
 
     /// The session the calling thread's last operation on this client
-    /// fetched with [`Client::get`], if that `get` was for `id` and found it.
-    /// No network traffic.
+    /// fetched with [`Client::get`] or [`Client::take`], if it was for `id`
+    /// and found it. No network traffic.
     pub fn reget(&self, id: &[u8]) -> Option<Vec<u8>> {
         reget::recall(self.serial, id)
     }

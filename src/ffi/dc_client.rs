@@ -1,8 +1,9 @@
 //! `distcache/dc_client.h`: the blocking `DC_CTX` client API.
 
-use super::boundary::{bytes, bytes_mut, c_str, free_handle, guard, int_bool, into_handle, object};
+use super::boundary::{bytes, bytes_mut, c_str, export, free_handle, into_handle, object};
 use crate::client::{Client, Flags};
 use std::ffi::{c_char, c_int, c_uchar, c_uint, c_ulong};
+use std::num::NonZeroU64;
 use std::ptr;
 use std::time::Duration;
 
@@ -27,15 +28,8 @@ pub struct DC_CTX {
 /// NULL or not a connectable address, or if the immediate connection fails.
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_new(target: *const c_char, flags: c_uint) -> *mut DC_CTX {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(target) = (unsafe { c_str(target) }) else {
-            return ptr::null_mut();
-        };
-        match Client::new(target, Flags::from_bits(flags)) {
-            Ok(client) => into_handle(DC_CTX { client }),
-            Err(_) => ptr::null_mut(),
-        }
+    export!(ptr::null_mut(), [c_str(target)], |target| {
+        Client::new(target, Flags::from_bits(flags)).map(|client| into_handle(DC_CTX { client }))
     })
 }
 
@@ -47,7 +41,7 @@ pub unsafe extern "C" fn DC_CTX_new(target: *const c_char, flags: c_uint) -> *mu
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_free(ctx: *mut DC_CTX) {
     // SAFETY: forwarded from this function's contract.
-    guard((), || unsafe { free_handle(ctx) })
+    export!((), [], || unsafe { free_handle(ctx) })
 }
 
 /// Adds a session of `sess_len` bytes under an id of `id_len` bytes, to
@@ -73,20 +67,16 @@ pub unsafe extern "C" fn DC_CTX_add_session(
     sess_len: c_uint,
     timeout_msecs: c_ulong,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let (Some(ctx), Some(id), Some(sess)) = (unsafe {
-            (
-                object(ctx),
-                bytes(id_data, id_len),
-                bytes(sess_data, sess_len),
-            )
-        }) else {
-            return 0;
-        };
-        let timeout = u32::try_from(timeout_msecs).unwrap_or(u32::MAX);
-        int_bool(ctx.client.add(id, sess, timeout).is_ok())
-    })
+    let timeout = u32::try_from(timeout_msecs).unwrap_or(u32::MAX);
+    export!(
+        0,
+        [
+            object(ctx),
+            bytes(id_data, id_len),
+            bytes(sess_data, sess_len)
+        ],
+        |ctx, id, sess| ctx.client.add(id, sess, timeout).map(|()| true)
+    )
 }
 
 /// Removes the session stored under an id.
@@ -104,12 +94,8 @@ pub unsafe extern "C" fn DC_CTX_remove_session(
     id_data: *const c_uchar,
     id_len: c_uint,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let (Some(ctx), Some(id)) = (unsafe { (object(ctx), bytes(id_data, id_len)) }) else {
-            return 0;
-        };
-        int_bool(ctx.client.remove(id).unwrap_or(false))
+    export!(0, [ctx_and_id(ctx, id_data, id_len)], |(ctx, id)| {
+        ctx.client.remove(id)
     })
 }
 
@@ -154,7 +140,8 @@ pub unsafe extern "C" fn DC_CTX_get_session(
 }
 
 /// Returns again the session the calling thread's last `DC_CTX_get_session()`
-/// on this context fetched, without network traffic.
+/// (or `DC_CTX_take_session()`) on this context fetched, without network
+/// traffic.
 ///
 /// # Safety
 /// As `DC_CTX_get_session()`.
@@ -185,6 +172,47 @@ pub unsafe extern "C" fn DC_CTX_reget_session(
     }
 }
 
+/// Fetches the session stored under an id into `result_storage` and
+/// deletes it on the server in the same step: of any number of takes of one
+/// id, from any processes, at most one finds the session. For single-use
+/// sessions, such as TLS 1.3 tickets that allow early data. An extension,
+/// present when `DISTCACHE_HAVE_TAKE_SESSION` is defined; the original's
+/// server does not know the operation and closes the connection, so that a
+/// take sent to it fails.
+///
+/// The session is delivered as by `DC_CTX_get_session()`, and
+/// `DC_CTX_reget_session()` returns it again when the buffer was too small.
+///
+/// # Safety
+/// As `DC_CTX_get_session()`.
+///
+/// # Returns
+/// 1 when the session was found (and is now deleted); 0 on a miss
+/// (`*result_used` untouched) and on any failure. As with
+/// `DC_CTX_get_session()`, a session shorter than 5 bytes is never returned.
+#[no_mangle]
+pub unsafe extern "C" fn DC_CTX_take_session(
+    ctx: *mut DC_CTX,
+    id: *const c_uchar,
+    id_len: c_uint,
+    result_storage: *mut c_uchar,
+    result_size: c_uint,
+    result_used: *mut c_uint,
+) -> c_int {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        fetch(
+            ctx,
+            id,
+            id_len,
+            result_storage,
+            result_size,
+            result_used,
+            |c, id| c.take(id).ok().flatten(),
+        )
+    }
+}
+
 /// Asks whether the server holds a session under an id.
 ///
 /// # Safety
@@ -200,15 +228,8 @@ pub unsafe extern "C" fn DC_CTX_has_session(
     id_data: *const c_uchar,
     id_len: c_uint,
 ) -> c_int {
-    guard(-1, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
-            return -1;
-        };
-        match ctx.client.have(id) {
-            Ok(found) => int_bool(found),
-            Err(_) => -1,
-        }
+    export!(-1, [ctx_and_id(ctx, id_data, id_len)], |(ctx, id)| {
+        ctx.client.have(id)
     })
 }
 
@@ -229,19 +250,12 @@ pub unsafe extern "C" fn DC_CTX_has_session(
 /// 1 on success; 0 when `ctx` is NULL or `msecs` is 0.
 #[no_mangle]
 pub unsafe extern "C" fn DC_CTX_set_timeout(ctx: *mut DC_CTX, msecs: c_ulong) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(ctx) = (unsafe { object(ctx) }) else {
-            return 0;
-        };
-        if msecs == 0 {
-            return 0;
-        }
-        // c_ulong is 32 bits wide on some targets.
-        #[allow(clippy::useless_conversion)]
-        let msecs = u64::from(msecs);
-        ctx.client.set_timeout(Duration::from_millis(msecs));
-        1
+    // c_ulong is 32 bits wide on some targets.
+    #[allow(clippy::useless_conversion)]
+    let msecs = u64::from(msecs);
+    export!(0, [object(ctx), NonZeroU64::new(msecs)], |ctx, msecs| {
+        ctx.client.set_timeout(Duration::from_millis(msecs.get()));
+        Some(true)
     })
 }
 
@@ -258,7 +272,8 @@ unsafe fn ctx_and_id<'a>(
     unsafe { Some((object(ctx)?, bytes(id_data, id_len)?)) }
 }
 
-/// The body of `DC_CTX_get_session()` and `DC_CTX_reget_session()`, which
+/// The body of `DC_CTX_get_session()`, `DC_CTX_reget_session()` and
+/// `DC_CTX_take_session()`, which
 /// differ only in where the session comes from.
 ///
 /// # Safety
@@ -272,16 +287,10 @@ unsafe fn fetch(
     result_used: *mut c_uint,
     lookup: impl FnOnce(&Client, &[u8]) -> Option<Vec<u8>>,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [ctx_and_id(ctx, id_data, id_len)], |(ctx, id)| {
+        let data = lookup(&ctx.client, id);
         // SAFETY: forwarded from the caller's contract.
-        let Some((ctx, id)) = (unsafe { ctx_and_id(ctx, id_data, id_len) }) else {
-            return 0;
-        };
-        let Some(data) = lookup(&ctx.client, id) else {
-            return 0;
-        };
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { deliver(&data, result_storage, result_size, result_used) }
+        data.map(|data| unsafe { deliver(&data, result_storage, result_size, result_used) })
     })
 }
 

@@ -1,7 +1,7 @@
 //! `distcache/dc_plug.h`: the protocol over a libnal connection, one whole
 //! message at a time in each direction.
 
-use super::boundary::{bytes, free_handle, guard, int_bool, into_handle, object_mut};
+use super::boundary::{bytes, bytes_or_empty, export, free_handle, into_handle, object_mut};
 use super::nal::{
     NAL_CONNECTION_add_to_selector, NAL_CONNECTION_del_from_selector, NAL_CONNECTION_free,
     NAL_CONNECTION_io, NAL_CONNECTION, NAL_SELECTOR,
@@ -16,8 +16,8 @@ pub const FLAG_TO_SERVER: c_uint = 0x0001;
 /// `DC_PLUG_FLAG_NOFREE_CONN`: freeing the plug leaves the connection alone.
 pub const FLAG_NOFREE_CONN: c_uint = 0x0002;
 
-/// The C `DC_CMD` enum: `DC_CMD_ERROR` (0), then ADD, GET, REMOVE and HAVE
-/// (1 to 4, one more than on the wire).
+/// The C `DC_CMD` enum: `DC_CMD_ERROR` (0), then ADD, GET, REMOVE, HAVE and TAKE
+/// (1 to 5, one more than on the wire).
 pub type DC_CMD = c_int;
 
 /// The `DC_CMD` value of an operation.
@@ -108,9 +108,8 @@ impl Drop for DC_PLUG {
 /// The plug, to be released with `DC_PLUG_free()`; NULL for a NULL `conn`.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_new(conn: *mut NAL_CONNECTION, flags: c_uint) -> *mut DC_PLUG {
-    guard(ptr::null_mut(), || match NonNull::new(conn) {
-        Some(c) => into_handle(DC_PLUG::new(c, flags)),
-        None => ptr::null_mut(),
+    export!(ptr::null_mut(), [NonNull::new(conn)], |conn| {
+        into_handle(DC_PLUG::new(conn, flags))
     })
 }
 
@@ -124,13 +123,10 @@ pub unsafe extern "C" fn DC_PLUG_new(conn: *mut NAL_CONNECTION, flags: c_uint) -
 /// 1; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_free(plug: *mut DC_PLUG) -> c_int {
-    guard(0, || {
-        if plug.is_null() {
-            return 0;
-        }
+    export!(0, [NonNull::new(plug)], |plug| {
         // SAFETY: forwarded from this function's contract.
-        unsafe { free_handle(plug) };
-        1
+        unsafe { free_handle(plug.as_ptr()) };
+        true
     })
 }
 
@@ -143,13 +139,10 @@ pub unsafe extern "C" fn DC_PLUG_free(plug: *mut DC_PLUG) -> c_int {
 /// 1 on success; 0 for NULL or a connection already in a selector.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_to_select(plug: *mut DC_PLUG, sel: *mut NAL_SELECTOR) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object_mut(plug) } {
-            // SAFETY: the plug's connection is live.
-            Some(p) => unsafe { NAL_CONNECTION_add_to_selector(p.conn.as_ptr(), sel) },
-            None => 0,
-        }
+    export!(0, [object_mut(plug)], |p| {
+        // SAFETY: the plug's connection is live; `sel` is forwarded from
+        // this function's contract.
+        unsafe { NAL_CONNECTION_add_to_selector(p.conn.as_ptr(), sel) }
     })
 }
 
@@ -159,12 +152,9 @@ pub unsafe extern "C" fn DC_PLUG_to_select(plug: *mut DC_PLUG, sel: *mut NAL_SEL
 /// `plug` is NULL or a live plug.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_from_select(plug: *mut DC_PLUG) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(p) = unsafe { object_mut(plug) } {
-            // SAFETY: the plug's connection is live.
-            unsafe { NAL_CONNECTION_del_from_selector(p.conn.as_ptr()) }
-        }
+    export!((), [object_mut(plug)], |p| {
+        // SAFETY: the plug's connection is live.
+        unsafe { NAL_CONNECTION_del_from_selector(p.conn.as_ptr()) }
     })
 }
 
@@ -180,11 +170,7 @@ pub unsafe extern "C" fn DC_PLUG_from_select(plug: *mut DC_PLUG) {
 /// sent corrupt data, or for NULL. The plug is then of no further use.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_io(plug: *mut DC_PLUG) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let o = unsafe { object_mut(plug) };
-        int_bool(o.is_some_and(DC_PLUG::io))
-    })
+    export!(0, [object_mut(plug)], |p| p.io())
 }
 
 /// Starts reading the message that has arrived (or, with `resume`
@@ -208,28 +194,24 @@ pub unsafe extern "C" fn DC_PLUG_read(
     payload_data: *mut *const c_uchar,
     payload_len: *mut c_uint,
 ) -> c_int {
-    guard(0, || {
-        if request_uid.is_null() || cmd.is_null() || payload_data.is_null() || payload_len.is_null()
-        {
-            return 0;
-        }
-        // SAFETY: forwarded from this function's contract.
-        let Some(p) = (unsafe { object_mut(plug) }) else {
-            return 0;
-        };
-        let Some(msg) = p.plug.read(resume != 0) else {
-            return 0;
-        };
-        // SAFETY: the out-pointers are non-NULL and writable per the
-        // contract; a payload is at most 32768 bytes.
-        unsafe {
-            *request_uid = c_ulong::from(msg.uid);
+    export!(
+        0,
+        [
+            object_mut(request_uid),
+            object_mut(cmd),
+            object_mut(payload_data),
+            object_mut(payload_len),
+            object_mut(plug)
+        ],
+        |uid, cmd, data, len, p| p.plug.read(resume != 0).map(|msg| {
+            *uid = c_ulong::from(msg.uid);
             *cmd = to_dc_cmd(msg.command);
-            *payload_data = msg.payload.as_ptr();
-            *payload_len = msg.payload.len() as c_uint;
-        }
-        1
-    })
+            *data = msg.payload.as_ptr();
+            // A payload is at most 32768 bytes.
+            *len = msg.payload.len() as c_uint;
+            true
+        })
+    )
 }
 
 /// Finishes with the message being read, and decodes the next one if it
@@ -243,10 +225,8 @@ pub unsafe extern "C" fn DC_PLUG_read(
 /// corrupt, or for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_consume(plug: *mut DC_PLUG) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let p = unsafe { object_mut(plug) };
-        int_bool(p.is_some_and(|p| p.with_buffers(|plug, read, _| plug.consume(read))))
+    export!(0, [object_mut(plug)], |p| {
+        p.with_buffers(|plug, read, _| plug.consume(read))
     })
 }
 
@@ -272,20 +252,16 @@ pub unsafe extern "C" fn DC_PLUG_write(
     payload_data: *const c_uchar,
     payload_len: c_uint,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let (p, payload) = unsafe { (object_mut(plug), bytes(payload_data, payload_len)) };
-        let (Some(p), Some(command)) = (p, from_dc_cmd(cmd)) else {
-            return 0;
-        };
-        let payload = match payload {
-            Some(b) => b,
-            None if payload_len == 0 => &[],
-            None => return 0,
-        };
-        let uid = (request_uid & 0xffff_ffff) as u32;
-        int_bool(p.plug.write(resume != 0, uid, command, payload))
-    })
+    let uid = (request_uid & 0xffff_ffff) as u32;
+    export!(
+        0,
+        [
+            object_mut(plug),
+            from_dc_cmd(cmd),
+            bytes_or_empty(payload_data, payload_len)
+        ],
+        |p, command, payload| p.plug.write(resume != 0, uid, command, payload)
+    )
 }
 
 /// Appends payload bytes to the message being written.
@@ -303,14 +279,8 @@ pub unsafe extern "C" fn DC_PLUG_write_more(
     data: *const c_uchar,
     data_len: c_uint,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let (Some(p), Some(data)) = (unsafe { object_mut(plug) }, unsafe {
-            bytes(data, data_len)
-        }) else {
-            return 0;
-        };
-        int_bool(p.plug.write_more(data))
+    export!(0, [object_mut(plug), bytes(data, data_len)], |p, data| {
+        p.plug.write_more(data)
     })
 }
 
@@ -326,10 +296,8 @@ pub unsafe extern "C" fn DC_PLUG_write_more(
 /// set up, or for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_commit(plug: *mut DC_PLUG) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let p = unsafe { object_mut(plug) };
-        int_bool(p.is_some_and(|p| p.with_buffers(|plug, _, send| plug.commit(send))))
+    export!(0, [object_mut(plug)], |p| {
+        p.with_buffers(|plug, _, send| plug.commit(send))
     })
 }
 
@@ -342,9 +310,5 @@ pub unsafe extern "C" fn DC_PLUG_commit(plug: *mut DC_PLUG) -> c_int {
 /// 1 on success; 0 when no message is being written, or for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn DC_PLUG_rollback(plug: *mut DC_PLUG) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let o = unsafe { object_mut(plug) };
-        int_bool(o.is_some_and(|p| p.plug.rollback()))
-    })
+    export!(0, [object_mut(plug)], |p| p.plug.rollback())
 }

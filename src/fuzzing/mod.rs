@@ -124,7 +124,7 @@ mod tests {
     fn short_input_reads_as_zeros() {
         let (flags, chunks, stream) = split_stream(&[]);
         assert_eq!((flags, stream), (0, &[][..]));
-        assert_eq!(chunks, [&[][..]]);
+        assert_eq!(chunks, [&[0u8; 0][..]]);
         let mut input = Input::new(&[1]);
         assert_eq!(input.u16(), 0x0100);
         assert!(input.is_empty());

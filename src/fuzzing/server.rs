@@ -111,14 +111,14 @@ fn check_reply(req: &Message, reply: &Message) {
             "ADD reply {p:02x?}"
         ),
         Command::Remove | Command::Have => assert!(matches!(p[..], [0] | [1]), "{p:02x?}"),
-        Command::Get => assert!(!p.is_empty() && p.len() <= MAX_TOTAL_DATA),
+        Command::Get | Command::Take => assert!(!p.is_empty() && p.len() <= MAX_TOTAL_DATA),
     }
 }
 
 /// The server's request loop: a split stream (flags: bits 0-1 the read
 /// buffer size, bits 2-3 the send buffer size, bits 4-5 how much the client
 /// reads at once, bit 6 a client that reads only when the server is stuck)
-/// fed chunk by chunk into [`Embedded::process`]. It never panics or stalls
+/// fed chunk by chunk into `Embedded::process`. It never panics or stalls
 /// while input is waiting; the store stays within its capacity; the replies
 /// are well-formed frames, one per request, each the reply to its request
 /// in order; they are byte for byte what the request handler gives for the

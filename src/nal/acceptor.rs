@@ -4,7 +4,6 @@
 use super::connection::Ready;
 use super::{Address, Listener, NalError};
 use crate::sys::poll::RawPollFd;
-use crate::sys::process::{group_by_name, user_by_name};
 use socket2::Socket;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd};
@@ -21,11 +20,6 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    /// A listener that is not listening yet.
-    pub fn new() -> Acceptor {
-        Acceptor::default()
-    }
-
     /// Whether it is listening.
     pub fn is_active(&self) -> bool {
         self.listener.is_some()
@@ -104,22 +98,10 @@ impl Acceptor {
         }
     }
 
-    /// Gives a UNIX listener's socket file to `user` and/or `group` (a
-    /// user alone also sets the user's primary group, as the original).
+    /// Gives a UNIX listener's socket file to `user` and/or `group`, names
+    /// or numeric ids, by the rules of [`super::owner`].
     pub fn set_owner(&self, user: Option<&str>, group: Option<&str>) -> Result<(), NalError> {
-        let path = self.socket_path()?;
-        let mut uid = None;
-        let mut gid = None;
-        if let Some(name) = user {
-            let u = user_by_name(name)?.ok_or_else(|| not_found("user", name))?;
-            uid = Some(u.uid);
-            gid = Some(u.gid);
-        }
-        if let Some(name) = group {
-            gid = Some(group_by_name(name)?.ok_or_else(|| not_found("group", name))?);
-        }
-        std::os::unix::fs::chown(path, uid, gid)?;
-        Ok(())
+        super::owner::set_owner(self.socket_path()?, user, group)
     }
 
     /// Sets a UNIX listener's socket file mode from an octal string such as
@@ -145,13 +127,6 @@ impl Acceptor {
             ))
         })
     }
-}
-
-fn not_found(what: &str, name: &str) -> NalError {
-    NalError::Io(io::Error::new(
-        ErrorKind::NotFound,
-        format!("no {what} named '{name}'"),
-    ))
 }
 
 /// Parses file permission bits written in octal, as `chmod` takes them

@@ -58,11 +58,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection that is not set up yet.
-    pub fn new() -> Connection {
-        Connection::default()
-    }
-
     /// Whether the connection is set up (created, accepted or paired).
     pub fn is_active(&self) -> bool {
         self.socket.is_some()

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Transport errors: bad addresses, sockets that cannot be made, I/O.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum NalError {
     /// The string is not an address in any supported syntax.
     #[error("invalid address '{0}': {1}")]
@@ -24,6 +25,15 @@ pub enum NalError {
     /// The peer closed the connection.
     #[error("connection closed by peer")]
     Closed,
+    /// A user name that is neither an account nor a numeric id with one.
+    #[error("no such user '{0}'")]
+    NoSuchUser(String),
+    /// A group name that is neither a group nor a numeric id.
+    #[error("no such group '{0}'")]
+    NoSuchGroup(String),
+    /// The password or group database could not be read.
+    #[error("can't look up '{0}': {1}")]
+    Lookup(String, #[source] io::Error),
     /// Any other operating system error.
     #[error("{0}")]
     Io(#[from] io::Error),

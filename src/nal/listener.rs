@@ -46,6 +46,12 @@ struct SocketFile {
     removed: AtomicBool,
 }
 
+/// How long to wait before accepting again after an accept failed with
+/// [`AcceptFailure::Other`] and the caller could not remedy it: the one
+/// pause of every accept loop (server workers, inspection threads, the
+/// proxy, dc_snoop).
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// What a failed `accept` on a non-blocking listener means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcceptFailure {

@@ -48,6 +48,7 @@ pub enum Request {
 
 /// Why a request line cannot be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// Nothing but white space.
     #[error("empty request")]

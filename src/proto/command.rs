@@ -1,4 +1,5 @@
-/// The four operations of the protocol, with their wire values.
+/// The operations of the protocol, with their wire values: the original's
+/// four, and TAKE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Command {
@@ -10,11 +11,21 @@ pub enum Command {
     Remove = 2,
     /// Ask whether a session exists.
     Have = 3,
+    /// Fetch a session by id and delete it in the same step: a GET's reply,
+    /// and no later request finds the session. The original's server knows
+    /// no such operation and closes the connection on it.
+    Take = 4,
 }
 
 impl Command {
     /// All commands, in wire order.
-    pub const ALL: [Command; 4] = [Command::Add, Command::Get, Command::Remove, Command::Have];
+    pub const ALL: [Command; 5] = [
+        Command::Add,
+        Command::Get,
+        Command::Remove,
+        Command::Have,
+        Command::Take,
+    ];
 
     /// The command for a wire byte, if it names one.
     pub fn from_wire(byte: u8) -> Option<Command> {
@@ -33,7 +44,7 @@ impl Command {
 pub enum Status {
     /// Success (`DC_ERR_OK`); for REMOVE and HAVE: found.
     Ok = 0x00,
-    /// Not found (`DC_ERR_NOTOK`).
+    /// Not found (`DC_ERR_NOTOK`); for GET and TAKE the whole reply.
     NotFound = 0x01,
     /// The proxy lost its server mid-request (`DC_ERR_DISCONNECTED`).
     Disconnected = 0x02,

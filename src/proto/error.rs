@@ -5,6 +5,7 @@ use thiserror::Error;
 /// Every decode error means the byte stream can no longer be trusted: the
 /// connection that carried it is closed. Nothing here aborts.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProtoError {
     /// The peer speaks another protocol version (or is not distcache at all).
     #[error("protocol version mismatch: peer level {0:#010x}, ours is 0x00110000")]
@@ -15,7 +16,7 @@ pub enum ProtoError {
     /// The operation class byte is not 0 (the only class defined).
     #[error("unknown operation class {0}")]
     OpClass(u8),
-    /// The operation byte is not ADD, GET, REMOVE or HAVE.
+    /// The operation byte is not ADD, GET, REMOVE, HAVE or TAKE.
     #[error("unknown operation {0}")]
     Operation(u8),
     /// The complete byte is neither 0 nor 1.

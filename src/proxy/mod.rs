@@ -19,7 +19,7 @@
 //! at most 32 KiB each, plus one read.
 //!
 //! ```no_run
-//! use distcache::proxy::{Proxy, ProxyConfig};
+//! use distcache::{Proxy, ProxyConfig};
 //! use distcache::Address;
 //!
 //! let config = ProxyConfig::new(
@@ -109,6 +109,7 @@ impl ProxyConfig {
 
 /// Why a proxy could not start or run.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ProxyError {
     /// The server address cannot be connected to (no host in it).
     #[error("can't connect to '{0}': the address names no host")]
@@ -127,6 +128,7 @@ pub enum ProxyError {
 /// Something worth telling an operator, reported through the callback of
 /// [`Proxy::on_notice`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Notice {
     /// The connection to the server is up.
     ServerUp(Address),

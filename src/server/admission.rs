@@ -26,7 +26,7 @@ pub const RESERVED_FDS: u64 = 64;
 
 /// The connection limit for an open-file limit of `nofile`: every
 /// descriptor the server does not keep for itself ([`RESERVED_FDS`], or a
-/// quarter of a smaller limit), up to [`DEFAULT_MAX_CONNS`] and at least 1.
+/// quarter of a smaller limit), up to `DEFAULT_MAX_CONNS` and at least 1.
 pub fn default_max_conns(nofile: u64) -> usize {
     let usable = nofile.saturating_sub(RESERVED_FDS.min(nofile / 4)).max(1);
     usize::try_from(usable).map_or(DEFAULT_MAX_CONNS, |n| n.min(DEFAULT_MAX_CONNS))
@@ -171,7 +171,7 @@ pub(super) enum AfterFailure {
 
 /// How long a worker waits before accepting again when it found no
 /// descriptor left and could not free one, or accepting failed otherwise.
-pub(super) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) use crate::nal::ACCEPT_BACKOFF;
 
 impl Admission {
     /// Serves at most `limit` connections at once; `spare` is a duplicate

@@ -74,13 +74,15 @@ pub(super) struct Env<'a> {
     pub(super) data: &'a mut Vec<u8>,
 }
 
-/// A request (an ADD, or a REMOVE) whose reply waits for the disk.
+/// A request (an ADD, a REMOVE or a TAKE) whose reply waits for the disk.
 #[derive(Debug)]
 struct Waiting {
     uid: u32,
     command: Command,
     receipt: Receipt,
     began: Instant,
+    /// A TAKE's session data, sent once its removal is on disk.
+    taken: Vec<u8>,
 }
 
 /// What a connection's socket is watched for.
@@ -229,7 +231,9 @@ impl Conn {
         let Some(w) = &self.waiting else {
             return Ok(true);
         };
-        let Some(outcome) = finish_waiting(env.store, &w.receipt, w.uid, w.command, env.out) else {
+        let Some(outcome) =
+            finish_waiting(env.store, &w.receipt, w.uid, w.command, &w.taken, env.out)
+        else {
             return Ok(false);
         };
         env.stats
@@ -288,6 +292,7 @@ impl Conn {
                         command: req.command,
                         receipt,
                         began: mark,
+                        taken: taken_data(req.command, env.data),
                     }));
                     self.held.extend_from_slice(input);
                     return Ok(false);
@@ -366,6 +371,16 @@ impl Conn {
             }
             _ => None,
         }
+    }
+}
+
+/// The data a waiting TAKE removed, moved out of the worker's buffer to be
+/// kept with it; nothing for other requests.
+fn taken_data(command: Command, data: &mut Vec<u8>) -> Vec<u8> {
+    if command == Command::Take {
+        std::mem::take(data)
+    } else {
+        Vec::new()
     }
 }
 

@@ -3,9 +3,14 @@
 //! back through the same plug.
 
 use super::handler::reply_payload;
-use crate::cache::{Millis, Store};
+use crate::cache::{MemoryStore, Millis, Store};
 use crate::nal::Buffer;
 use crate::plug::Plug;
+
+/// The session capacities an embedded server over our memory store may be
+/// given: those the original's default cache accepted (its
+/// `DC_CACHE_MIN_SIZE` and `DC_CACHE_MAX_SIZE`).
+pub const MEMORY_CAPACITY: std::ops::RangeInclusive<usize> = 64..=60000;
 
 /// A cache and the count of operations carried out on it.
 #[derive(Debug)]
@@ -21,6 +26,14 @@ impl Embedded {
             store,
             operations: 0,
         }
+    }
+
+    /// A server over our memory store for `max_sessions` sessions; `None`
+    /// when that is outside [`MEMORY_CAPACITY`].
+    pub fn with_memory_store(max_sessions: usize) -> Option<Embedded> {
+        MEMORY_CAPACITY
+            .contains(&max_sessions)
+            .then(|| Embedded::new(Box::new(MemoryStore::new(max_sessions))))
     }
 
     /// Sessions stored at `now` (expired ones are dropped first).
@@ -69,5 +82,21 @@ impl Embedded {
         let written = plug.write(false, uid, command, &reply) && plug.commit(send);
         self.operations += 1;
         written && plug.consume(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_capacity_is_the_originals() {
+        for refused in [0, 63, 60001, usize::MAX] {
+            assert!(Embedded::with_memory_store(refused).is_none(), "{refused}");
+        }
+        for taken in [64, 1000, 60000] {
+            let server = Embedded::with_memory_store(taken).expect("in range");
+            assert_eq!((server.items(0), server.operations()), (0, 0));
+        }
     }
 }

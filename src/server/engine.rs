@@ -15,6 +15,7 @@ use super::worker::{workers, Board};
 use super::{Clock, Policy, Progress, Stats};
 use crate::cache::{MemoryStore, Millis, Store};
 use crate::nal::{Address, Listener, NalError};
+use crate::sys::clock::millis;
 use crate::tls::ServerTls;
 use std::io;
 use std::os::fd::AsFd;
@@ -43,6 +44,7 @@ pub struct ServerConfig {
 
 /// Why a server could not start or run.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// No address to listen on was given.
     #[error("no address to listen on")]
@@ -134,7 +136,7 @@ impl StopHandle {
 /// What the inspection threads (admin socket, metrics page) read from a
 /// server: its store, counters and clock, and whether it is stopping.
 #[derive(Debug, Clone)]
-pub struct ServerView(Arc<Shared>);
+pub(crate) struct ServerView(Arc<Shared>);
 
 impl ServerView {
     /// The store the server serves from.
@@ -160,7 +162,7 @@ impl ServerView {
 
 impl Server {
     /// A view of the server for threads that report on it.
-    pub fn view(&self) -> ServerView {
+    pub(crate) fn view(&self) -> ServerView {
         ServerView(self.shared.clone())
     }
 
@@ -293,9 +295,7 @@ impl Server {
     /// effect for connections accepted afterwards. Whatever this says, a
     /// request must be finished within 30 s of its first byte.
     pub fn set_idle_timeout(&self, idle: Option<Duration>) {
-        let msecs = idle.map_or(0, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let msecs = idle.map_or(0, |d| millis(d).max(1));
         self.shared.idle_msecs.store(msecs, Ordering::Relaxed);
     }
 
@@ -307,7 +307,7 @@ impl Server {
         self.shared.admission.on_notice(Box::new(f));
     }
 
-    /// Starts a thread that passes a progress line (see [`Progress`]) to
+    /// Starts a thread that passes a progress line (see `Progress`) to
     /// `sink` whenever one is due, until the server stops. `every` is the
     /// operation step that also triggers a line (0: none); counters are
     /// looked at ten times a second.

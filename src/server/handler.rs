@@ -73,15 +73,16 @@ pub(super) struct Request<'a> {
 pub(super) enum Begun {
     /// Answered; the reply is framed.
     Done(Outcome),
-    /// An ADD, or a REMOVE that found its session, whose reply waits for
-    /// the disk: [`finish_waiting`] frames it.
+    /// An ADD, or a REMOVE or TAKE that found its session, whose reply
+    /// waits for the disk: [`finish_waiting`] frames it. A TAKE's session
+    /// data is left in the caller's `data` buffer, to be kept until then.
     Waiting(Receipt),
 }
 
 /// The one way a request is carried out: against `store`, with the reply
 /// framed in `out` (a GET hit's data passes through `data`, a buffer the
 /// caller keeps). With `begin_only`, an ADD that the store answers only
-/// once it is on disk (and a REMOVE, likewise) gives [`Begun::Waiting`]
+/// once it is on disk (and a REMOVE or TAKE, likewise) gives [`Begun::Waiting`]
 /// and nothing is framed yet;
 /// otherwise it is waited for. `Err` as for [`handle_request`].
 pub(super) fn begin_request(
@@ -116,18 +117,25 @@ pub(super) fn begin_request(
     Ok(Begun::Done(outcome))
 }
 
-/// Frames the reply to the request `uid` (an ADD or a REMOVE) that waits
-/// on `receipt`, once `store` knows whether its change is on disk; `None`
-/// while it does not. A change that did not reach the disk is answered as
-/// a failure: the ADD refused, the REMOVE as finding nothing.
+/// Frames the reply to the request `uid` (an ADD, a REMOVE or a TAKE)
+/// that waits on `receipt`, once `store` knows whether its change is on
+/// disk; `None` while it does not. A change that did not reach the disk is
+/// answered as a failure: the ADD refused, the REMOVE and the TAKE as
+/// finding nothing. `taken`: the session data a TAKE removed.
 pub(super) fn finish_waiting(
     store: &dyn Store,
     receipt: &Receipt,
     uid: u32,
     command: Command,
+    taken: &[u8],
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
     let (status, outcome) = match (store.synced(receipt)?, command) {
+        (true, Command::Take) => {
+            // Session data is at most one message long.
+            encode_message(out, true, uid, command, taken).ok()?;
+            return Some(Outcome::Ok);
+        }
         (true, _) => (Status::Ok, Outcome::Ok),
         (false, Command::Add) => (Status::AddDataRange, Outcome::Refused),
         (false, _) => (Status::NotFound, Outcome::Miss),
@@ -138,7 +146,7 @@ pub(super) fn finish_waiting(
 }
 
 /// Carries out one request against `store` and returns the reply's payload:
-/// a status byte, or a GET hit's session data. `Err` as for
+/// a status byte, or the session data of a GET or TAKE hit. `Err` as for
 /// [`handle_request`].
 pub fn reply_payload(
     store: &dyn Store,
@@ -168,7 +176,7 @@ pub fn reply_payload(
 enum Carried {
     /// A reply of one status byte.
     Status(Status, Outcome),
-    /// A GET hit: the session's data is in the caller's buffer.
+    /// A GET or TAKE hit: the session's data is in the caller's buffer.
     Hit,
     /// A change whose answer waits for the disk.
     Waiting(Receipt),
@@ -229,6 +237,19 @@ fn carry_out(
             (removed, _) => found(removed),
         },
         Command::Remove => found(store.remove(now, payload)),
+        Command::Take => {
+            data.clear();
+            let (taken, receipt) = if begin_only {
+                store.take_begin(now, payload, data)
+            } else {
+                (store.take_into(now, payload, data), None)
+            };
+            match (taken, receipt) {
+                (true, Some(receipt)) => Carried::Waiting(receipt),
+                (true, None) => Carried::Hit,
+                (false, _) => Carried::Status(Status::NotFound, Outcome::Miss),
+            }
+        }
         Command::Have => found(store.have(now, payload)),
     })
 }
@@ -290,6 +311,23 @@ mod tests {
         assert_eq!(run(&s, 0, Command::Add, add(1000, b"id3", b"d")), [0x00]);
         assert_eq!(run(&s, 1, Command::Remove, b"id3".to_vec()), [0x00]);
         assert_eq!(run(&s, 1, Command::Remove, b"id3".to_vec()), [0x01]);
+    }
+
+    #[test]
+    fn take_answers_like_get_once() {
+        let s = MemoryStore::new(100);
+        assert_eq!(run(&s, 0, Command::Add, add(1000, b"id", b"data")), [0x00]);
+        assert_eq!(run(&s, 1, Command::Take, b"id".to_vec()), b"data");
+        assert_eq!(run(&s, 1, Command::Take, b"id".to_vec()), [0x01]);
+        assert_eq!(run(&s, 1, Command::Get, b"id".to_vec()), [0x01]);
+        assert_eq!(run(&s, 1, Command::Take, b"never".to_vec()), [0x01]);
+        assert_eq!(run(&s, 0, Command::Add, add(10, b"old", b"d")), [0x00]);
+        assert_eq!(
+            run(&s, 10, Command::Take, b"old".to_vec()),
+            [0x01],
+            "expired"
+        );
+        assert_eq!(s.len(10), 0);
     }
 
     #[test]

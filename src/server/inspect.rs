@@ -3,8 +3,7 @@
 //! reads and writes bounded in time.
 
 use super::{ServerError, ServerView};
-use crate::nal::{Deadline, Listener, NalError, Stream};
-use std::io;
+use crate::nal::{AcceptFailure, Deadline, Listener, NalError, Stream, ACCEPT_BACKOFF};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -34,15 +33,12 @@ pub(super) fn spawn_acceptor(
             while !view.is_stopping() {
                 match listener.accept() {
                     Ok(stream) => serve(&view, stream),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::Interrupted
-                        ) => {}
-                    // Out of descriptors or memory: back off briefly.
-                    Err(_) => thread::sleep(TICK),
+                    Err(e) => match AcceptFailure::of(&e) {
+                        // The accept timed out (the tick), or try again.
+                        AcceptFailure::Empty | AcceptFailure::Again => {}
+                        // Out of descriptors or memory: back off briefly.
+                        AcceptFailure::Other => thread::sleep(ACCEPT_BACKOFF),
+                    },
                 }
             }
         })

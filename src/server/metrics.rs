@@ -58,18 +58,22 @@ impl Outcome {
                 Outcome::Refused,
                 Outcome::Malformed,
             ],
-            Command::Get | Command::Remove | Command::Have => &[Outcome::Ok, Outcome::Miss],
+            Command::Get | Command::Remove | Command::Have | Command::Take => {
+                &[Outcome::Ok, Outcome::Miss]
+            }
         }
     }
 }
 
-/// The name of an operation in reports (`add`, `get`, `remove`, `have`).
+/// The name of an operation in reports (`add`, `get`, `remove`, `have`,
+/// `take`).
 pub fn command_name(command: Command) -> &'static str {
     match command {
         Command::Add => "add",
         Command::Get => "get",
         Command::Remove => "remove",
         Command::Have => "have",
+        Command::Take => "take",
     }
 }
 

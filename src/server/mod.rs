@@ -19,12 +19,12 @@ mod progress;
 mod report;
 mod worker;
 
-pub use admission::{default_max_conns, Notice, DEFAULT_MAX_CONNS, RESERVED_FDS};
+pub use admission::{default_max_conns, Notice, RESERVED_FDS};
 pub use embedded::Embedded;
-pub use engine::{Server, ServerConfig, ServerError, ServerView, StopHandle, MAX_THREADS};
-pub use exposition::{exposition, CONTENT_TYPE};
-pub use handler::{handle_request, reply_payload, Clock, Policy};
-pub use metrics::{command_name, Latency, Metrics, OpenConnection, Outcome, LATENCY_BOUNDS_NS};
+pub(crate) use engine::ServerView;
+pub use engine::{Server, ServerConfig, ServerError, StopHandle, MAX_THREADS};
+pub use handler::{handle_request, Clock, Policy};
+pub use metrics::{Metrics, Outcome};
 pub use progress::Progress;
 pub use report::Report;
 

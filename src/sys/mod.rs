@@ -6,6 +6,7 @@
 //! Nothing of ours is imported here: `sys` is the bottom layer.
 #![allow(unsafe_code)]
 
+pub(crate) mod clock;
 pub(crate) mod file;
 pub(crate) mod pages;
 pub(crate) mod poll;

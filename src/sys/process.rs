@@ -241,18 +241,6 @@ pub(crate) fn syslog(priority: Priority, line: &str) {
     let _ = nix::syslog::syslog(level, line.replace('\0', " ").as_str());
 }
 
-/// Milliseconds on the system's monotonic clock (`CLOCK_MONOTONIC`). Unlike
-/// an `Instant`, the value is a plain number that can live in an atomic, and
-/// a forked child reads the same clock as its parent.
-pub fn monotonic_ms() -> u64 {
-    // CLOCK_MONOTONIC exists on every Linux; a failure reads as 0.
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
-        let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
-        let millis = u64::try_from(ts.tv_nsec() / 1_000_000).unwrap_or(0);
-        secs.saturating_mul(1000).saturating_add(millis)
-    })
-}
-
 /// This process's soft limit on open files.
 pub fn fd_limit() -> u64 {
     getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)

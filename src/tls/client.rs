@@ -183,11 +183,6 @@ impl TlsStream {
         Ok(())
     }
 
-    /// Whether this connection resumed a session.
-    pub fn resumed(&self) -> bool {
-        self.stream.ssl().session_reused()
-    }
-
     /// Runs `op` until it succeeds, waiting for the socket as libssl asks.
     fn pump<T>(
         &mut self,

@@ -22,7 +22,7 @@ mod server;
 mod upstream;
 
 pub use address::{is_tls, TlsAddress};
-pub use client::{ClientTls, TlsStream, ENV_CA, ENV_CERT, ENV_KEY};
+pub use client::{ClientTls, TlsStream};
 pub use error::TlsError;
 pub use files::Credentials;
 pub(crate) use link::Link;

@@ -1,10 +1,10 @@
 //! Support for the C harness (`tests/c_harness.rs`): the staged install,
 //! compiling C programs against it, child processes with bounded waits,
-//! `dc_server` and silent listeners, and `readelf`.
+//! `dc_server` from it and silent listeners, and `readelf`.
 
+use crate::dc_server::{DcServer, DcServerBuilder};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -410,98 +410,9 @@ pub fn run_ok(prog: &Path, args: &[&str], limit: Duration) -> Finished {
 // ---------------------------------------------------------------------------
 // dc_server and other peers
 
-/// A staged `dc_server`, killed (by PID) when dropped.
-pub struct Server {
-    child: Child,
-    pub address: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `dc_server -listen UNIX:<path>` and waits until it accepts.
-    pub fn unix(path: &Path, sessions: u32) -> Server {
-        let address = format!("UNIX:{}", path.display());
-        let path = path.to_path_buf();
-        Self::start(address, sessions, move || {
-            UnixStream::connect(&path).is_ok()
-        })
-    }
-
-    /// Starts `dc_server -listen IP:127.0.0.1:<free port>`.
-    pub fn tcp(sessions: u32) -> Server {
-        Self::tcp_on(free_tcp_port(), sessions)
-    }
-
-    /// Starts `dc_server -listen IP:127.0.0.1:<port>`.
-    pub fn tcp_on(port: u16, sessions: u32) -> Server {
-        let address = format!("IP:127.0.0.1:{port}");
-        Self::start(address, sessions, move || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-    }
-
-    fn start(address: String, sessions: u32, ready: impl Fn() -> bool) -> Server {
-        let bin = stage().join("bin/dc_server");
-        let log = std::env::temp_dir().join(format!(
-            "c_harness-dc_server-{}-{}.log",
-            std::process::id(),
-            address.replace(['/', ':'], "_")
-        ));
-        let log_file = std::fs::File::create(&log).expect("server log file");
-        let child = Command::new(&bin)
-            .arg("-listen")
-            .arg(&address)
-            .arg("-sessions")
-            .arg(sessions.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut server = Server {
-            child,
-            address,
-            log,
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "dc_server {} exited at start-up: {status}\n{}",
-                    server.address,
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
-                );
-            }
-            if ready() {
-                return server;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                panic!("dc_server {} not accepting after 10 s", server.address);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on (it was free a moment
-/// ago).
-pub fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+/// The staged `dc_server`, to run with [`DcServer`]'s builder.
+pub fn staged_dc_server() -> DcServerBuilder {
+    DcServer::builder().bin(stage().join("bin/dc_server"))
 }
 
 /// A UNIX listener that accepts connections and never reads or answers.

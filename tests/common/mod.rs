@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests: spawning a real `dc_server`
-//! on a private socket, and stopping it by its PID; the golden vectors;
-//! hex and byte-comparison helpers.
+//! Helpers shared by the integration tests: stopping a child by its PID,
+//! running a tool to its end, the golden vectors, hex and byte comparison.
+//! (A `dc_server` is run with `crate::dc_server::DcServer`.)
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
@@ -9,102 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Path of the dc_server binary cargo built for these tests.
-pub fn dc_server_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_dc_server"))
-}
-
 /// Path of the dc_client binary cargo built for these tests.
 pub fn dc_client_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dc_client"))
-}
-
-/// A dc_server process listening on a UNIX socket in its own temp dir.
-/// Dropping it kills the process (by PID) and waits for it.
-pub struct ServerProc {
-    pub child: Child,
-    pub dir: tempfile::TempDir,
-    pub socket: PathBuf,
-    pub args: Vec<String>,
-}
-
-impl ServerProc {
-    /// Starts `dc_server -listen UNIX:<tmp>/s.sock` with extra arguments and
-    /// waits (at most 10 s) until it accepts connections.
-    pub fn start(extra: &[&str]) -> ServerProc {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("s.sock");
-        Self::start_at(dir, socket, extra)
-    }
-
-    /// Starts a server on a given socket path inside `dir`.
-    pub fn start_at(dir: tempfile::TempDir, socket: PathBuf, extra: &[&str]) -> ServerProc {
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn_server(&socket, &args);
-        let mut srv = ServerProc {
-            child,
-            dir,
-            socket,
-            args,
-        };
-        srv.wait_ready(Duration::from_secs(10));
-        srv
-    }
-
-    /// Kills the server and starts a new one on the same socket with the
-    /// same arguments (the new one starts with an empty cache).
-    pub fn restart(&mut self) {
-        kill_pid(&mut self.child);
-        self.child = spawn_server(&self.socket, &self.args);
-        self.wait_ready(Duration::from_secs(10));
-    }
-
-    /// The address string clients use.
-    pub fn address(&self) -> String {
-        format!("UNIX:{}", self.socket.display())
-    }
-
-    fn wait_ready(&mut self, limit: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("dc_server exited early: {status}");
-            }
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("dc_server did not start listening within {limit:?}");
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Sends SIGKILL to the process and reaps it.
-    pub fn kill(&mut self) {
-        kill_pid(&mut self.child);
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        kill_pid(&mut self.child);
-    }
-}
-
-fn spawn_server(socket: &Path, args: &[String]) -> Child {
-    Command::new(dc_server_bin())
-        .arg("-listen")
-        .arg(format!("UNIX:{}", socket.display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dc_server")
 }
 
 /// Kills a child by its PID and waits (bounded) for it to be reaped.
@@ -273,25 +180,4 @@ pub fn run_tool(cmd: &mut Command, limit: Duration) -> ToolRun {
         stdout: read(&out),
         stderr: read(&err),
     }
-}
-
-/// Gathers a child's piped standard error, as it comes, into a string the
-/// test can read at any time (a thread reads it until the pipe closes).
-pub fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
-    use std::io::Read;
-    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut pipe = child.stderr.take().expect("stderr pipe");
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
 }

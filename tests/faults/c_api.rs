@@ -1,7 +1,7 @@
 //! The C API: `tests/c_harness/faults.c` against the staged library.
 
 use super::c_support;
-use super::server_proc::{Net, ServerProcess};
+use super::dc_server::{DcServer, Net};
 use std::time::Duration;
 
 /// Runs `faults <address> <case>` against a dc_server and plays the
@@ -9,7 +9,7 @@ use std::time::Duration;
 fn c_faults(case: &str, net: Net) {
     let dir = tempfile::tempdir().expect("tempdir");
     let prog = c_support::compile_harness("faults", dir.path());
-    let mut server = ServerProcess::start(net, &[]);
+    let mut server = DcServer::builder().net(net).start();
     let mut cmd = std::process::Command::new(&prog);
     cmd.arg(server.address()).arg(case);
     let what = format!("faults {} {case}", server.address());

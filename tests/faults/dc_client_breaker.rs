@@ -4,7 +4,7 @@
 //! down and answers every request at once for the back-off, probes it with
 //! one request, and logs each transition.
 
-use super::server_proc::{Net, ServerProcess};
+use super::dc_server::{DcServer, Net};
 use distcache::{Client, ClientError, Flags};
 use std::fs::File;
 use std::process::{Child, Command, Stdio};
@@ -73,7 +73,7 @@ fn get(client: &Client) -> (Result<(), ClientError>, Duration) {
 
 #[test]
 fn silent_server_behind_dc_client() {
-    let server = ServerProcess::start(Net::Unix, &[]);
+    let server = DcServer::builder().net(Net::Unix).start();
     let proxy = DcClient::start(&server.address());
     let client = Client::new(
         &proxy.address(),

@@ -35,16 +35,16 @@ mod c_api;
 #[path = "../c_support/mod.rs"]
 mod c_support;
 mod dc_client_breaker;
+#[path = "../dc_server/mod.rs"]
+mod dc_server;
 mod matrix;
 mod proxy;
-#[path = "../server_proc/mod.rs"]
-mod server_proc;
 mod threads32_through_restarts;
 
+use dc_server::Net;
 use distcache::{Client, ClientError, Flags};
 use matrix::{run_case, Case};
 use proxy::Fault;
-use server_proc::Net;
 use std::time::{Duration, Instant};
 
 /// The timeout of the matrix's calls.

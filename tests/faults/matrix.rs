@@ -7,10 +7,10 @@
 //! reaching the server, until the back-off is over; then one call probes
 //! the address, and it must succeed once the server is back.
 
+use super::dc_server::{DcServer, Net};
 use super::proxy::{Fault, FaultProxy};
-use super::server_proc::{Net, ServerProcess};
 use super::{call, flags_name, session, Answer, Op, BIG, OPS, SLACK, TIMEOUT};
-use distcache::nal::NalError;
+use distcache::NalError;
 use distcache::{Client, ClientError, Flags};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -67,7 +67,10 @@ fn expect_fault_error(case: Case, op: Op, err: &ClientError, took: Duration, dow
 
 /// One case of the matrix; prints one line of results.
 pub fn run_case(case: Case, net: Net, flags: Flags) {
-    let mut server = ServerProcess::start(net, &["-sessions", "1000"]);
+    let mut server = DcServer::builder()
+        .net(net)
+        .args(&["-sessions", "1000"])
+        .start();
     let proxy = match case {
         Case::Path(_) => Some(FaultProxy::start(net, server.endpoint())),
         _ => None,

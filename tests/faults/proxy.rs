@@ -6,7 +6,7 @@
 //! proxy does not share the client's decoder.
 #![allow(dead_code)] // each test binary uses a part
 
-use crate::server_proc::{Endpoint, Net};
+use crate::dc_server::{Endpoint, Net};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -70,9 +70,7 @@ impl FaultProxy {
         let front = Endpoint::new(net, dir.path(), "proxy.sock");
         let listener = match &front {
             Endpoint::Unix(p) => Listener::Unix(UnixListener::bind(p).expect("bind proxy")),
-            Endpoint::Tcp(port) => {
-                Listener::Tcp(TcpListener::bind(("127.0.0.1", *port)).expect("bind proxy"))
-            }
+            Endpoint::Tcp(addr) => Listener::Tcp(TcpListener::bind(addr).expect("bind proxy")),
         };
         listener.set_nonblocking();
         let shared = Arc::new(Shared {
@@ -162,7 +160,7 @@ impl Sock {
     fn connect(to: &Endpoint) -> io::Result<Sock> {
         let s = match to {
             Endpoint::Unix(p) => Sock::Unix(UnixStream::connect(p)?),
-            Endpoint::Tcp(port) => Sock::Tcp(TcpStream::connect(("127.0.0.1", *port))?),
+            Endpoint::Tcp(addr) => Sock::Tcp(TcpStream::connect(addr)?),
         };
         s.setup()?;
         Ok(s)

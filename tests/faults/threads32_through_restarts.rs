@@ -6,9 +6,9 @@
 //! with a back-off of 200 ms to 400 ms): after a restart, calls may fail at
 //! once with `Down` for at most the longest back-off, and only then.
 
-use super::server_proc::{Net, ServerProcess};
+use super::dc_server::{DcServer, Net};
 use super::{call, flags_name, session, Answer, Op, OPS};
-use distcache::client::Backoff;
+use distcache::Backoff;
 use distcache::{Client, ClientError, Flags};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -101,7 +101,10 @@ fn threads_through_restarts(net: Net, flags: Flags) {
         max: Duration::from_millis(400),
     };
 
-    let mut server = ServerProcess::start(net, &["-sessions", "100000"]);
+    let mut server = DcServer::builder()
+        .net(net)
+        .args(&["-sessions", "100000"])
+        .start();
     let client = Client::new(&server.address(), flags).expect("client");
     client.set_timeout(CALL_TIMEOUT);
     client.set_backoff(BACKOFF);

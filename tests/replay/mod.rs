@@ -147,11 +147,18 @@ pub const TRICKLE_BUGS: &[&str] = &["raw_trickle_8", "raw_trickle_12", "raw_tric
 /// Ours must close that connection only, with no reply.
 pub const CRASHERS: &[&str] = &["raw_garbage_http", "raw_proto_mismatch"];
 
+/// Operation 4, which the original did not know and closed the connection
+/// on: ours serves it as TAKE, and on an empty server finds nothing.
+pub const TAKE_SERVED: &[&str] = &["raw_bad_operation"];
+/// The TAKE request for 'session-id-0001' (uid 1) of those vectors.
+pub const TAKE_SESSION_ID_0001: &str = "001100000000000001000401000f73657373696f6e2d69642d30303031";
+/// Its reply on an empty server: TAKE, uid 1, 0x01 (not found).
+pub const TAKE_MISS_REPLY: &str = "001100000100000001000401000101";
+
 /// Bad input the original answered by closing the connection silently.
 pub const CLOSERS: &[&str] = &[
     "raw_add_short_payload",
     "raw_bad_op_class",
-    "raw_bad_operation",
     "raw_datalen_too_big",
     "raw_fragment_cmd_mismatch",
     "raw_fragment_uid_mismatch",
@@ -309,6 +316,9 @@ pub enum Kind {
     Reply,
     /// Original misparsed a split frame; ours must answer normally.
     TrickleFixed,
+    /// Original closed the connection on an unknown operation; ours serves
+    /// it (TAKE) and must answer it.
+    TakeServed,
     /// Original closed the connection silently; so must ours.
     Close,
     /// Original aborted the whole server; ours closes this connection only.
@@ -381,6 +391,21 @@ pub fn plan_for(v: &Vector) -> Plan {
             last.expect = hex(HAVE_MISS_REPLY);
         }
         Kind::TrickleFixed
+    } else if TAKE_SERVED.contains(&name) {
+        let sent: Vec<u8> = steps.iter().flat_map(|s| s.send.clone()).collect();
+        if sent != hex(TAKE_SESSION_ID_0001) {
+            problem = Some(format!(
+                "recorded writes {} are not the TAKE frame",
+                to_hex(&sent)
+            ));
+        }
+        for s in &mut steps {
+            s.expect.clear();
+        }
+        if let Some(last) = steps.last_mut() {
+            last.expect = hex(TAKE_MISS_REPLY);
+        }
+        Kind::TakeServed
     } else if CRASHERS.contains(&name) || CLOSERS.contains(&name) {
         if has_server_bytes {
             problem = Some("listed as a closing vector but has S> bytes".into());
@@ -477,7 +502,7 @@ pub fn run_vector(v: &Vector, start: &Starter<'_>) -> Outcome {
     }
 
     match plan.kind {
-        Kind::Reply | Kind::TrickleFixed => {
+        Kind::Reply | Kind::TrickleFixed | Kind::TakeServed => {
             if let Some(e) = &write_error {
                 failures.push(e.clone());
             }
@@ -520,7 +545,7 @@ pub fn run_vector(v: &Vector, start: &Starter<'_>) -> Outcome {
 
     let detail = if failures.is_empty() {
         match plan.kind {
-            Kind::Reply | Kind::TrickleFixed => {
+            Kind::Reply | Kind::TrickleFixed | Kind::TakeServed => {
                 format!("{}; open after; probe ok", describe(&expected, &got))
             }
             Kind::Close | Kind::CrashFixed => format!(
@@ -563,7 +588,12 @@ pub fn table(outcomes: &[Outcome]) -> String {
 /// Every listed special vector must exist among `vectors`, so that a
 /// rename cannot silently turn a check off.
 pub fn check_special_vectors(vectors: &[Vector]) {
-    for name in TRICKLE_BUGS.iter().chain(CRASHERS).chain(CLOSERS) {
+    for name in TRICKLE_BUGS
+        .iter()
+        .chain(CRASHERS)
+        .chain(CLOSERS)
+        .chain(TAKE_SERVED)
+    {
         assert!(
             vectors.iter().any(|v| v.name == *name),
             "vector {name} is missing"

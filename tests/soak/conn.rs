@@ -3,7 +3,7 @@
 //! 1 to 4 bytes).
 
 use super::TIMEOUT;
-use distcache::proto::Status;
+use distcache::internals::proto::Status;
 use distcache::{Client, ClientError};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -29,17 +29,19 @@
 //! first third of the phase.
 
 mod conn;
+#[path = "../dc_server/mod.rs"]
+mod dc_server;
 mod model;
-#[path = "../server_proc/mod.rs"]
-mod server_proc;
+mod stop_line;
 mod worker;
 
+use dc_server::{free_tcp_port, rss_kib, DcServer};
 use model::Tally;
-use server_proc::{free_tcp_port, rss_kib, stop_counts, Net, ServerProcess};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
+use stop_line::stop_counts;
 use worker::Worker;
 
 /// Worker threads: a third of each client kind.
@@ -65,9 +67,10 @@ struct PhaseResult {
 fn run_phase(phase: u32, sessions: u32, duration: Duration) -> PhaseResult {
     let port = free_tcp_port();
     let tcp = format!("IP:127.0.0.1:{port}");
-    let sessions_arg = sessions.to_string();
-    let mut server =
-        ServerProcess::start(Net::Unix, &["-sessions", &sessions_arg, "-listen", &tcp]);
+    let mut server = DcServer::builder()
+        .sessions(u64::from(sessions))
+        .args(&["-listen", &tcp])
+        .start();
     let addresses = [server.address(), tcp];
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<String>> = Mutex::new(None);

@@ -3,7 +3,8 @@
 //! by its PID.
 #![allow(dead_code)]
 
-use crate::common::{dc_server_bin, kill_pid, run_tool};
+use crate::common::{kill_pid, run_tool};
+use crate::dc_server::dc_server_bin;
 use crate::require;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -39,12 +39,11 @@ mod replay;
 mod scan;
 mod writer;
 
-pub use files::{LOCK_FILE, LOG_FILE, NEW_LOG_FILE};
-pub use offline::{OfflineStore, SessionInfo};
-pub use options::{
-    DurableOptions, Logger, SyncMode, ALWAYS_ACK_WAIT, DEFAULT_QUEUE_LIMIT, DEFAULT_SYNC_INTERVAL,
-    MAX_SYNC_INTERVAL_MS,
-};
+pub use files::{LOCK_FILE, LOG_FILE};
+pub use offline::OfflineStore;
+#[cfg(test)]
+use options::DEFAULT_QUEUE_LIMIT;
+pub use options::{DurableOptions, Logger, SyncMode, ALWAYS_ACK_WAIT};
 pub use queue::Dropped;
 pub use writer::COMPACT_SLACK;
 
@@ -69,6 +68,7 @@ use writer::{Counters, Writer};
 
 /// Why a store directory could not be opened or used.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DurableError {
     /// The directory could not be created or is not a directory.
     #[error("can't use store directory '{}': {}", .0.display(), .1)]
@@ -410,6 +410,16 @@ impl Store for DurableStore {
         (true, Some(self.tombstone_receipt()))
     }
 
+    fn take_begin(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> (bool, Option<Receipt>) {
+        // The memory store takes it under its lock and queues the tombstone
+        // in the same step, as a REMOVE does.
+        let taken = self.memory.take_into(now, id, out);
+        if !taken || self.sync != SyncMode::Always {
+            return (taken, None);
+        }
+        (true, Some(self.tombstone_receipt()))
+    }
+
     fn synced(&self, receipt: &Receipt) -> Option<bool> {
         match self.queue.synced(receipt.seq) {
             Some(synced) => Some(synced),
@@ -447,6 +457,19 @@ impl Store for DurableStore {
         match receipt {
             Some(r) => self.queue.wait_synced(r.seq, r.deadline),
             None => removed,
+        }
+    }
+
+    fn take_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        match self.take_begin(now, id, out) {
+            (true, Some(r)) if !self.queue.wait_synced(r.seq, r.deadline) => {
+                // Gone from memory, but not known gone from the disk: not
+                // handed out.
+                out.truncate(start);
+                false
+            }
+            (taken, _) => taken,
         }
     }
 

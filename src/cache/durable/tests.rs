@@ -350,3 +350,45 @@ fn an_offline_store_lists_reads_and_removes() {
         Err(DurableError::NoStore(_))
     ));
 }
+
+#[test]
+fn under_sync_always_a_take_is_answered_once_its_tombstone_is_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = DurableStore::open(dir.path(), options(100, SyncMode::Always)).unwrap();
+    let in_log = |id: &[u8]| {
+        let log = std::fs::File::open(dir.path().join(LOG_FILE)).unwrap();
+        replay(&log).unwrap().sessions.contains_key(id)
+    };
+    for id in [&b"waited"[..], b"begun"] {
+        store.add(0, 60_000, id, b"session").unwrap();
+        assert!(in_log(id));
+    }
+    // The waiting form: once it returns the session, the log no longer
+    // holds it.
+    let mut out = b"kept".to_vec();
+    assert!(store.take_into(1, b"waited", &mut out));
+    assert_eq!(out, b"keptsession");
+    assert!(!in_log(b"waited"));
+    assert!(!store.take_into(1, b"waited", &mut out));
+    // The form that does not wait: a receipt to wait on, then the same.
+    out.clear();
+    let (taken, receipt) = store.take_begin(1, b"begun", &mut out);
+    let receipt = receipt.expect("a take under -sync always waits for the disk");
+    assert!(taken && out == b"session");
+    assert!(
+        get(&store, 1, b"begun").is_none(),
+        "gone from memory at once"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let synced = loop {
+        if let Some(synced) = store.synced(&receipt) {
+            break synced;
+        }
+        assert!(Instant::now() < deadline, "receipt never settled");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(synced);
+    assert!(!in_log(b"begun"));
+    // A miss has nothing to wait for.
+    assert_eq!(store.take_begin(1, b"begun", &mut out), (false, None));
+}

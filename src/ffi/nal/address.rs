@@ -2,16 +2,14 @@
 //! address of a type that C code linked in (`libnal/nal_devel.h`) is held
 //! by that type's vtable and data instead.
 
-use super::super::boundary::{
-    c_str, free_handle, guard, int_bool, into_handle, object, object_mut,
-};
+use super::super::boundary::{c_str, export, free_handle, into_handle, object, object_mut};
 use super::devel::builtin;
 use super::devel::hooks::addr_vt;
 use super::devel::mapping::{self, Mapped};
 use super::devel::types::NAL_ADDRESS_vtable;
 use crate::nal::{Address, MAX_BUFFER_SIZE};
 use std::ffi::{c_char, c_int, c_uint};
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 /// Longest address string accepted, as in the original.
 const MAX_ADDRESS_LEN: usize = 255;
@@ -41,7 +39,7 @@ impl NAL_ADDRESS {
 /// The object, to be released with `NAL_ADDRESS_free()`.
 #[no_mangle]
 pub extern "C" fn NAL_ADDRESS_new() -> *mut NAL_ADDRESS {
-    guard(ptr::null_mut(), || into_handle(NAL_ADDRESS::default()))
+    export!(ptr::null_mut(), [], || into_handle(NAL_ADDRESS::default()))
 }
 
 /// Releases an address object. NULL is ignored.
@@ -50,13 +48,12 @@ pub extern "C" fn NAL_ADDRESS_new() -> *mut NAL_ADDRESS {
 /// `addr` is NULL or an object from `NAL_ADDRESS_new()` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_ADDRESS_free(addr: *mut NAL_ADDRESS) {
-    guard((), || {
-        if !addr.is_null() {
-            // SAFETY: forwarded from this function's contract.
-            unsafe { mapping::destroy(addr) };
-        }
+    export!((), [NonNull::new(addr)], |addr| {
         // SAFETY: forwarded from this function's contract.
-        unsafe { free_handle(addr) }
+        unsafe {
+            mapping::destroy(addr.as_ptr());
+            free_handle(addr.as_ptr());
+        }
     })
 }
 
@@ -67,15 +64,10 @@ pub unsafe extern "C" fn NAL_ADDRESS_free(addr: *mut NAL_ADDRESS) {
 /// `addr` is NULL or a live address object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_ADDRESS_reset(addr: *mut NAL_ADDRESS) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(a) = unsafe { object_mut(addr) } {
-            a.address = None;
-        }
-        if !addr.is_null() {
-            // SAFETY: forwarded; the borrow above has ended.
-            unsafe { mapping::reset(addr) };
-        }
+    export!((), [object_mut(addr)], |a| {
+        a.address = None;
+        // SAFETY: forwarded; the borrow `a` has ended.
+        unsafe { mapping::reset(addr) }
     })
 }
 
@@ -102,42 +94,9 @@ pub unsafe extern "C" fn NAL_ADDRESS_create(
     addr_string: *const c_char,
     def_buffer_size: c_uint,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [object_mut(addr), c_str(addr_string)], |a, s| {
         // SAFETY: forwarded from this function's contract.
-        let (Some(a), Some(s)) = (unsafe { object_mut(addr) }, unsafe { c_str(addr_string) })
-        else {
-            return 0;
-        };
-        if a.in_use() || def_buffer_size as usize > MAX_BUFFER_SIZE {
-            return 0;
-        }
-        if s.len() < 2 || s.len() > MAX_ADDRESS_LEN {
-            return 0;
-        }
-        let Some(vt) = builtin::type_for(s.as_bytes()) else {
-            return 0;
-        };
-        if ptr::eq(vt, builtin::sockets()) {
-            return match Address::parse(s) {
-                Ok(parsed) => {
-                    a.address = Some(parsed);
-                    a.buffer_size = def_buffer_size;
-                    1
-                }
-                Err(_) => 0,
-            };
-        }
-        a.buffer_size = def_buffer_size;
-        // SAFETY: the borrow `a` has ended; a registered vtable lives as
-        // long as the program; its hooks get the live object.
-        let parsed = unsafe {
-            mapping::map(addr, vt) && vt.parse.is_some_and(|f| f(addr, addr_string) != 0)
-        };
-        if !parsed {
-            // SAFETY: forwarded from this function's contract.
-            unsafe { NAL_ADDRESS_reset(addr) };
-        }
-        int_bool(parsed)
+        unsafe { create(addr, a, s, addr_string, def_buffer_size) }
     })
 }
 
@@ -150,8 +109,7 @@ pub unsafe extern "C" fn NAL_ADDRESS_create(
 /// The size in bytes; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_ADDRESS_get_def_buffer_size(addr: *const NAL_ADDRESS) -> c_uint {
-    // SAFETY: forwarded from this function's contract.
-    guard(0, || unsafe { object(addr) }.map_or(0, |a| a.buffer_size))
+    export!(0, [object(addr)], |a| a.buffer_size)
 }
 
 /// Sets the default buffer size of connections made with `addr`.
@@ -166,15 +124,10 @@ pub unsafe extern "C" fn NAL_ADDRESS_set_def_buffer_size(
     addr: *mut NAL_ADDRESS,
     def_buffer_size: c_uint,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object_mut(addr) } {
-            Some(a) if def_buffer_size as usize <= MAX_BUFFER_SIZE => {
-                a.buffer_size = def_buffer_size;
-                1
-            }
-            _ => 0,
-        }
+    let size = (def_buffer_size as usize <= MAX_BUFFER_SIZE).then_some(def_buffer_size);
+    export!(0, [object_mut(addr), size], |a, size| {
+        a.buffer_size = size;
+        true
     })
 }
 
@@ -189,20 +142,9 @@ pub unsafe extern "C" fn NAL_ADDRESS_set_def_buffer_size(
 /// 1 or 0; 0 for NULL or an object with no address.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_ADDRESS_can_connect(addr: *const NAL_ADDRESS) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { addr_vt(addr) } {
-            // SAFETY: the type's own handler on its own object.
-            return vt
-                .can_connect
-                .map_or(0, |f| int_bool(unsafe { f(addr) } != 0));
-        }
-        // SAFETY: forwarded from this function's contract.
-        let a = unsafe { object(addr) };
-        int_bool(
-            a.and_then(|a| a.address.as_ref())
-                .is_some_and(Address::can_connect),
-        )
+        unsafe { can(addr, |vt| vt.can_connect, Address::can_connect) }
     })
 }
 
@@ -216,19 +158,73 @@ pub unsafe extern "C" fn NAL_ADDRESS_can_connect(addr: *const NAL_ADDRESS) -> c_
 /// 1 or 0; 0 for NULL or an object with no address.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_ADDRESS_can_listen(addr: *const NAL_ADDRESS) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { addr_vt(addr) } {
-            // SAFETY: the type's own handler on its own object.
-            return vt
-                .can_listen
-                .map_or(0, |f| int_bool(unsafe { f(addr) } != 0));
-        }
-        // SAFETY: forwarded from this function's contract.
-        let a = unsafe { object(addr) };
-        int_bool(
-            a.and_then(|a| a.address.as_ref())
-                .is_some_and(Address::can_listen),
-        )
+        unsafe { can(addr, |vt| vt.can_listen, Address::can_listen) }
     })
+}
+
+/// The body of `NAL_ADDRESS_create()`, with `a` borrowed from `addr` and
+/// `s` read from `addr_string`.
+///
+/// # Safety
+/// As `NAL_ADDRESS_create()`; `a` is not used once a hook may run.
+unsafe fn create(
+    addr: *mut NAL_ADDRESS,
+    a: &mut NAL_ADDRESS,
+    s: &str,
+    addr_string: *const c_char,
+    def_buffer_size: c_uint,
+) -> bool {
+    if a.in_use() || def_buffer_size as usize > MAX_BUFFER_SIZE {
+        return false;
+    }
+    if s.len() < 2 || s.len() > MAX_ADDRESS_LEN {
+        return false;
+    }
+    let Some(vt) = builtin::type_for(s.as_bytes()) else {
+        return false;
+    };
+    if ptr::eq(vt, builtin::sockets()) {
+        let Ok(parsed) = Address::parse(s) else {
+            return false;
+        };
+        a.address = Some(parsed);
+        a.buffer_size = def_buffer_size;
+        return true;
+    }
+    a.buffer_size = def_buffer_size;
+    // SAFETY: the borrow `a` has ended; a registered vtable lives as
+    // long as the program; its hooks get the live object.
+    let parsed =
+        unsafe { mapping::map(addr, vt) && vt.parse.is_some_and(|f| f(addr, addr_string) != 0) };
+    if !parsed {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { NAL_ADDRESS_reset(addr) };
+    }
+    parsed
+}
+
+/// A handler of an address type's vtable that answers yes or no.
+type Question = Option<unsafe extern "C" fn(*const NAL_ADDRESS) -> c_int>;
+
+/// The body of `NAL_ADDRESS_can_connect()` and `NAL_ADDRESS_can_listen()`:
+/// a linked-in type's `handler` answers for its addresses, `builtin` for
+/// ours; false for NULL or an empty object.
+///
+/// # Safety
+/// `addr` is NULL or a live address object.
+unsafe fn can(
+    addr: *const NAL_ADDRESS,
+    handler: impl FnOnce(&NAL_ADDRESS_vtable) -> Question,
+    builtin: impl FnOnce(&Address) -> bool,
+) -> bool {
+    // SAFETY: forwarded from this function's contract.
+    if let Some(vt) = unsafe { addr_vt(addr) } {
+        // SAFETY: the type's own handler on its own object.
+        return handler(vt).is_some_and(|f| unsafe { f(addr) } != 0);
+    }
+    // SAFETY: forwarded from this function's contract.
+    let a = unsafe { object(addr) };
+    a.and_then(|a| a.address.as_ref()).is_some_and(builtin)
 }

@@ -1,9 +1,7 @@
 //! `NAL_BUFFER`: a bounded FIFO of bytes, on its own or as one of a
 //! connection's two buffers.
 
-use super::super::boundary::{
-    bytes, free_handle, guard, int_bool, into_handle, object, object_mut,
-};
+use super::super::boundary::{bytes, export, free_handle, into_handle, object, object_mut};
 use crate::nal::Buffer;
 use std::ffi::{c_int, c_uchar, c_uint};
 use std::ptr;
@@ -16,18 +14,6 @@ fn count(n: usize) -> c_uint {
     c_uint::try_from(n).unwrap_or(c_uint::MAX)
 }
 
-/// Reads a property of a buffer, `fail` for NULL.
-///
-/// # Safety
-/// `buf` is NULL or a live buffer.
-unsafe fn with<R>(buf: *const NAL_BUFFER, fail: R, f: impl FnOnce(&Buffer) -> R) -> R
-where
-    R: Copy,
-{
-    // SAFETY: forwarded from this function's contract.
-    guard(fail, || unsafe { object(buf) }.map_or(fail, f))
-}
-
 /// Creates a buffer of size 0; give it a size with `NAL_BUFFER_set_size()`.
 ///
 /// # Safety
@@ -37,7 +23,7 @@ where
 /// The buffer, to be released with `NAL_BUFFER_free()`.
 #[no_mangle]
 pub extern "C" fn NAL_BUFFER_new() -> *mut NAL_BUFFER {
-    guard(ptr::null_mut(), || into_handle(Buffer::new()))
+    export!(ptr::null_mut(), [], || into_handle(Buffer::new()))
 }
 
 /// Releases a buffer made by `NAL_BUFFER_new()`. NULL is ignored.
@@ -48,7 +34,7 @@ pub extern "C" fn NAL_BUFFER_new() -> *mut NAL_BUFFER {
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_free(buf: *mut NAL_BUFFER) {
     // SAFETY: forwarded from this function's contract.
-    guard((), || unsafe { free_handle(buf) })
+    export!((), [], || unsafe { free_handle(buf) })
 }
 
 /// Empties a buffer, keeping its size.
@@ -57,8 +43,7 @@ pub unsafe extern "C" fn NAL_BUFFER_free(buf: *mut NAL_BUFFER) {
 /// `buf` is NULL or a live buffer.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_reset(buf: *mut NAL_BUFFER) {
-    // SAFETY: forwarded from this function's contract.
-    guard((), || unsafe { object_mut(buf) }.map_or((), Buffer::reset))
+    export!((), [object_mut(buf)], |b| b.reset())
 }
 
 /// Resizes a buffer. A different size empties it; the same size keeps its
@@ -72,11 +57,7 @@ pub unsafe extern "C" fn NAL_BUFFER_reset(buf: *mut NAL_BUFFER) {
 /// 1 on success; 0 for NULL or a size above 32768.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_set_size(buf: *mut NAL_BUFFER, size: c_uint) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let o = unsafe { object_mut(buf) };
-        int_bool(o.is_some_and(|b| b.set_size(size as usize)))
-    })
+    export!(0, [object_mut(buf)], |b| b.set_size(size as usize))
 }
 
 /// Whether the buffer holds nothing.
@@ -88,8 +69,7 @@ pub unsafe extern "C" fn NAL_BUFFER_set_size(buf: *mut NAL_BUFFER, size: c_uint)
 /// 1 or 0; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_empty(buf: *const NAL_BUFFER) -> c_int {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| int_bool(b.is_empty())) }
+    export!(0, [object(buf)], |b| b.is_empty())
 }
 
 /// Whether the buffer has no room left.
@@ -101,8 +81,7 @@ pub unsafe extern "C" fn NAL_BUFFER_empty(buf: *const NAL_BUFFER) -> c_int {
 /// 1 or 0; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_full(buf: *const NAL_BUFFER) -> c_int {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| int_bool(b.is_full())) }
+    export!(0, [object(buf)], |b| b.is_full())
 }
 
 /// Whether the buffer holds something.
@@ -114,8 +93,7 @@ pub unsafe extern "C" fn NAL_BUFFER_full(buf: *const NAL_BUFFER) -> c_int {
 /// 1 or 0; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_notempty(buf: *const NAL_BUFFER) -> c_int {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| int_bool(!b.is_empty())) }
+    export!(0, [object(buf)], |b| !b.is_empty())
 }
 
 /// Whether the buffer has room left.
@@ -127,8 +105,7 @@ pub unsafe extern "C" fn NAL_BUFFER_notempty(buf: *const NAL_BUFFER) -> c_int {
 /// 1 or 0; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_notfull(buf: *const NAL_BUFFER) -> c_int {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| int_bool(!b.is_full())) }
+    export!(0, [object(buf)], |b| !b.is_full())
 }
 
 /// Bytes held.
@@ -140,8 +117,7 @@ pub unsafe extern "C" fn NAL_BUFFER_notfull(buf: *const NAL_BUFFER) -> c_int {
 /// The count; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_used(buf: *const NAL_BUFFER) -> c_uint {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| count(b.used())) }
+    export!(0, [object(buf)], |b| count(b.used()))
 }
 
 /// Room left.
@@ -153,8 +129,7 @@ pub unsafe extern "C" fn NAL_BUFFER_used(buf: *const NAL_BUFFER) -> c_uint {
 /// The count; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_unused(buf: *const NAL_BUFFER) -> c_uint {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| count(b.unused())) }
+    export!(0, [object(buf)], |b| count(b.unused()))
 }
 
 /// The buffer's size.
@@ -166,8 +141,7 @@ pub unsafe extern "C" fn NAL_BUFFER_unused(buf: *const NAL_BUFFER) -> c_uint {
 /// The size; 0 for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_size(buf: *const NAL_BUFFER) -> c_uint {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { with(buf, 0, |b| count(b.size())) }
+    export!(0, [object(buf)], |b| count(b.size()))
 }
 
 /// The bytes held, oldest first: `NAL_BUFFER_used()` of them.
@@ -180,13 +154,9 @@ pub unsafe extern "C" fn NAL_BUFFER_size(buf: *const NAL_BUFFER) -> c_uint {
 /// A pointer to the first byte; NULL for NULL or a buffer of size 0.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_data(buf: *const NAL_BUFFER) -> *const c_uchar {
-    guard(ptr::null(), || {
-        // SAFETY: forwarded from this function's contract; the storage is
-        // only read through the pointer handed out.
-        match unsafe { object_mut(buf.cast_mut()) } {
-            Some(b) if b.size() > 0 => b.storage_mut().as_ptr(),
-            _ => ptr::null(),
-        }
+    // The storage is only read through the pointer handed out.
+    export!(ptr::null(), [object_mut(buf.cast_mut())], |b| {
+        (b.size() > 0).then(|| b.storage_mut().as_ptr())
     })
 }
 
@@ -204,11 +174,7 @@ pub unsafe extern "C" fn NAL_BUFFER_write(
     ptr: *const c_uchar,
     size: c_uint,
 ) -> c_uint {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let (Some(b), Some(src)) = (unsafe { object_mut(buf) }, unsafe { bytes(ptr, size) }) else {
-            return 0;
-        };
+    export!(0, [object_mut(buf), bytes(ptr, size)], |b, src| {
         count(b.write(src))
     })
 }
@@ -228,19 +194,12 @@ pub unsafe extern "C" fn NAL_BUFFER_read(
     ptr: *mut c_uchar,
     size: c_uint,
 ) -> c_uint {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(b) = (unsafe { object_mut(buf) }) else {
-            return 0;
-        };
+    export!(0, [object_mut(buf)], |b| {
         let n = (size as usize).min(b.used());
-        if ptr.is_null() {
-            return count(b.read(None, n));
-        }
-        // SAFETY: non-NULL, and the caller guarantees `size` (>= n) writable
-        // bytes apart from the buffer.
-        let out = unsafe { std::slice::from_raw_parts_mut(ptr, n) };
-        count(b.read(Some(out), n))
+        // SAFETY: non-NULL, and the caller guarantees `size` (>= n)
+        // writable bytes apart from the buffer.
+        let out = (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(ptr, n) });
+        count(b.read(out, n))
     })
 }
 
@@ -258,17 +217,14 @@ pub unsafe extern "C" fn NAL_BUFFER_transfer(
     src: *mut NAL_BUFFER,
     max: c_uint,
 ) -> c_uint {
-    guard(0, || {
-        if ptr::eq(dest, src) {
-            return 0;
-        }
-        // SAFETY: forwarded from this function's contract; the two are
-        // distinct objects.
-        let (Some(d), Some(s)) = (unsafe { object_mut(dest) }, unsafe { object_mut(src) }) else {
-            return 0;
-        };
-        count(d.transfer_from(s, max as usize))
-    })
+    // The two must be distinct objects.
+    let distinct = (!ptr::eq(dest, src)).then_some(());
+    let max = max as usize;
+    export!(
+        0,
+        [distinct, object_mut(dest), object_mut(src)],
+        |(), d, s| count(d.transfer_from(s, max))
+    )
 }
 
 /// The free space at the tail of the buffer, `NAL_BUFFER_unused()` bytes,
@@ -283,17 +239,13 @@ pub unsafe extern "C" fn NAL_BUFFER_transfer(
 /// The pointer; NULL for NULL or a buffer of size 0.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_write_ptr(buf: *mut NAL_BUFFER) -> *mut c_uchar {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object_mut(buf) } {
-            Some(b) if b.size() > 0 => {
-                let used = b.used();
-                // `used <= size`, so the offset stays within (or one past)
-                // the storage.
-                b.storage_mut()[used..].as_mut_ptr()
-            }
-            _ => ptr::null_mut(),
-        }
+    export!(ptr::null_mut(), [object_mut(buf)], |b| {
+        (b.size() > 0).then(|| {
+            let used = b.used();
+            // `used <= size`, so the offset stays within (or one past) the
+            // storage.
+            b.storage_mut()[used..].as_mut_ptr()
+        })
     })
 }
 
@@ -304,10 +256,7 @@ pub unsafe extern "C" fn NAL_BUFFER_write_ptr(buf: *mut NAL_BUFFER) -> *mut c_uc
 /// `buf` is NULL or a live buffer.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_BUFFER_wrote(buf: *mut NAL_BUFFER, size: c_uint) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some(b) = unsafe { object_mut(buf) } {
-            b.wrote(size as usize);
-        }
+    export!((), [object_mut(buf)], |b| {
+        b.wrote(size as usize);
     })
 }

@@ -2,7 +2,7 @@
 //! or a connection of a type C code linked in (`libnal/nal_devel.h`),
 //! driven by that type's vtable.
 
-use super::super::boundary::{free_handle, guard, int_bool, into_handle, object, object_mut};
+use super::super::boundary::{export, free_handle, int_bool, into_handle, object, object_mut};
 use super::devel::hooks::{addr_vt, conn_vt, list_vt};
 use super::devel::mapping::{self, Mapped};
 use super::devel::types::NAL_CONNECTION_vtable;
@@ -89,7 +89,9 @@ unsafe fn start_custom(
 /// The object, to be released with `NAL_CONNECTION_free()`.
 #[no_mangle]
 pub extern "C" fn NAL_CONNECTION_new() -> *mut NAL_CONNECTION {
-    guard(ptr::null_mut(), || into_handle(NAL_CONNECTION::default()))
+    export!(ptr::null_mut(), [], || into_handle(
+        NAL_CONNECTION::default()
+    ))
 }
 
 /// Closes and releases a connection, taking it out of its selector first.
@@ -100,17 +102,15 @@ pub extern "C" fn NAL_CONNECTION_new() -> *mut NAL_CONNECTION {
 /// (and not owned by a `DC_PLUG` or `DC_SERVER` client that will free it).
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_free(conn: *mut NAL_CONNECTION) {
-    guard((), || {
-        if !conn.is_null() {
-            // SAFETY: forwarded from this function's contract.
-            unsafe {
-                leave_selector(conn);
-                mapping::destroy(conn);
-            }
+    export!((), [NonNull::new(conn)], |conn| {
+        let conn = conn.as_ptr();
+        // SAFETY: forwarded from this function's contract; once no selector
+        // links to it, it is freed.
+        unsafe {
+            leave_selector(conn);
+            mapping::destroy(conn);
+            free_handle(conn);
         }
-        // SAFETY: forwarded from this function's contract; no selector
-        // links to it any more.
-        unsafe { free_handle(conn) }
     })
 }
 
@@ -121,10 +121,8 @@ pub unsafe extern "C" fn NAL_CONNECTION_free(conn: *mut NAL_CONNECTION) {
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_reset(conn: *mut NAL_CONNECTION) {
-    guard((), || {
-        if conn.is_null() {
-            return;
-        }
+    export!((), [NonNull::new(conn)], |conn| {
+        let conn = conn.as_ptr();
         // SAFETY: forwarded from this function's contract.
         unsafe {
             leave_selector(conn);
@@ -151,29 +149,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_create(
     conn: *mut NAL_CONNECTION,
     addr: *const NAL_ADDRESS,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [object_mut(conn), object(addr)], |c, a| {
         // SAFETY: forwarded from this function's contract.
-        let (Some(c), Some(a)) = (unsafe { object_mut(conn) }, unsafe { object(addr) }) else {
-            return 0;
-        };
-        if c.in_use() {
-            return 0;
-        }
-        // SAFETY: forwarded from this function's contract.
-        if unsafe { addr_vt(addr) }.is_some() {
-            // SAFETY: forwarded; the borrows above are not used again.
-            unsafe {
-                if super::address::NAL_ADDRESS_can_connect(addr) == 0 {
-                    return 0;
-                }
-                let vt = super::devel::nal_address_get_connection(addr);
-                return start_custom(conn, vt, |vt| vt.connect.map_or(0, |f| f(conn, addr)));
-            }
-        }
-        let Some(address) = &a.address else {
-            return 0;
-        };
-        int_bool(c.conn.connect(address, a.buffer_size as usize).is_ok())
+        unsafe { create(conn, c, addr, a) }
     })
 }
 
@@ -193,27 +171,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_accept(
     conn: *mut NAL_CONNECTION,
     list: *mut NAL_LISTENER,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [object_mut(conn), object_mut(list)], |c, l| {
         // SAFETY: forwarded from this function's contract.
-        let (Some(c), Some(l)) = (unsafe { object_mut(conn) }, unsafe { object_mut(list) }) else {
-            return 0;
-        };
-        if c.in_use() {
-            return 0;
-        }
-        // SAFETY: forwarded from this function's contract.
-        if let Some(lvt) = unsafe { list_vt(list) } {
-            let Some(pre_accept) = lvt.pre_accept else {
-                return 0;
-            };
-            // SAFETY: the listener type's own handlers; the borrows above
-            // are not used again.
-            return unsafe {
-                let vt = pre_accept(list);
-                start_custom(conn, vt, |vt| vt.accept.map_or(0, |f| f(conn, list)))
-            };
-        }
-        int_bool(c.conn.accept(&mut l.listener).is_ok())
+        unsafe { accept(conn, c, list, l) }
     })
 }
 
@@ -227,20 +187,18 @@ pub unsafe extern "C" fn NAL_CONNECTION_accept(
 /// 1 on success; 0 for NULL, a connection not set up, or a size over 32768.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_set_size(conn: *mut NAL_CONNECTION, size: c_uint) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { conn_vt(conn) } {
-            if size as usize > MAX_BUFFER_SIZE {
-                return 0;
-            }
+        match unsafe { conn_vt(conn) } {
+            Some(_) if size as usize > MAX_BUFFER_SIZE => 0,
             // SAFETY: the type's own handler on its own object.
-            return vt.set_size.map_or(0, |f| unsafe { f(conn, size) });
+            Some(vt) => vt.set_size.map_or(0, |f| unsafe { f(conn, size) }),
+            // SAFETY: forwarded from this function's contract.
+            None => int_bool(
+                unsafe { object_mut(conn) }
+                    .is_some_and(|c| c.conn.is_active() && c.conn.set_size(size as usize)),
+            ),
         }
-        // SAFETY: forwarded from this function's contract.
-        let Some(c) = (unsafe { object_mut(conn) }) else {
-            return 0;
-        };
-        int_bool(c.conn.is_active() && c.conn.set_size(size as usize))
     })
 }
 
@@ -255,16 +213,16 @@ pub unsafe extern "C" fn NAL_CONNECTION_set_size(conn: *mut NAL_CONNECTION, size
 /// The buffer; NULL for NULL or a connection not set up.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_get_read(conn: *mut NAL_CONNECTION) -> *mut NAL_BUFFER {
-    guard(ptr::null_mut(), || {
+    export!(ptr::null_mut(), [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { conn_vt(conn) } {
+        match unsafe { conn_vt(conn) } {
             // SAFETY: the type's own handler on its own object.
-            return vt.get_read.map_or(ptr::null_mut(), |f| unsafe { f(conn) });
-        }
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object_mut(conn) } {
-            Some(c) if c.conn.is_active() => c.conn.read_buffer(),
-            _ => ptr::null_mut(),
+            Some(vt) => vt.get_read.map_or(ptr::null_mut(), |f| unsafe { f(conn) }),
+            // SAFETY: forwarded from this function's contract.
+            None => match unsafe { object_mut(conn) } {
+                Some(c) if c.conn.is_active() => c.conn.read_buffer(),
+                _ => ptr::null_mut(),
+            },
         }
     })
 }
@@ -279,16 +237,16 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_read(conn: *mut NAL_CONNECTION) -> *
 /// The buffer; NULL for NULL or a connection not set up.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_get_send(conn: *mut NAL_CONNECTION) -> *mut NAL_BUFFER {
-    guard(ptr::null_mut(), || {
+    export!(ptr::null_mut(), [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { conn_vt(conn) } {
+        match unsafe { conn_vt(conn) } {
             // SAFETY: the type's own handler on its own object.
-            return vt.get_send.map_or(ptr::null_mut(), |f| unsafe { f(conn) });
-        }
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object_mut(conn) } {
-            Some(c) if c.conn.is_active() => c.conn.send_buffer(),
-            _ => ptr::null_mut(),
+            Some(vt) => vt.get_send.map_or(ptr::null_mut(), |f| unsafe { f(conn) }),
+            // SAFETY: forwarded from this function's contract.
+            None => match unsafe { object_mut(conn) } {
+                Some(c) if c.conn.is_active() => c.conn.send_buffer(),
+                _ => ptr::null_mut(),
+            },
         }
     })
 }
@@ -305,7 +263,10 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_read_c(
     conn: *const NAL_CONNECTION,
 ) -> *const NAL_BUFFER {
     // SAFETY: forwarded; the buffer is only looked at through the result.
-    unsafe { NAL_CONNECTION_get_read(conn.cast_mut()) }
+    export!(ptr::null(), [], || unsafe {
+        NAL_CONNECTION_get_read(conn.cast_mut())
+    }
+    .cast_const())
 }
 
 /// `NAL_CONNECTION_get_send()` for looking only.
@@ -320,7 +281,10 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_send_c(
     conn: *const NAL_CONNECTION,
 ) -> *const NAL_BUFFER {
     // SAFETY: forwarded; the buffer is only looked at through the result.
-    unsafe { NAL_CONNECTION_get_send(conn.cast_mut()) }
+    export!(ptr::null(), [], || unsafe {
+        NAL_CONNECTION_get_send(conn.cast_mut())
+    }
+    .cast_const())
 }
 
 /// Moves bytes as the last `NAL_SELECTOR_select()` found possible:
@@ -336,20 +300,17 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_send_c(
 /// NULL, and for a connection that is in no selector.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_io(conn: *mut NAL_CONNECTION) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { conn_vt(conn) } {
+        match unsafe { conn_vt(conn) } {
             // SAFETY: forwarded; the borrow ends at once.
-            if unsafe { (*conn).link }.is_none() {
-                return 0;
-            }
+            Some(_) if unsafe { (*conn).link }.is_none() => 0,
             // SAFETY: the type's own handler on its own object.
-            return vt.do_io.map_or(0, |f| int_bool(unsafe { f(conn) } != 0));
-        }
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object_mut(conn) } {
-            Some(c) if c.link.is_some() => int_bool(c.conn.io()),
-            _ => 0,
+            Some(vt) => vt.do_io.map_or(0, |f| int_bool(unsafe { f(conn) } != 0)),
+            // SAFETY: forwarded from this function's contract.
+            None => int_bool(
+                unsafe { object_mut(conn) }.is_some_and(|c| c.link.is_some() && c.conn.io()),
+            ),
         }
     })
 }
@@ -363,17 +324,16 @@ pub unsafe extern "C" fn NAL_CONNECTION_io(conn: *mut NAL_CONNECTION) -> c_int {
 /// 1 or 0; 0 for NULL or a connection not set up.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_is_established(conn: *const NAL_CONNECTION) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { conn_vt(conn) } {
+        match unsafe { conn_vt(conn) } {
             // SAFETY: the type's own handler on its own object.
-            return vt
+            Some(vt) => vt
                 .is_established
-                .map_or(0, |f| int_bool(unsafe { f(conn) } != 0));
+                .map_or(0, |f| int_bool(unsafe { f(conn) } != 0)),
+            // SAFETY: forwarded from this function's contract.
+            None => int_bool(unsafe { object(conn) }.is_some_and(|c| c.conn.is_established())),
         }
-        // SAFETY: forwarded from this function's contract.
-        let o = unsafe { object(conn) };
-        int_bool(o.is_some_and(|c| c.conn.is_established()))
     })
 }
 
@@ -392,19 +352,10 @@ pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
     conn: *mut NAL_CONNECTION,
     sel: *mut NAL_SELECTOR,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(c) = (unsafe { object(conn) }) else {
-            return 0;
-        };
-        if c.link.is_some() || !c.in_use() {
-            return 0;
-        }
-        let Some(member) = NonNull::new(conn).map(Member::Connection) else {
-            return 0;
-        };
+    export!(0, [object(conn), NonNull::new(conn)], |c, member| {
+        let free = c.link.is_none() && c.in_use();
         // SAFETY: the borrow `c` has ended; `sel` per the contract.
-        int_bool(unsafe { super::selector::add_member(sel, member) })
+        free && unsafe { super::selector::add_member(sel, Member::Connection(member)) }
     })
 }
 
@@ -415,11 +366,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_del_from_selector(conn: *mut NAL_CONNECTION) {
-    guard((), || {
-        if !conn.is_null() {
-            // SAFETY: forwarded from this function's contract.
-            unsafe { leave_selector(conn) };
-        }
+    export!((), [NonNull::new(conn)], |conn| {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { leave_selector(conn.as_ptr()) }
     })
 }
 
@@ -438,19 +387,77 @@ pub unsafe extern "C" fn NAL_CONNECTION_create_pair(
     conn2: *mut NAL_CONNECTION,
     def_buffer_size: c_uint,
 ) -> c_int {
-    guard(0, || {
-        if ptr::eq(conn1, conn2) {
-            return 0;
+    // The two must be distinct objects.
+    let distinct = (!ptr::eq(conn1, conn2)).then_some(());
+    let size = def_buffer_size as usize;
+    export!(
+        0,
+        [distinct, object_mut(conn1), object_mut(conn2)],
+        |(), a, b| {
+            let ours = a.mapped.vtable().is_null() && b.mapped.vtable().is_null();
+            ours && Connection::pair(&mut a.conn, &mut b.conn, size).is_ok()
         }
-        // SAFETY: forwarded from this function's contract; the two are
-        // distinct objects.
-        let (Some(a), Some(b)) = (unsafe { object_mut(conn1) }, unsafe { object_mut(conn2) })
-        else {
+    )
+}
+
+/// The body of `NAL_CONNECTION_create()`, with `c` and `a` borrowed from
+/// `conn` and `addr`.
+///
+/// # Safety
+/// As `NAL_CONNECTION_create()`; `c` and `a` are not used once a hook may
+/// run.
+unsafe fn create(
+    conn: *mut NAL_CONNECTION,
+    c: &mut NAL_CONNECTION,
+    addr: *const NAL_ADDRESS,
+    a: &NAL_ADDRESS,
+) -> c_int {
+    if c.in_use() {
+        return 0;
+    }
+    // SAFETY: forwarded from this function's contract.
+    if unsafe { addr_vt(addr) }.is_some() {
+        // SAFETY: forwarded; the borrows above are not used again.
+        unsafe {
+            if super::address::NAL_ADDRESS_can_connect(addr) == 0 {
+                return 0;
+            }
+            let vt = super::devel::nal_address_get_connection(addr);
+            return start_custom(conn, vt, |vt| vt.connect.map_or(0, |f| f(conn, addr)));
+        }
+    }
+    let Some(address) = &a.address else {
+        return 0;
+    };
+    int_bool(c.conn.connect(address, a.buffer_size as usize).is_ok())
+}
+
+/// The body of `NAL_CONNECTION_accept()`, with `c` and `l` borrowed from
+/// `conn` and `list`.
+///
+/// # Safety
+/// As `NAL_CONNECTION_accept()`; `c` and `l` are not used once a hook may
+/// run.
+unsafe fn accept(
+    conn: *mut NAL_CONNECTION,
+    c: &mut NAL_CONNECTION,
+    list: *mut NAL_LISTENER,
+    l: &mut NAL_LISTENER,
+) -> c_int {
+    if c.in_use() {
+        return 0;
+    }
+    // SAFETY: forwarded from this function's contract.
+    if let Some(lvt) = unsafe { list_vt(list) } {
+        let Some(pre_accept) = lvt.pre_accept else {
             return 0;
         };
-        if !a.mapped.vtable().is_null() || !b.mapped.vtable().is_null() {
-            return 0;
-        }
-        int_bool(Connection::pair(&mut a.conn, &mut b.conn, def_buffer_size as usize).is_ok())
-    })
+        // SAFETY: the listener type's own handlers; the borrows above are
+        // not used again.
+        return unsafe {
+            let vt = pre_accept(list);
+            start_custom(conn, vt, |vt| vt.accept.map_or(0, |f| f(conn, list)))
+        };
+    }
+    int_bool(c.conn.accept(&mut l.listener).is_ok())
 }

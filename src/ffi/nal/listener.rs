@@ -3,7 +3,7 @@
 //! driven by that type's vtable.
 
 use super::super::boundary::{
-    c_str, free_handle, guard, int_bool, into_handle, object, object_mut,
+    c_str, c_str_or_null, export, free_handle, int_bool, into_handle, object, object_mut,
 };
 use super::devel::hooks::{addr_vt, list_vt};
 use super::devel::mapping::{self, Mapped};
@@ -62,7 +62,7 @@ pub(super) unsafe fn leave_selector(list: *mut NAL_LISTENER) {
 /// The object, to be released with `NAL_LISTENER_free()`.
 #[no_mangle]
 pub extern "C" fn NAL_LISTENER_new() -> *mut NAL_LISTENER {
-    guard(ptr::null_mut(), || into_handle(NAL_LISTENER::default()))
+    export!(ptr::null_mut(), [], || into_handle(NAL_LISTENER::default()))
 }
 
 /// Closes and releases a listener, taking it out of its selector first.
@@ -73,16 +73,15 @@ pub extern "C" fn NAL_LISTENER_new() -> *mut NAL_LISTENER {
 /// `list` is NULL or an object from `NAL_LISTENER_new()` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_free(list: *mut NAL_LISTENER) {
-    guard((), || {
-        if !list.is_null() {
-            // SAFETY: forwarded from this function's contract.
-            unsafe {
-                leave_selector(list);
-                mapping::destroy(list);
-            }
+    export!((), [NonNull::new(list)], |list| {
+        let list = list.as_ptr();
+        // SAFETY: forwarded from this function's contract; once no selector
+        // links to it, it is freed.
+        unsafe {
+            leave_selector(list);
+            mapping::destroy(list);
+            free_handle(list);
         }
-        // SAFETY: forwarded; no selector links to it any more.
-        unsafe { free_handle(list) }
     })
 }
 
@@ -94,10 +93,8 @@ pub unsafe extern "C" fn NAL_LISTENER_free(list: *mut NAL_LISTENER) {
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_reset(list: *mut NAL_LISTENER) {
-    guard((), || {
-        if list.is_null() {
-            return;
-        }
+    export!((), [NonNull::new(list)], |list| {
+        let list = list.as_ptr();
         // SAFETY: forwarded from this function's contract.
         unsafe {
             leave_selector(list);
@@ -125,26 +122,38 @@ pub unsafe extern "C" fn NAL_LISTENER_create(
     list: *mut NAL_LISTENER,
     addr: *const NAL_ADDRESS,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [object_mut(list), object(addr)], |l, a| {
         // SAFETY: forwarded from this function's contract.
-        let (Some(l), Some(a)) = (unsafe { object_mut(list) }, unsafe { object(addr) }) else {
-            return 0;
-        };
-        if l.listener.is_active() || !l.mapped.vtable().is_null() {
-            return 0;
-        }
-        // SAFETY: forwarded from this function's contract.
-        if unsafe { addr_vt(addr) }.is_some() {
-            // SAFETY: forwarded; the borrows above are not used again.
-            return unsafe { listen_custom(list, addr) };
-        }
-        match &a.address {
-            Some(address) if address.can_listen() => {
-                int_bool(l.listener.listen(address, a.buffer_size as usize).is_ok())
-            }
-            _ => 0,
-        }
+        unsafe { create(list, l, addr, a) }
     })
+}
+
+/// The body of `NAL_LISTENER_create()`, with `l` and `a` borrowed from
+/// `list` and `addr`.
+///
+/// # Safety
+/// As `NAL_LISTENER_create()`; `l` and `a` are not used once a hook may
+/// run.
+unsafe fn create(
+    list: *mut NAL_LISTENER,
+    l: &mut NAL_LISTENER,
+    addr: *const NAL_ADDRESS,
+    a: &NAL_ADDRESS,
+) -> c_int {
+    if l.listener.is_active() || !l.mapped.vtable().is_null() {
+        return 0;
+    }
+    // SAFETY: forwarded from this function's contract.
+    if unsafe { addr_vt(addr) }.is_some() {
+        // SAFETY: forwarded; the borrows above are not used again.
+        return unsafe { listen_custom(list, addr) };
+    }
+    match &a.address {
+        Some(address) if address.can_listen() => {
+            int_bool(l.listener.listen(address, a.buffer_size as usize).is_ok())
+        }
+        _ => 0,
+    }
 }
 
 /// Maps the listener type of a linked-in address onto `list` and listens.
@@ -181,20 +190,11 @@ pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
     list: *mut NAL_LISTENER,
     sel: *mut NAL_SELECTOR,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(l) = (unsafe { object(list) }) else {
-            return 0;
-        };
+    export!(0, [object(list), NonNull::new(list)], |l, member| {
         let custom = !l.mapped.vtable().is_null();
-        if l.link.is_some() || !(custom || l.listener.is_active()) {
-            return 0;
-        }
-        let Some(member) = NonNull::new(list).map(Member::Listener) else {
-            return 0;
-        };
+        let free = l.link.is_none() && (custom || l.listener.is_active());
         // SAFETY: the borrow `l` has ended; `sel` per the contract.
-        int_bool(unsafe { super::selector::add_member(sel, member) })
+        free && unsafe { super::selector::add_member(sel, Member::Listener(member)) }
     })
 }
 
@@ -205,11 +205,9 @@ pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_del_from_selector(list: *mut NAL_LISTENER) {
-    guard((), || {
-        if !list.is_null() {
-            // SAFETY: forwarded from this function's contract.
-            unsafe { leave_selector(list) };
-        }
+    export!((), [NonNull::new(list)], |list| {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { leave_selector(list.as_ptr()) }
     })
 }
 
@@ -224,17 +222,20 @@ pub unsafe extern "C" fn NAL_LISTENER_del_from_selector(list: *mut NAL_LISTENER)
 /// 0 for a socket listener and for NULL; what `finished` returns.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_finished(list: *const NAL_LISTENER) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract; the type's own
         // handler on its own object.
         unsafe { list_vt(list) }
             .and_then(|vt| vt.finished)
-            .map_or(0, |f| unsafe { f(list) })
+            .map(|f| unsafe { f(list) })
     })
 }
 
 /// Gives a UNIX listener's socket file to a user and/or group (either may
-/// be NULL; a user alone also sets the user's primary group).
+/// be NULL; a user alone also sets the user's primary group). Each is a
+/// name or a numeric id, by the rules of `dc_server -sockowner` and
+/// `-sockgroup`: a user is looked up by name, then by id (an id needs an
+/// account); a group by name, then a number is taken as it is.
 ///
 /// # Safety
 /// `list` is NULL or a live listener object; `ownername` and `groupname`
@@ -250,24 +251,26 @@ pub unsafe extern "C" fn NAL_LISTENER_set_fs_owner(
     ownername: *const c_char,
     groupname: *const c_char,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { list_vt(list) } {
+        match unsafe { list_vt(list) } {
             // SAFETY: the type's own handler, with the caller's strings.
-            return vt
+            Some(vt) => vt
                 .set_fs_owner
-                .map_or(0, |f| unsafe { f(list, ownername, groupname) });
+                .map_or(0, |f| unsafe { f(list, ownername, groupname) }),
+            None => {
+                // SAFETY: forwarded from this function's contract.
+                let (l, user, group) = unsafe {
+                    (
+                        object(list),
+                        c_str_or_null(ownername),
+                        c_str_or_null(groupname),
+                    )
+                };
+                int_bool(matches!((l, user, group),
+                    (Some(l), Some(user), Some(group)) if l.listener.set_owner(user, group).is_ok()))
+            }
         }
-        // SAFETY: forwarded from this function's contract.
-        let (l, user, group) = unsafe { (object(list), c_str(ownername), c_str(groupname)) };
-        let Some(l) = l else {
-            return 0;
-        };
-        // A name that is given but not valid UTF-8 names no user or group.
-        if (!ownername.is_null() && user.is_none()) || (!groupname.is_null() && group.is_none()) {
-            return 0;
-        }
-        int_bool(l.listener.set_owner(user, group).is_ok())
     })
 }
 
@@ -287,19 +290,19 @@ pub unsafe extern "C" fn NAL_LISTENER_set_fs_perms(
     list: *mut NAL_LISTENER,
     octal_string: *const c_char,
 ) -> c_int {
-    guard(0, || {
+    export!(0, [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { list_vt(list) } {
+        match unsafe { list_vt(list) } {
             // SAFETY: the type's own handler, with the caller's string.
-            return vt
+            Some(vt) => vt
                 .set_fs_perms
-                .map_or(0, |f| unsafe { f(list, octal_string) });
+                .map_or(0, |f| unsafe { f(list, octal_string) }),
+            None => {
+                // SAFETY: forwarded from this function's contract.
+                let (l, octal) = unsafe { (object(list), c_str(octal_string)) };
+                int_bool(matches!((l, octal),
+                    (Some(l), Some(octal)) if l.listener.set_mode(octal).is_ok()))
+            }
         }
-        // SAFETY: forwarded from this function's contract.
-        let (Some(l), Some(octal)) = (unsafe { object(list) }, unsafe { c_str(octal_string) })
-        else {
-            return 0;
-        };
-        int_bool(l.listener.set_mode(octal).is_ok())
     })
 }

@@ -19,7 +19,7 @@ pub use connection::{NAL_CONNECTION_free, NAL_CONNECTION_io, NAL_CONNECTION};
 pub use listener::NAL_LISTENER;
 pub use selector::NAL_SELECTOR;
 
-use super::boundary::guard;
+use super::boundary::export;
 use std::ffi::c_int;
 
 /// Turns Nagle's algorithm on (non-zero) or off (0, the default) for TCP
@@ -30,7 +30,7 @@ use std::ffi::c_int;
 /// None: any value is accepted.
 #[no_mangle]
 pub extern "C" fn NAL_config_set_nagle(enabled: c_int) {
-    guard((), || crate::nal::set_nagle(enabled != 0))
+    export!((), [], || crate::nal::set_nagle(enabled != 0))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::builtin::{self, CONNECTION, LISTENER};
 use super::hooks::addr_vt;
 use super::mapping::{self, HasVtable, Mapped};
 use super::types::{NAL_ADDRESS_vtable, NAL_CONNECTION_vtable, NAL_LISTENER_vtable};
-use crate::ffi::boundary::{guard, int_bool, object, object_mut};
+use crate::ffi::boundary::{export, object, object_mut};
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
@@ -29,7 +29,7 @@ impl HasVtable for NAL_ADDRESS {
 /// The head of the list, never NULL.
 #[no_mangle]
 pub extern "C" fn NAL_ADDRESS_vtable_builtins() -> *const NAL_ADDRESS_vtable {
-    builtin::sockets()
+    export!(ptr::null(), [], || builtin::sockets().cast_const())
 }
 
 /// Links in the address types of the list starting at `vt` (linked by
@@ -44,7 +44,7 @@ pub extern "C" fn NAL_ADDRESS_vtable_builtins() -> *const NAL_ADDRESS_vtable {
 #[no_mangle]
 pub unsafe extern "C" fn NAL_ADDRESS_vtable_link(vt: *mut NAL_ADDRESS_vtable) {
     // SAFETY: forwarded from this function's contract.
-    guard((), || unsafe { builtin::link(vt) })
+    export!((), [], || unsafe { builtin::link(vt) })
 }
 
 /// Maps `vtable` onto an address object: the vtable mapped now (if any)
@@ -65,19 +65,16 @@ pub unsafe extern "C" fn nal_address_set_vtable(
     addr: *mut NAL_ADDRESS,
     vtable: *const NAL_ADDRESS_vtable,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let (Some(a), Some(vt)) = (unsafe { object_mut(addr) }, unsafe { vtable.as_ref() }) else {
-            return 0;
-        };
+    export!(0, [object_mut(addr), vtable.as_ref()], |a, vt| {
         a.address = None;
         if ptr::eq(vt, builtin::sockets()) {
             // SAFETY: forwarded; the borrow `a` has ended.
             unsafe { mapping::reset(addr) };
-            return 1;
+            true
+        } else {
+            // SAFETY: forwarded; the borrow `a` has ended.
+            unsafe { mapping::map(addr, vt) }
         }
-        // SAFETY: forwarded; the borrow `a` has ended.
-        int_bool(unsafe { mapping::map(addr, vt) })
     })
 }
 
@@ -93,13 +90,9 @@ pub unsafe extern "C" fn nal_address_set_vtable(
 pub unsafe extern "C" fn nal_address_get_vtable(
     addr: *const NAL_ADDRESS,
 ) -> *const NAL_ADDRESS_vtable {
-    guard(ptr::null(), || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(addr) } {
-            Some(a) if a.address.is_some() => builtin::sockets(),
-            Some(a) => a.mapped.vtable(),
-            None => ptr::null(),
-        }
+    export!(ptr::null(), [object(addr)], |a| match a.address {
+        Some(_) => builtin::sockets(),
+        None => a.mapped.vtable(),
     })
 }
 
@@ -113,15 +106,9 @@ pub unsafe extern "C" fn nal_address_get_vtable(
 /// for NULL, a built-in address, or no data asked for.
 #[no_mangle]
 pub unsafe extern "C" fn nal_address_get_vtdata(addr: *const NAL_ADDRESS) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { object(addr) }.map_or(ptr::null_mut(), |a| {
-            if a.address.is_some() {
-                ptr::null_mut()
-            } else {
-                a.mapped.data()
-            }
-        })
+    export!(ptr::null_mut(), [object(addr)], |a| match a.address {
+        Some(_) => ptr::null_mut(),
+        None => a.mapped.data(),
     })
 }
 
@@ -138,18 +125,18 @@ pub unsafe extern "C" fn nal_address_get_vtdata(addr: *const NAL_ADDRESS) -> *mu
 pub unsafe extern "C" fn nal_address_get_listener(
     addr: *const NAL_ADDRESS,
 ) -> *const NAL_LISTENER_vtable {
-    guard(ptr::null(), || {
+    export!(ptr::null(), [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { addr_vt(addr) } {
+        match unsafe { addr_vt(addr) } {
             // SAFETY: the type's own handler on its own object.
-            return vt
+            Some(vt) => vt
                 .create_listener
-                .map_or(ptr::null(), |f| unsafe { f(addr) });
-        }
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(addr) } {
-            Some(a) if a.address.is_some() => &LISTENER,
-            _ => ptr::null(),
+                .map_or(ptr::null(), |f| unsafe { f(addr) }),
+            // SAFETY: forwarded from this function's contract.
+            None => match unsafe { object(addr) } {
+                Some(a) if a.address.is_some() => &LISTENER,
+                _ => ptr::null(),
+            },
         }
     })
 }
@@ -167,18 +154,18 @@ pub unsafe extern "C" fn nal_address_get_listener(
 pub unsafe extern "C" fn nal_address_get_connection(
     addr: *const NAL_ADDRESS,
 ) -> *const NAL_CONNECTION_vtable {
-    guard(ptr::null(), || {
+    export!(ptr::null(), [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { addr_vt(addr) } {
+        match unsafe { addr_vt(addr) } {
             // SAFETY: the type's own handler on its own object.
-            return vt
+            Some(vt) => vt
                 .create_connection
-                .map_or(ptr::null(), |f| unsafe { f(addr) });
-        }
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(addr) } {
-            Some(a) if a.address.is_some() => &CONNECTION,
-            _ => ptr::null(),
+                .map_or(ptr::null(), |f| unsafe { f(addr) }),
+            // SAFETY: forwarded from this function's contract.
+            None => match unsafe { object(addr) } {
+                Some(a) if a.address.is_some() => &CONNECTION,
+                _ => ptr::null(),
+            },
         }
     })
 }

@@ -5,7 +5,7 @@ use super::builtin::CONNECTION;
 use super::listener::select_hook;
 use super::mapping::{self, HasVtable, Mapped};
 use super::types::{NAL_CONNECTION_vtable, NAL_SELECTOR_TOKEN};
-use crate::ffi::boundary::{guard, int_bool, object};
+use crate::ffi::boundary::{export, object};
 use crate::ffi::nal::selector::Member;
 use std::ffi::{c_int, c_void};
 use std::ptr::{self, NonNull};
@@ -35,14 +35,8 @@ pub unsafe extern "C" fn nal_connection_set_vtable(
     conn: *mut NAL_CONNECTION,
     vtable: *const NAL_CONNECTION_vtable,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(vt) = (unsafe { vtable.as_ref() }) else {
-            return 0;
-        };
-        if conn.is_null() {
-            return 0;
-        }
+    export!(0, [vtable.as_ref(), NonNull::new(conn)], |vt, conn| {
+        let conn = conn.as_ptr();
         // SAFETY: forwarded from this function's contract.
         unsafe {
             super::super::connection::leave_selector(conn);
@@ -51,10 +45,11 @@ pub unsafe extern "C" fn nal_connection_set_vtable(
         if ptr::eq(vt, &CONNECTION) {
             // SAFETY: as above.
             unsafe { mapping::reset(conn) };
-            return 1;
+            true
+        } else {
+            // SAFETY: as above.
+            unsafe { mapping::map(conn, vt) }
         }
-        // SAFETY: as above.
-        int_bool(unsafe { mapping::map(conn, vt) })
     })
 }
 
@@ -70,13 +65,9 @@ pub unsafe extern "C" fn nal_connection_set_vtable(
 pub unsafe extern "C" fn nal_connection_get_vtable(
     conn: *const NAL_CONNECTION,
 ) -> *const NAL_CONNECTION_vtable {
-    guard(ptr::null(), || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(conn) } {
-            Some(c) if c.conn.is_active() => &CONNECTION,
-            Some(c) => c.mapped.vtable(),
-            None => ptr::null(),
-        }
+    export!(ptr::null(), [object(conn)], |c| match c.conn.is_active() {
+        true => ptr::from_ref(&CONNECTION),
+        false => c.mapped.vtable(),
     })
 }
 
@@ -90,16 +81,14 @@ pub unsafe extern "C" fn nal_connection_get_vtable(
 /// for NULL, a built-in connection, or no data asked for.
 #[no_mangle]
 pub unsafe extern "C" fn nal_connection_get_vtdata(conn: *const NAL_CONNECTION) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { object(conn) }.map_or(ptr::null_mut(), |c| {
-            if c.conn.is_active() {
-                ptr::null_mut()
-            } else {
-                c.mapped.data()
-            }
-        })
-    })
+    export!(
+        ptr::null_mut(),
+        [object(conn)],
+        |c| match c.conn.is_active() {
+            true => ptr::null_mut(),
+            false => c.mapped.data(),
+        }
+    )
 }
 
 /// The connection as a selector member, with its link.
@@ -120,12 +109,10 @@ unsafe fn linked(conn: *mut NAL_CONNECTION) -> Option<(Member, super::super::sel
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_connection_pre_select(conn: *mut NAL_CONNECTION) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some((member, link)) = unsafe { linked(conn) } {
-            // SAFETY: as above; the link names its live selector.
-            unsafe { select_hook(member, link, true) };
-        }
+    export!((), [linked(conn)], |(member, link)| {
+        // SAFETY: forwarded from this function's contract; the link names
+        // its live selector.
+        unsafe { select_hook(member, link, true) }
     })
 }
 
@@ -137,12 +124,10 @@ pub unsafe extern "C" fn nal_connection_pre_select(conn: *mut NAL_CONNECTION) {
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_connection_post_select(conn: *mut NAL_CONNECTION) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some((member, link)) = unsafe { linked(conn) } {
-            // SAFETY: as above; the link names its live selector.
-            unsafe { select_hook(member, link, false) };
-        }
+    export!((), [linked(conn)], |(member, link)| {
+        // SAFETY: forwarded from this function's contract; the link names
+        // its live selector.
+        unsafe { select_hook(member, link, false) }
     })
 }
 
@@ -160,17 +145,17 @@ pub unsafe extern "C" fn nal_connection_get_selector(
     conn: *const NAL_CONNECTION,
     token: *mut NAL_SELECTOR_TOKEN,
 ) -> *mut NAL_SELECTOR {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(link) = unsafe { object(conn) }.and_then(|c| c.link) else {
-            return ptr::null_mut();
-        };
-        if !token.is_null() {
+    export!(
+        ptr::null_mut(),
+        [object(conn).and_then(|c| c.link)],
+        |link| {
             // SAFETY: forwarded from this function's contract.
-            unsafe { *token = link.token };
+            if let Some(out) = unsafe { token.as_mut() } {
+                *out = link.token;
+            }
+            link.selector.as_ptr()
         }
-        link.selector.as_ptr()
-    })
+    )
 }
 
 /// Records `sel` and `token` as the connection's selector without telling
@@ -187,11 +172,10 @@ pub unsafe extern "C" fn nal_connection_set_selector_raw(
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
 ) {
-    guard((), || {
-        let Some(c) = NonNull::new(conn) else { return };
+    export!((), [NonNull::new(conn)], |c| {
         // SAFETY: forwarded from this function's contract.
-        let link = unsafe { super::super::selector::raw_link(sel, Member::Connection(c), token) };
-        // SAFETY: forwarded from this function's contract.
-        unsafe { (*conn).link = link };
+        unsafe {
+            (*conn).link = super::super::selector::raw_link(sel, Member::Connection(c), token)
+        }
     })
 }

@@ -5,7 +5,7 @@ use super::builtin::{CONNECTION, LISTENER};
 use super::hooks::{self, list_vt};
 use super::mapping::{self, HasVtable, Mapped};
 use super::types::{NAL_CONNECTION_vtable, NAL_LISTENER_vtable, NAL_SELECTOR_TOKEN};
-use crate::ffi::boundary::{guard, int_bool, object};
+use crate::ffi::boundary::{export, object};
 use crate::ffi::nal::selector::{Link, Member};
 use std::ffi::{c_int, c_void};
 use std::ptr::{self, NonNull};
@@ -35,14 +35,8 @@ pub unsafe extern "C" fn nal_listener_set_vtable(
     list: *mut NAL_LISTENER,
     vtable: *const NAL_LISTENER_vtable,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(vt) = (unsafe { vtable.as_ref() }) else {
-            return 0;
-        };
-        if list.is_null() {
-            return 0;
-        }
+    export!(0, [vtable.as_ref(), NonNull::new(list)], |vt, list| {
+        let list = list.as_ptr();
         // SAFETY: forwarded from this function's contract.
         unsafe {
             super::super::listener::leave_selector(list);
@@ -51,10 +45,11 @@ pub unsafe extern "C" fn nal_listener_set_vtable(
         if ptr::eq(vt, &LISTENER) {
             // SAFETY: as above.
             unsafe { mapping::reset(list) };
-            return 1;
+            true
+        } else {
+            // SAFETY: as above.
+            unsafe { mapping::map(list, vt) }
         }
-        // SAFETY: as above.
-        int_bool(unsafe { mapping::map(list, vt) })
     })
 }
 
@@ -70,14 +65,14 @@ pub unsafe extern "C" fn nal_listener_set_vtable(
 pub unsafe extern "C" fn nal_listener_get_vtable(
     list: *const NAL_LISTENER,
 ) -> *const NAL_LISTENER_vtable {
-    guard(ptr::null(), || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(list) } {
-            Some(l) if l.listener.is_active() => &LISTENER,
-            Some(l) => l.mapped.vtable(),
-            None => ptr::null(),
+    export!(
+        ptr::null(),
+        [object(list)],
+        |l| match l.listener.is_active() {
+            true => ptr::from_ref(&LISTENER),
+            false => l.mapped.vtable(),
         }
-    })
+    )
 }
 
 /// The listener's implementation data, `vtdata_size` bytes of its type.
@@ -90,16 +85,14 @@ pub unsafe extern "C" fn nal_listener_get_vtable(
 /// for NULL, a built-in listener, or no data asked for.
 #[no_mangle]
 pub unsafe extern "C" fn nal_listener_get_vtdata(list: *const NAL_LISTENER) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { object(list) }.map_or(ptr::null_mut(), |l| {
-            if l.listener.is_active() {
-                ptr::null_mut()
-            } else {
-                l.mapped.data()
-            }
-        })
-    })
+    export!(
+        ptr::null_mut(),
+        [object(list)],
+        |l| match l.listener.is_active() {
+            true => ptr::null_mut(),
+            false => l.mapped.data(),
+        }
+    )
 }
 
 /// The connection type of the next connection to accept from the listener
@@ -116,16 +109,16 @@ pub unsafe extern "C" fn nal_listener_get_vtdata(list: *const NAL_LISTENER) -> *
 pub unsafe extern "C" fn nal_listener_pre_accept(
     list: *mut NAL_LISTENER,
 ) -> *const NAL_CONNECTION_vtable {
-    guard(ptr::null(), || {
+    export!(ptr::null(), [], || {
         // SAFETY: forwarded from this function's contract.
-        if let Some(vt) = unsafe { list_vt(list) } {
+        match unsafe { list_vt(list) } {
             // SAFETY: the type's own handler on its own object.
-            return vt.pre_accept.map_or(ptr::null(), |f| unsafe { f(list) });
-        }
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(list) } {
-            Some(l) if l.listener.is_active() => &CONNECTION,
-            _ => ptr::null(),
+            Some(vt) => vt.pre_accept.map_or(ptr::null(), |f| unsafe { f(list) }),
+            // SAFETY: forwarded from this function's contract.
+            None => match unsafe { object(list) } {
+                Some(l) if l.listener.is_active() => &CONNECTION,
+                _ => ptr::null(),
+            },
         }
     })
 }
@@ -138,12 +131,10 @@ pub unsafe extern "C" fn nal_listener_pre_accept(
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_listener_pre_select(list: *mut NAL_LISTENER) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some((member, link)) = unsafe { linked(list) } {
-            // SAFETY: as above; the link names its live selector.
-            unsafe { select_hook(member, link, true) };
-        }
+    export!((), [linked(list)], |(member, link)| {
+        // SAFETY: forwarded from this function's contract; the link names
+        // its live selector.
+        unsafe { select_hook(member, link, true) }
     })
 }
 
@@ -155,12 +146,10 @@ pub unsafe extern "C" fn nal_listener_pre_select(list: *mut NAL_LISTENER) {
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_listener_post_select(list: *mut NAL_LISTENER) {
-    guard((), || {
-        // SAFETY: forwarded from this function's contract.
-        if let Some((member, link)) = unsafe { linked(list) } {
-            // SAFETY: as above; the link names its live selector.
-            unsafe { select_hook(member, link, false) };
-        }
+    export!((), [linked(list)], |(member, link)| {
+        // SAFETY: forwarded from this function's contract; the link names
+        // its live selector.
+        unsafe { select_hook(member, link, false) }
     })
 }
 
@@ -229,17 +218,17 @@ pub unsafe extern "C" fn nal_listener_get_selector(
     list: *const NAL_LISTENER,
     token: *mut NAL_SELECTOR_TOKEN,
 ) -> *mut NAL_SELECTOR {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(link) = unsafe { object(list) }.and_then(|l| l.link) else {
-            return ptr::null_mut();
-        };
-        if !token.is_null() {
+    export!(
+        ptr::null_mut(),
+        [object(list).and_then(|l| l.link)],
+        |link| {
             // SAFETY: forwarded from this function's contract.
-            unsafe { *token = link.token };
+            if let Some(out) = unsafe { token.as_mut() } {
+                *out = link.token;
+            }
+            link.selector.as_ptr()
         }
-        link.selector.as_ptr()
-    })
+    )
 }
 
 /// Records `sel` and `token` as the listener's selector without telling
@@ -256,11 +245,8 @@ pub unsafe extern "C" fn nal_listener_set_selector_raw(
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
 ) {
-    guard((), || {
-        let Some(l) = NonNull::new(list) else { return };
+    export!((), [NonNull::new(list)], |l| {
         // SAFETY: forwarded from this function's contract.
-        let link = unsafe { super::super::selector::raw_link(sel, Member::Listener(l), token) };
-        // SAFETY: forwarded from this function's contract.
-        unsafe { (*list).link = link };
+        unsafe { (*list).link = super::super::selector::raw_link(sel, Member::Listener(l), token) }
     })
 }

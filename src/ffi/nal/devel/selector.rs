@@ -6,9 +6,9 @@ use super::builtin::{builtin_kind, selector_vtable, FDPOLL, FDSELECT};
 use super::hooks;
 use super::mapping::{self, HasVtable, Mapped};
 use super::types::*;
-use crate::ffi::boundary::{free_handle, guard, int_bool, into_handle, object};
+use crate::ffi::boundary::{export, free_handle, int_bool, into_handle, object};
 use std::ffi::{c_int, c_void};
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 impl HasVtable for NAL_SELECTOR {
     type Vt = NAL_SELECTOR_vtable;
@@ -28,7 +28,7 @@ impl HasVtable for NAL_SELECTOR {
 /// A static vtable, for `nal_selector_new()` or `nal_selector_dynamic_set()`.
 #[no_mangle]
 pub extern "C" fn sel_fdselect() -> *const NAL_SELECTOR_vtable {
-    &FDSELECT
+    export!(ptr::null(), [], || ptr::from_ref(&FDSELECT))
 }
 
 /// The vtable of the built-in `poll(2)` selectors.
@@ -40,7 +40,7 @@ pub extern "C" fn sel_fdselect() -> *const NAL_SELECTOR_vtable {
 /// A static vtable, for `nal_selector_new()` or `nal_selector_dynamic_set()`.
 #[no_mangle]
 pub extern "C" fn sel_fdpoll() -> *const NAL_SELECTOR_vtable {
-    &FDPOLL
+    export!(ptr::null(), [], || ptr::from_ref(&FDPOLL))
 }
 
 /// Creates a selector driven by `vtable`: one of the built-in kinds for
@@ -57,23 +57,9 @@ pub extern "C" fn sel_fdpoll() -> *const NAL_SELECTOR_vtable {
 /// when memory ran out, or when `on_create` is missing or returned 0.
 #[no_mangle]
 pub unsafe extern "C" fn nal_selector_new(vtable: *const NAL_SELECTOR_vtable) -> *mut NAL_SELECTOR {
-    guard(ptr::null_mut(), || {
-        if let Some(kind) = builtin_kind(vtable) {
-            return into_handle(NAL_SELECTOR::new(kind));
-        }
+    export!(ptr::null_mut(), [], || {
         // SAFETY: forwarded from this function's contract.
-        let Some(vt) = (unsafe { vtable.as_ref() }) else {
-            return ptr::null_mut();
-        };
-        let sel = into_handle(NAL_SELECTOR::new(Kind::Custom));
-        // SAFETY: a new selector, not borrowed; `vt` per the contract.
-        if unsafe { mapping::map(sel, vt) } {
-            sel
-        } else {
-            // SAFETY: made above, with no vtable mapped and no objects.
-            unsafe { free_handle(sel) };
-            ptr::null_mut()
-        }
+        unsafe { new_selector(vtable) }
     })
 }
 
@@ -89,12 +75,8 @@ pub unsafe extern "C" fn nal_selector_new(vtable: *const NAL_SELECTOR_vtable) ->
 pub unsafe extern "C" fn nal_selector_get_vtable(
     sel: *const NAL_SELECTOR,
 ) -> *const NAL_SELECTOR_vtable {
-    guard(ptr::null(), || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(s) = (unsafe { object(sel) }) else {
-            return ptr::null();
-        };
-        selector_vtable(s.kind).map_or(s.mapped.vtable(), |vt| vt)
+    export!(ptr::null(), [object(sel)], |s| {
+        selector_vtable(s.kind).map_or(s.mapped.vtable(), ptr::from_ref)
     })
 }
 
@@ -108,10 +90,7 @@ pub unsafe extern "C" fn nal_selector_get_vtable(
 /// and for a vtable that asked for none.
 #[no_mangle]
 pub unsafe extern "C" fn nal_selector_get_vtdata(sel: *const NAL_SELECTOR) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { object(sel) }.map_or(ptr::null_mut(), |s| s.mapped.data())
-    })
+    export!(ptr::null_mut(), [object(sel)], |s| s.mapped.data())
 }
 
 /// The kind of a selector.
@@ -126,18 +105,12 @@ pub unsafe extern "C" fn nal_selector_get_vtdata(sel: *const NAL_SELECTOR) -> *m
 /// from a C vtable; `NAL_SELECTOR_TYPE_ERROR` for NULL.
 #[no_mangle]
 pub unsafe extern "C" fn nal_selector_get_type(sel: *const NAL_SELECTOR) -> NAL_SELECTOR_TYPE {
-    guard(NAL_SELECTOR_TYPE_ERROR, || {
-        // SAFETY: forwarded from this function's contract.
-        let Some(s) = (unsafe { object(sel) }) else {
-            return NAL_SELECTOR_TYPE_ERROR;
-        };
-        match s.kind {
-            Kind::Undecided => NAL_SELECTOR_TYPE_DYNAMIC,
-            Kind::Select => NAL_SELECTOR_TYPE_FDSELECT,
-            Kind::Poll => NAL_SELECTOR_TYPE_FDPOLL,
-            // SAFETY: forwarded; the borrow above is not used across it.
-            Kind::Custom => unsafe { hooks::selector_type(sel) },
-        }
+    export!(NAL_SELECTOR_TYPE_ERROR, [object(sel)], |s| match s.kind {
+        Kind::Undecided => NAL_SELECTOR_TYPE_DYNAMIC,
+        Kind::Select => NAL_SELECTOR_TYPE_FDSELECT,
+        Kind::Poll => NAL_SELECTOR_TYPE_FDPOLL,
+        // SAFETY: forwarded; the borrow above is not used across it.
+        Kind::Custom => unsafe { hooks::selector_type(sel) },
     })
 }
 
@@ -164,35 +137,9 @@ pub unsafe extern "C" fn nal_selector_ctrl(
     cmd: c_int,
     p: *mut c_void,
 ) -> c_int {
-    guard(0, || {
-        if sel.is_null() || p.is_null() {
-            return 0;
-        }
+    export!(0, [NonNull::new(sel), NonNull::new(p)], |sel, p| {
         // SAFETY: forwarded from this function's contract.
-        if unsafe { (*sel).kind } == Kind::Custom {
-            // SAFETY: a custom selector's vtable is static; its own handler.
-            let vt = unsafe { (*sel).mapped.vtable().as_ref() };
-            // SAFETY: as above.
-            return vt
-                .and_then(|vt| vt.ctrl)
-                .map_or(0, |f| unsafe { f(sel, cmd, p) });
-        }
-        // SAFETY: forwarded; no hook runs while these borrows live.
-        let s = unsafe { &mut *sel };
-        match cmd {
-            NAL_FD_CTRL_FDSET => {
-                // SAFETY: `p` points to a NAL_FD_FDSET (the contract).
-                let args = unsafe { *p.cast::<NAL_FD_FDSET>() };
-                int_bool(s.fd_set(args.token, args.fd, args.flags))
-            }
-            NAL_FD_CTRL_FDTEST => {
-                // SAFETY: `p` points to a NAL_FD_FDTEST (the contract).
-                let args = unsafe { &mut *p.cast::<NAL_FD_FDTEST>() };
-                args.flags = s.fd_test(args.token, args.fd);
-                1
-            }
-            _ => 0,
-        }
+        unsafe { ctrl(sel.as_ptr(), cmd, p.as_ptr()) }
     })
 }
 
@@ -214,28 +161,87 @@ pub unsafe extern "C" fn nal_selector_dynamic_set(
     sel: *mut NAL_SELECTOR,
     vtable: *const NAL_SELECTOR_vtable,
 ) -> c_int {
-    guard(0, || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { object(sel) } {
-            Some(s) if s.kind == Kind::Undecided => {}
-            _ => return 0,
-        }
-        if let Some(kind) = builtin_kind(vtable) {
-            // SAFETY: forwarded; no other borrow is live.
-            unsafe { (*sel).kind = kind };
-            return 1;
-        }
-        // SAFETY: forwarded from this function's contract.
-        let Some(vt) = (unsafe { vtable.as_ref() }) else {
-            return 0;
-        };
-        // SAFETY: forwarded; an undecided selector has no objects.
-        if unsafe { mapping::map(sel, vt) } {
-            // SAFETY: as above.
-            unsafe { (*sel).kind = Kind::Custom };
-            1
-        } else {
-            0
-        }
+    let undecided = |s: &NAL_SELECTOR| s.kind == Kind::Undecided;
+    export!(0, [object(sel).filter(|s| undecided(s))], |_undecided| {
+        // SAFETY: forwarded from this function's contract; the borrow is
+        // not used again.
+        unsafe { dynamic_set(sel, vtable) }
     })
+}
+
+/// The body of `nal_selector_new()`.
+///
+/// # Safety
+/// As `nal_selector_new()`.
+unsafe fn new_selector(vtable: *const NAL_SELECTOR_vtable) -> Option<*mut NAL_SELECTOR> {
+    if let Some(kind) = builtin_kind(vtable) {
+        return Some(into_handle(NAL_SELECTOR::new(kind)));
+    }
+    // SAFETY: forwarded from this function's contract.
+    let vt = unsafe { vtable.as_ref() }?;
+    let sel = into_handle(NAL_SELECTOR::new(Kind::Custom));
+    // SAFETY: a new selector, not borrowed; `vt` per the contract.
+    if unsafe { mapping::map(sel, vt) } {
+        Some(sel)
+    } else {
+        // SAFETY: made above, with no vtable mapped and no objects.
+        unsafe { free_handle(sel) };
+        None
+    }
+}
+
+/// The body of `nal_selector_ctrl()`, with `sel` and `p` not NULL.
+///
+/// # Safety
+/// As `nal_selector_ctrl()`.
+unsafe fn ctrl(sel: *mut NAL_SELECTOR, cmd: c_int, p: *mut c_void) -> c_int {
+    // SAFETY: forwarded from this function's contract.
+    if unsafe { (*sel).kind } == Kind::Custom {
+        // SAFETY: a custom selector's vtable is static; its own handler.
+        let vt = unsafe { (*sel).mapped.vtable().as_ref() };
+        // SAFETY: as above.
+        return vt
+            .and_then(|vt| vt.ctrl)
+            .map_or(0, |f| unsafe { f(sel, cmd, p) });
+    }
+    // SAFETY: forwarded; no hook runs while these borrows live.
+    let s = unsafe { &mut *sel };
+    match cmd {
+        NAL_FD_CTRL_FDSET => {
+            // SAFETY: `p` points to a NAL_FD_FDSET (the contract).
+            let args = unsafe { *p.cast::<NAL_FD_FDSET>() };
+            int_bool(s.fd_set(args.token, args.fd, args.flags))
+        }
+        NAL_FD_CTRL_FDTEST => {
+            // SAFETY: `p` points to a NAL_FD_FDTEST (the contract).
+            let args = unsafe { &mut *p.cast::<NAL_FD_FDTEST>() };
+            args.flags = s.fd_test(args.token, args.fd);
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// The body of `nal_selector_dynamic_set()`, for a selector still
+/// undecided.
+///
+/// # Safety
+/// As `nal_selector_dynamic_set()`, with `sel` live and not borrowed.
+unsafe fn dynamic_set(sel: *mut NAL_SELECTOR, vtable: *const NAL_SELECTOR_vtable) -> bool {
+    if let Some(kind) = builtin_kind(vtable) {
+        // SAFETY: forwarded; no other borrow is live.
+        unsafe { (*sel).kind = kind };
+        return true;
+    }
+    // SAFETY: forwarded from this function's contract.
+    let Some(vt) = (unsafe { vtable.as_ref() }) else {
+        return false;
+    };
+    // SAFETY: forwarded; an undecided selector has no objects.
+    let mapped = unsafe { mapping::map(sel, vt) };
+    if mapped {
+        // SAFETY: as above.
+        unsafe { (*sel).kind = Kind::Custom };
+    }
+    mapped
 }
