@@ -290,8 +290,8 @@ pub use proxy::{Notice as ProxyNotice, ProxyConfig, ProxyError, StopHandle as Pr
 /// ```
 /// use distcache::{ClientTls, Credentials, TlsAddress};
 ///
-/// let to = TlsAddress::parse("TLS:cache.example.net:9001")?;
-/// assert_eq!(to.host.as_deref(), Some("cache.example.net"));
+/// let to = TlsAddress::parse("TLS:localhost:9001")?;
+/// assert_eq!(to.host.as_deref(), Some("localhost"));
 /// // The CA is required; missing files are reported, never a panic.
 /// let creds = Credentials { ca: Some("/nonexistent/ca.pem".into()), ..Credentials::default() };
 /// assert!(ClientTls::new(&to, &creds).is_err());

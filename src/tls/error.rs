@@ -6,6 +6,7 @@ use thiserror::Error;
 
 /// Why TLS could not be set up, or a TLS connection failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A credentials file could not be read.
     #[error("can't read '{0}': {1}")]
