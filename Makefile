@@ -34,7 +34,7 @@ TOOLS_BIN += dc_test dc_snoop
 TOOLS_BIN += dc_client
 TOOLS_BIN += dc_admin
 # What a static link of libdistcache.a needs besides (rustc --print native-static-libs).
-NATIVE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+NATIVE_LIBS := -lssl -lcrypto -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 LIBDIR    = $(DESTDIR)$(PREFIX)/lib
 INCDIR    = $(DESTDIR)$(PREFIX)/include

@@ -64,6 +64,7 @@ mod proto;
 mod proxy;
 mod server;
 mod sys;
+mod tls;
 
 #[doc(hidden)]
 pub mod internals;
@@ -278,3 +279,24 @@ pub use nal::NalError;
 pub use proxy::Proxy;
 
 pub use proxy::{Notice as ProxyNotice, ProxyConfig, ProxyError, StopHandle as ProxyStopHandle};
+
+/// TLS on the TCP links: a server's credentials for its `TLS:` listeners
+/// ([`Server::set_tls`]), reloaded with [`ServerTls::reload`]; a client's
+/// for a `TLS:` address ([`Client::new`] reads them from the environment,
+/// [`ProxyConfig::tls`] takes them).
+///
+/// # Example
+///
+/// ```
+/// use distcache::{ClientTls, Credentials, TlsAddress};
+///
+/// let to = TlsAddress::parse("TLS:localhost:9001")?;
+/// assert_eq!(to.host.as_deref(), Some("localhost"));
+/// // The CA is required; missing files are reported, never a panic.
+/// let creds = Credentials { ca: Some("/nonexistent/ca.pem".into()), ..Credentials::default() };
+/// assert!(ClientTls::new(&to, &creds).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use tls::TlsAddress;
+
+pub use tls::{ClientTls, Credentials, HandshakeCounts, ServerOptions, ServerTls, TlsError};

@@ -331,7 +331,7 @@ fn static_library_link() {
         "tests/c_harness/basic.c",
         dir.path(),
         "basic-static",
-        Link::Static(&["-lpthread", "-ldl", "-lm"]),
+        Link::Static(&["-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm"]),
     )];
 
     let pc_dir = stage.join("lib/pkgconfig");

@@ -20,13 +20,15 @@ const RULES: &[(&str, &[&str])] = &[
     ("proto", &[]),
     // Transport.
     ("nal", &["sys"]),
+    // TLS on the transport's streams and sockets.
+    ("tls", &["nal", "sys"]),
     // Storage: never the transport.
     ("cache", &["proto", "sys"]),
     // What composes them.
     ("plug", &["proto", "nal"]),
-    ("client", &["proto", "nal", "sys"]),
-    ("server", &["proto", "nal", "cache", "plug", "sys"]),
-    ("proxy", &["proto", "nal", "sys", "client"]),
+    ("client", &["proto", "nal", "sys", "tls"]),
+    ("server", &["proto", "nal", "cache", "plug", "sys", "tls"]),
+    ("proxy", &["proto", "nal", "sys", "client", "tls"]),
     // The C boundary and the fuzz targets: any library layer, no tool.
     (
         "ffi",
@@ -48,7 +50,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "internals",
         &[
-            "proto", "nal", "cache", "client", "server", "proxy", "cli", "daemon", "fuzzing",
+            "proto", "nal", "cache", "client", "server", "proxy", "cli", "daemon", "fuzzing", "tls",
         ],
     ),
 ];

@@ -57,8 +57,10 @@ fn get_hit(c: &Client, i: u64) -> Result<(), String> {
 }
 
 /// `client addr=ADDR op=get|add secs=S keys=N [persistent=0|1] [seed=K]
-/// [tag=T]`: GET hits on random preloaded sessions (checked byte for
-/// byte), or ADDs of new sessions of family T; prints `ops=N secs=S`.
+/// [tag=T] [resume=0|1]`: GET hits on random preloaded sessions (checked
+/// byte for byte), or ADDs of new sessions of family T; prints `ops=N
+/// secs=S`. With `resume=0` a `TLS:` client forgets its TLS session before
+/// each GET, so that each connection makes a full handshake.
 pub fn client(kv: &KeyValues) -> Result<(), String> {
     let c = client_for(kv)?;
     let secs: f64 = kv.num("secs")?;
@@ -68,6 +70,10 @@ pub fn client(kv: &KeyValues) -> Result<(), String> {
     // The expected data is computed outside the timed calls.
     let mut next = 0u64;
     let mut op: Box<dyn FnMut() -> Result<(), String>> = match kv.str("op")? {
+        "get" if kv.num_or("resume", 1u8)? == 0 => Box::new(|| {
+            c.forget_tls_session();
+            get_hit(&c, rng.below(keys))
+        }),
         "get" => Box::new(|| get_hit(&c, rng.below(keys))),
         "add" => Box::new(|| {
             next += 1;

@@ -7,6 +7,9 @@
 //! itself for the client side and for the floor servers, with one of the
 //! subcommands below; they print one `key=value` line each.
 //!
+//! Scenario 10 compares TLS with plain TCP on one dc_server; it needs the
+//! `openssl` command (Debian package `openssl`) to make its certificates.
+//!
 //! Scenario 8 runs memcached and redis-server next to dc_server, the same
 //! load generator speaking each one's protocol, and the memory of 10,000
 //! idle connections to each; without the two (Debian packages `memcached`
@@ -15,7 +18,7 @@
 //! Settings (environment):
 //! - `BENCH_RUNS` runs per figure, the median is reported (default 5);
 //! - `BENCH_SECS` seconds per run (default 1);
-//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 8
+//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 10
 //!   (default all);
 //! - `BENCH_BIG` sessions of the large-cache cases (default 1000000);
 //! - `DISTCACHE_ORIGINAL` the install prefix of the original distcache, to
@@ -32,6 +35,7 @@ mod peers;
 mod procs;
 mod report;
 mod silent;
+mod tls;
 mod wire;
 
 use std::process::ExitCode;

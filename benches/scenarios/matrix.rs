@@ -330,6 +330,9 @@ pub fn run() -> Result<(), String> {
     if cfg.wants(9) {
         crate::silent::run(&cfg, &mut report)?;
     }
+    if cfg.wants(10) {
+        crate::tls::run(&cfg, &mut report)?;
+    }
     report.finish()
 }
 

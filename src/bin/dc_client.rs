@@ -2,9 +2,13 @@
 
 use distcache::internals::cli::{is_help, number_in, options_or_exit, Args, Asked, CliError};
 use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
+use distcache::internals::tls::is_tls;
 use distcache::Address;
+use distcache::{ClientTls, Credentials, TlsAddress};
 use distcache::{Proxy, ProxyConfig, ProxyNotice as Notice};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE_HEAD: &str = "\
@@ -16,6 +20,10 @@ Usage: dc_client -server <addr> [options]
                      <msecs> milliseconds (default 5000, 1 to 3600000)
   -idle <msecs>      close client connections idle for <msecs> milliseconds
                      (default 0: never; at most 3600000)
+  -tls-ca <file>     with a TLS: server, the CA its certificate must chain to
+                     (PEM; required)
+  -tls-cert <file>   the certificate to present to the server (PEM)
+  -tls-key <file>    its private key (PEM)
   -timeout <msecs>   give up on a server that makes no progress on the
                      requests it holds for <msecs> milliseconds, and mark it
                      down (default 500, 1 to 3600000)
@@ -27,6 +35,8 @@ const USAGE_TAIL: &str = "\
 Options may be written with one dash or two (-server, --server).
 Addresses: UNIX:/path/to/socket, IP:host:port, IPv6:[addr]:port; to listen,
 also IP:port (all IPv4 interfaces) and IPv6:port (all IPv6 interfaces).
+A server at TLS:host:port or TLS:[addr]:port is reached over TLS: its
+certificate must chain to -tls-ca and name the host or address given.
 
 It keeps one connection to the server and carries every local client's
 requests over it. While the server is unreachable, requests fail at once.
@@ -35,6 +45,9 @@ period (DISTCACHE_DOWN_MS=MIN[:MAX], default 1000:30000; 0 turns it off),
 then one request probes it; each failed probe doubles the period.
 
 Eg. dc_client -listen UNIX:/tmp/scache -server IP:cache.example.net:9001
+    dc_client -listen UNIX:/run/distcache/dc_client.sock \
+        -server TLS:cache.example.net:9001 -tls-ca /etc/distcache/ca.pem \
+        -tls-cert /etc/distcache/web1.pem -tls-key /etc/distcache/web1.key
 ";
 
 const DEFAULT_LISTEN: &str = "UNIX:/tmp/scache";
@@ -44,7 +57,8 @@ type Command = Asked<Box<(ProxyConfig, DaemonOptions)>>;
 
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = None;
-    let mut server: Option<Address> = None;
+    let mut server: Option<(Address, Option<TlsAddress>)> = None;
+    let mut creds = Credentials::default();
     let mut retry = 5000;
     let mut idle = 0;
     let mut timeout = distcache::internals::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
@@ -55,11 +69,11 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "listen" => listen = Some(args.parsed("listen", Address::parse)?),
             "server" | "connect" => {
                 let name = if opt == "server" { "server" } else { "connect" };
-                let addr = args.parsed(name, Address::parse)?;
-                if let Some(first) = &server {
+                let addr = args.parsed(name, server_address)?;
+                if let Some((first, _)) = &server {
                     return Err(CliError::BadValue {
                         option: name,
-                        value: addr.to_string(),
+                        value: addr.0.to_string(),
                         why: format!("a server was already given ({first}); give only one"),
                     });
                 }
@@ -68,6 +82,9 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "retry" => retry = args.parsed("retry", number_in(1, MAX_PERIOD_MS))?,
             "idle" => idle = args.parsed("idle", number_in(0, MAX_PERIOD_MS))?,
             "timeout" => timeout = args.parsed("timeout", number_in(1, MAX_PERIOD_MS))?,
+            "tls-ca" => creds.ca = Some(args.parsed("tls-ca", file_path)?),
+            "tls-cert" => creds.cert = Some(args.parsed("tls-cert", file_path)?),
+            "tls-key" => creds.key = Some(args.parsed("tls-key", file_path)?),
             other => {
                 if !daemon.take(other, &mut args)? {
                     return Err(args.unknown());
@@ -75,7 +92,21 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             }
         }
     }
-    let server = server.ok_or(CliError::Missing("no -server address given"))?;
+    let (server, tls_server) = server.ok_or(CliError::Missing("no -server address given"))?;
+    let tls = match tls_server {
+        Some(to) => {
+            let tls = ClientTls::new(&to, &creds).map_err(|e| CliError::BadValue {
+                option: "server",
+                value: to.to_string(),
+                why: e.to_string(),
+            })?;
+            Some(Arc::new(tls))
+        }
+        None if creds != Credentials::default() => {
+            return Err(CliError::Missing("-tls-* options need a TLS: server"));
+        }
+        None => None,
+    };
     let listen = match listen {
         Some(l) => l,
         None => Address::parse(DEFAULT_LISTEN).map_err(|e| CliError::BadValue {
@@ -85,10 +116,29 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
         })?,
     };
     let mut config = ProxyConfig::new(listen, server);
+    config.tls = tls;
     config.retry = Duration::from_millis(retry);
     config.idle = (idle > 0).then(|| Duration::from_millis(idle));
     config.server_timeout = Duration::from_millis(timeout);
     Ok(Command::Run(Box::new((config, daemon))))
+}
+
+/// A `-server` address, and its TLS form if it is one.
+fn server_address(s: &str) -> Result<(Address, Option<TlsAddress>), String> {
+    if is_tls(s) {
+        let a = TlsAddress::parse(s).map_err(|e| e.to_string())?;
+        Ok((a.address.clone(), Some(a)))
+    } else {
+        Ok((Address::parse(s).map_err(|e| e.to_string())?, None))
+    }
+}
+
+fn file_path(s: &str) -> Result<PathBuf, &'static str> {
+    if s.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(PathBuf::from(s))
+    }
 }
 
 fn main() -> ExitCode {

@@ -8,10 +8,12 @@ use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::internals::nal::{parse_mode, Listener};
 use distcache::internals::proto::MAX_EXPIRY_MS;
 use distcache::internals::server::{default_max_conns, MAX_THREADS, RESERVED_FDS};
+use distcache::internals::tls::{is_tls, ReloadSignal};
 use distcache::Address;
 use distcache::{DurableOptions, DurableStore, SyncMode};
 use distcache::{MemoryStore, Store};
 use distcache::{Server, ServerConfig};
+use distcache::{ServerOptions, ServerTls, TlsAddress};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +50,13 @@ Usage: dc_server [options]
                      -sockperms (default 600)
   -metrics <addr>    serve the counters in the Prometheus text format over
                      HTTP at <addr> (IP:port or IP:host:port), on /metrics
+  -tls-cert <file>   with TLS: listeners, the server's certificate chain (PEM)
+  -tls-key <file>    its private key (PEM)
+  -tls-ca <file>     the CA every client's certificate must chain to (PEM)
+  -tls-no-client-cert  let clients in without a certificate (not
+                     recommended: anyone who reaches the port can then read
+                     and add sessions)
+  -tls12             also accept TLS 1.2 (default: TLS 1.3 only)
   -store <dir>       also keep the sessions on disk in <dir> (created if
                      missing), so that they survive a restart; one server
                      per directory
@@ -61,7 +70,9 @@ const USAGE_TAIL: &str = "  -h, -help, -?      show this text
 
 Options may be written with one dash or two (-listen, --listen).
 Addresses: UNIX:/path/to/socket, IP:port (all IPv4 interfaces),
-IP:host:port, IPv6:port (all IPv6 interfaces), IPv6:[addr]:port.
+IP:host:port, IPv6:port (all IPv6 interfaces), IPv6:[addr]:port,
+TLS:host:port, TLS:[addr]:port, TLS:port (TLS with mutual authentication;
+needs -tls-cert, -tls-key and -tls-ca). SIGHUP reloads the TLS files.
 
 In the foreground a line 'Info, total operations = ...' goes to standard
 error at most once a second while there is activity; with -daemon such
@@ -99,6 +110,78 @@ struct Config {
     sync: SyncMode,
     daemon: DaemonOptions,
     inspect: Inspect,
+    /// The TLS listeners' credentials, and which listeners speak TLS.
+    tls: Option<(ServerOptions, Vec<usize>)>,
+}
+
+/// A `-listen` address, and whether it speaks TLS.
+fn listen_address(s: &str) -> Result<(Address, bool), String> {
+    if is_tls(s) {
+        let a = TlsAddress::parse(s).map_err(|e| e.to_string())?;
+        Ok((a.address, true))
+    } else {
+        Ok((Address::parse(s).map_err(|e| e.to_string())?, false))
+    }
+}
+
+/// The `-tls-*` options.
+#[derive(Default)]
+struct TlsArgs {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    no_client_cert: bool,
+    tls12: bool,
+}
+
+impl TlsArgs {
+    /// Takes option `name` if it is one of these.
+    fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, CliError> {
+        match name {
+            "tls-cert" => self.cert = Some(args.parsed("tls-cert", non_empty_path)?),
+            "tls-key" => self.key = Some(args.parsed("tls-key", non_empty_path)?),
+            "tls-ca" => self.ca = Some(args.parsed("tls-ca", non_empty_path)?),
+            "tls-no-client-cert" => self.no_client_cert = true,
+            "tls12" => self.tls12 = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn given(&self) -> bool {
+        self.cert.is_some() || self.key.is_some() || self.ca.is_some() || self.no_client_cert
+    }
+
+    /// The TLS listeners' options, checked against the listeners.
+    fn options(
+        self,
+        tls_listeners: Vec<usize>,
+    ) -> Result<Option<(ServerOptions, Vec<usize>)>, CliError> {
+        if tls_listeners.is_empty() {
+            if self.given() || self.tls12 {
+                return Err(CliError::Missing("-tls-* options need a TLS: listener"));
+            }
+            return Ok(None);
+        }
+        let (Some(cert), Some(key)) = (self.cert, self.key) else {
+            return Err(CliError::Missing(
+                "a TLS: listener needs -tls-cert and -tls-key",
+            ));
+        };
+        if self.ca.is_none() && !self.no_client_cert {
+            return Err(CliError::Missing(
+                "a TLS: listener needs -tls-ca (or -tls-no-client-cert)",
+            ));
+        }
+        let options = ServerOptions {
+            cert,
+            key,
+            ca: self.ca,
+            require_client_cert: !self.no_client_cert,
+            allow_tls12: self.tls12,
+        };
+        Ok(Some((options, tls_listeners)))
+    }
 }
 
 /// Where the server can be looked into.
@@ -141,10 +224,18 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut sync = None;
     let mut daemon = DaemonOptions::default();
     let mut inspect = Inspect::default();
+    let mut tls = TlsArgs::default();
+    let mut tls_listeners = Vec::new();
     while let Some(opt) = args.next_option()? {
         match opt.as_str() {
             h if is_help(h) => return Ok(Command::Help),
-            "listen" => listen.push(args.parsed("listen", Address::parse)?),
+            "listen" => {
+                let (addr, is_tls) = args.parsed("listen", listen_address)?;
+                if is_tls {
+                    tls_listeners.push(listen.len());
+                }
+                listen.push(addr);
+            }
             "sessions" => sessions = args.parsed("sessions", number_in(1, MAX_SESSIONS))?,
             "maxbytes" => max_bytes = args.parsed("maxbytes", bytes_in(0, MAX_BYTES))?,
             "maxconns" => max_conns = Some(args.parsed("maxconns", number_in(1, MAX_CONNS))?),
@@ -160,7 +251,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "store" => store = Some(args.parsed("store", non_empty_path)?),
             "sync" => sync = Some(args.parsed("sync", SyncMode::parse)?),
             name => {
-                if !daemon.take(name, &mut args)? {
+                if !tls.take(name, &mut args)? && !daemon.take(name, &mut args)? {
                     return Err(args.unknown());
                 }
             }
@@ -175,6 +266,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     if sync.is_some() && store.is_none() {
         return Err(CliError::Missing("-sync needs -store"));
     }
+    let tls = tls.options(tls_listeners)?;
     // number_in bounds these to what the types hold.
     let sessions = usize::try_from(sessions).unwrap_or(usize::MAX);
     let min_expiry = u32::try_from(min_expiry).unwrap_or(MAX_EXPIRY_MS);
@@ -190,6 +282,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
         sync: sync.unwrap_or_default(),
         daemon,
         inspect,
+        tls,
     })))
 }
 
@@ -217,11 +310,23 @@ fn main() -> ExitCode {
 }
 
 /// The addresses listened on, TCP ports as bound (port 0 gets one).
-fn describe_listeners(server: &Server) -> String {
+fn describe_listeners(server: &Server, tls: &[usize]) -> String {
     let names: Vec<String> = server
         .listeners()
-        .map(|l| match (l.socket_path(), l.tcp_addr()) {
+        .enumerate()
+        .map(|(i, l)| match (l.socket_path(), l.tcp_addr()) {
             (Some(path), _) => Address::Unix(path.into()).to_string(),
+            (None, Some(addr)) if tls.contains(&i) => {
+                let host = addr.ip().to_string();
+                let a = TlsAddress {
+                    address: Address::Tcp {
+                        addr,
+                        connectable: true,
+                    },
+                    host: Some(host),
+                };
+                a.to_string()
+            }
             (None, Some(addr)) => Address::Tcp {
                 addr,
                 connectable: true,
@@ -290,6 +395,11 @@ fn give_store_to(dir: &Path, user: &str) -> Result<(), String> {
 fn serve(config: Config) -> Result<(), String> {
     let in_foreground = !config.daemon.daemon;
     let user = config.daemon.user.clone();
+    // SIGHUP reloads the TLS files; it is blocked before any thread starts.
+    let reload = match &config.tls {
+        Some(_) => Some(ReloadSignal::block().map_err(|e| format!("can't block SIGHUP: {e}"))?),
+        None => None,
+    };
     // With -daemon the parent waits in here until the child is ready.
     let mut daemon =
         Daemon::start(c"dc_server", config.daemon.clone()).map_err(|e| e.to_string())?;
@@ -319,6 +429,10 @@ fn serve(config: Config) -> Result<(), String> {
     };
     let server =
         Server::bind_with_store(&config.server.listen, store).map_err(|e| e.to_string())?;
+    let tls = match &config.tls {
+        Some((options, listeners)) => Some(serve_tls(&server, options, listeners)?),
+        None => None,
+    };
     server.set_min_expiry(config.min_expiry);
     server.set_max_conns(max_conns);
     server.set_threads(config.threads);
@@ -368,6 +482,18 @@ fn serve(config: Config) -> Result<(), String> {
     if let Some(l) = &metrics {
         server.spawn_metrics(l.clone()).map_err(|e| e.to_string())?;
     }
+    if let (Some(tls), Some(reload)) = (&tls, reload) {
+        let tls = tls.clone();
+        reload
+            .spawn_waiter(move || match tls.reload() {
+                Ok(()) => log(Level::Notice, "SIGHUP: TLS certificates and keys reloaded"),
+                Err(e) => log(
+                    Level::Error,
+                    &format!("SIGHUP: TLS files not reloaded, the old ones stay in use: {e}"),
+                ),
+            })
+            .map_err(|e| e.to_string())?;
+    }
     let stop = server.stop_handle();
     daemon
         .ready(move |signal| {
@@ -379,7 +505,7 @@ fn serve(config: Config) -> Result<(), String> {
         Level::Notice,
         &format!(
             "serving on {} ({} threads, at most {} connections)",
-            describe_listeners(&server),
+            describe_listeners(&server, config.tls.as_ref().map_or(&[], |t| &t.1)),
             server.threads(),
             server.max_conns()
         ),
@@ -422,7 +548,36 @@ fn serve(config: Config) -> Result<(), String> {
     daemon.finish();
     log(Level::Notice, "stopped");
     log(Level::Info, &final_counts(&server));
+    if let Some(tls) = &tls {
+        let c = tls.counts();
+        log(
+            Level::Info,
+            &format!(
+                "Info, TLS handshakes: full {}, resumed {}, failed {}",
+                c.full, c.resumed, c.failed
+            ),
+        );
+    }
     Ok(())
+}
+
+/// Loads the TLS credentials and puts them on the TLS listeners.
+fn serve_tls(
+    server: &Server,
+    options: &ServerOptions,
+    listeners: &[usize],
+) -> Result<Arc<ServerTls>, String> {
+    let tls = Arc::new(ServerTls::new(options.clone()).map_err(|e| e.to_string())?);
+    for &i in listeners {
+        server.set_tls(i, tls.clone());
+    }
+    if !options.require_client_cert {
+        log(
+            Level::Warning,
+            "-tls-no-client-cert: any client that reaches a TLS port can read, add and remove sessions",
+        );
+    }
+    Ok(tls)
 }
 
 /// The line logged last on a clean stop: what the server did in its life

@@ -4,6 +4,7 @@
 use super::breaker::Outcome;
 use crate::nal::NalError;
 use crate::proto::{ProtoError, Status};
+use crate::tls::TlsError;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -39,6 +40,19 @@ pub enum ClientError {
         /// How long until an operation may probe the address again.
         retry_in: Duration,
     },
+    /// TLS could not be set up (credentials), or a TLS connection failed
+    /// (the handshake, or a record).
+    #[error("{0}")]
+    Tls(TlsError),
+}
+
+impl From<TlsError> for ClientError {
+    fn from(e: TlsError) -> ClientError {
+        match e {
+            TlsError::Net(e) => ClientError::Network(e),
+            other => ClientError::Tls(other),
+        }
+    }
 }
 
 impl ClientError {

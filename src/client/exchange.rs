@@ -4,6 +4,7 @@
 use super::ClientError;
 use crate::nal::{read_timer_for, Address, Deadline, NalError, Stream};
 use crate::proto::{encode_message, next_request_uid, Command, Decoder, Role};
+use crate::tls::{ClientTls, TlsStream};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -19,11 +20,34 @@ thread_local! {
 /// A connection to the server.
 #[derive(Debug)]
 pub(super) struct Conn {
-    stream: Stream,
+    stream: Wire,
     /// The client timeout the stream's receive timer was armed for.
     armed_for: Duration,
     decoder: Decoder,
     out: Vec<u8>,
+}
+
+/// The connection under the protocol: a socket, or TLS over one.
+#[derive(Debug)]
+enum Wire {
+    Plain(Stream),
+    Tls(Box<TlsStream>),
+}
+
+impl Wire {
+    fn write_all_before(&mut self, buf: &[u8], deadline: Deadline) -> Result<(), ClientError> {
+        match self {
+            Wire::Plain(s) => Ok(s.write_all_before(buf, deadline)?),
+            Wire::Tls(s) => Ok(s.write_all_before(buf, deadline)?),
+        }
+    }
+
+    fn read_before(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, ClientError> {
+        match self {
+            Wire::Plain(s) => Ok(s.read_before(buf, deadline)?),
+            Wire::Tls(s) => Ok(s.read_before(buf, deadline)?),
+        }
+    }
 }
 
 impl Conn {
@@ -31,13 +55,20 @@ impl Conn {
     /// [`Stream::read_before`]).
     pub(super) fn open(
         address: &Address,
+        tls: Option<&ClientTls>,
         deadline: Deadline,
         timeout: Duration,
     ) -> Result<Conn, ClientError> {
-        let mut stream = Stream::connect(address, deadline)?;
-        stream
-            .arm_read_timer(read_timer_for(timeout))
-            .map_err(NalError::Io)?;
+        let stream = match tls {
+            Some(tls) => Wire::Tls(Box::new(TlsStream::connect(address, tls, deadline)?)),
+            None => {
+                let mut stream = Stream::connect(address, deadline)?;
+                stream
+                    .arm_read_timer(read_timer_for(timeout))
+                    .map_err(NalError::Io)?;
+                Wire::Plain(stream)
+            }
+        };
         Ok(Conn {
             stream,
             armed_for: timeout,
@@ -56,9 +87,11 @@ impl Conn {
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
         if timeout != self.armed_for {
-            self.stream
-                .arm_read_timer(read_timer_for(timeout))
-                .map_err(NalError::Io)?;
+            if let Wire::Plain(stream) = &mut self.stream {
+                stream
+                    .arm_read_timer(read_timer_for(timeout))
+                    .map_err(NalError::Io)?;
+            }
             self.armed_for = timeout;
         }
         let uid = next_request_uid();

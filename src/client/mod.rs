@@ -27,6 +27,7 @@ pub use flags::Flags;
 use crate::nal::{Address, Deadline, NalError};
 use crate::proto::{AddRequest, Command, Status, MAX_TOTAL_DATA};
 use crate::sys::clock::millis;
+use crate::tls::{is_tls, ClientTls, TlsAddress};
 use breaker::{Breaker, Outcome};
 use exchange::Conn;
 use pool::Pool;
@@ -59,6 +60,9 @@ pub struct Client {
     breaker: Breaker,
     /// The back-off periods: minimum and maximum, in milliseconds.
     backoff_ms: (AtomicU64, AtomicU64),
+    /// TLS to the server, for a `TLS:` address: credentials and the last
+    /// session.
+    tls: Option<ClientTls>,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -71,7 +75,17 @@ impl Client {
     /// the network. The timeout is taken from `DISTCACHE_TIMEOUT_MS` when set,
     /// and the breaker's back-off from `DISTCACHE_DOWN_MS` (see [`Backoff`]).
     pub fn new(address: &str, flags: Flags) -> Result<Client, ClientError> {
-        let address = Address::parse(address).map_err(ClientError::Address)?;
+        let (address, tls) = if is_tls(address) {
+            let a = TlsAddress::parse(address).map_err(ClientError::Address)?;
+            let tls = a
+                .address
+                .can_connect()
+                .then(|| ClientTls::from_env(&a))
+                .transpose()?;
+            (a.address, tls)
+        } else {
+            (Address::parse(address).map_err(ClientError::Address)?, None)
+        };
         if !address.can_connect() {
             return Err(ClientError::Address(NalError::NotConnectable(
                 address.to_string(),
@@ -85,15 +99,30 @@ impl Client {
             breaker: Breaker::for_address(&address.to_string()),
             backoff_ms: (AtomicU64::new(0), AtomicU64::new(0)),
             address,
+            tls,
         };
         client.set_backoff(Backoff::from_env());
         if flags.contains(Flags::PERSISTENT) && !flags.contains(Flags::PERSISTENT_LATE) {
             let conn = client.guarded(|timeout| {
-                Conn::open(&client.address, Deadline::after(timeout), timeout)
+                Conn::open(
+                    &client.address,
+                    client.tls.as_ref(),
+                    Deadline::after(timeout),
+                    timeout,
+                )
             })?;
             client.pool.checkin(conn, client.pidcheck());
         }
         Ok(client)
+    }
+
+    /// Drops the TLS session kept for resumption, so that the next
+    /// connection makes a full handshake (for measurements).
+    #[doc(hidden)]
+    pub fn forget_tls_session(&self) {
+        if let Some(tls) = &self.tls {
+            tls.forget_session();
+        }
     }
 
     /// The address this client connects to.
@@ -267,7 +296,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
         let deadline = Deadline::after(timeout);
-        let open = || Conn::open(&self.address, deadline, timeout);
+        let open = || Conn::open(&self.address, self.tls.as_ref(), deadline, timeout);
         if !self.flags.contains(Flags::PERSISTENT) {
             return open()?.round_trip(cmd, payload, deadline, timeout);
         }
@@ -292,9 +321,11 @@ impl Client {
         result
     }
 
-    /// Whether a forked child must not use its parent's connections.
+    /// Whether a forked child must not use its parent's connections:
+    /// with `PERSISTENT_PIDCHECK`, and always over TLS, whose state two
+    /// processes cannot share.
     fn pidcheck(&self) -> bool {
-        self.flags.contains(Flags::PERSISTENT_PIDCHECK)
+        self.flags.contains(Flags::PERSISTENT_PIDCHECK) || self.tls.is_some()
     }
 }
 

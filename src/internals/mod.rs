@@ -56,3 +56,8 @@ pub mod server {
 pub mod proxy {
     pub use crate::proxy::DEFAULT_SERVER_TIMEOUT;
 }
+
+/// What the tools use of TLS: the address prefix, SIGHUP.
+pub mod tls {
+    pub use crate::tls::{is_tls, ReloadSignal};
+}

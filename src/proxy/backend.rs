@@ -13,9 +13,11 @@
 use crate::client::Backoff;
 use crate::nal::{Address, Stream};
 use crate::proto::{encode_message, Command, Decoder, Message, Role};
+use crate::tls::{ClientTls, Upstream};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Requests are forwarded only while fewer than this many bytes wait to be
@@ -38,8 +40,8 @@ enum State {
     Down { retry_at: Instant },
     /// A connection attempt in progress since `started`.
     Connecting { stream: Stream, started: Instant },
-    /// Connected.
-    Up { stream: Stream },
+    /// Connected (for TLS, perhaps still in the handshake).
+    Up { stream: Upstream },
 }
 
 /// What became of the connection in a call that can change it.
@@ -57,6 +59,8 @@ pub(super) enum Change {
 #[derive(Debug)]
 pub(super) struct Backend {
     address: Address,
+    /// TLS to the server, for a `TLS:` address.
+    tls: Option<Arc<ClientTls>>,
     retry: Duration,
     timeout: Duration,
     max_in_flight: usize,
@@ -84,6 +88,7 @@ impl Backend {
     /// A server leg that makes its first attempt at once.
     pub(super) fn new(
         address: Address,
+        tls: Option<Arc<ClientTls>>,
         retry: Duration,
         timeout: Duration,
         max_in_flight: usize,
@@ -92,6 +97,7 @@ impl Backend {
     ) -> Backend {
         Backend {
             address,
+            tls,
             retry,
             timeout,
             max_in_flight,
@@ -138,7 +144,10 @@ impl Backend {
         match &self.state {
             State::Down { .. } => None,
             State::Connecting { stream, .. } => Some((raw(stream), false, true)),
-            State::Up { stream } => Some((raw(stream), true, self.sent < self.out.len())),
+            State::Up { stream } => {
+                let write = self.sent < self.out.len() && stream.can_send();
+                Some((stream.raw_fd(), true, write || stream.wants_write()))
+            }
         }
     }
 
@@ -169,6 +178,10 @@ impl Backend {
     fn connect(&mut self, now: Instant) -> Option<Change> {
         match Stream::connect_start(&self.address) {
             Ok((stream, true)) => {
+                let stream = match Upstream::connected(stream, self.tls.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return Some(self.fail(e.to_string(), now)),
+                };
                 self.state = State::Up { stream };
                 self.progress = now;
                 // On trial, up only once a reply comes.
@@ -268,7 +281,7 @@ impl Backend {
 
     /// Writes queued requests while the socket takes them.
     pub(super) fn flush(&mut self, now: Instant) -> Option<Change> {
-        let State::Up { stream } = &self.state else {
+        let State::Up { stream } = &mut self.state else {
             return None;
         };
         let mut failure = None;
@@ -320,6 +333,10 @@ impl Backend {
                     else {
                         return None;
                     };
+                    let stream = match Upstream::connected(stream, self.tls.as_deref()) {
+                        Ok(s) => s,
+                        Err(e) => return Some(self.fail(e.to_string(), now)),
+                    };
                     self.state = State::Up { stream };
                     self.progress = now;
                     let up = (!self.trial).then_some(Change::Up);
@@ -345,7 +362,25 @@ impl Backend {
         replies: &mut Vec<(InFlight, Message)>,
         now: Instant,
     ) -> Option<Change> {
-        let State::Up { stream } = &self.state else {
+        loop {
+            if let Some(change) = self.read_once(scratch, replies, now) {
+                return Some(change);
+            }
+            // TLS may hold the rest of what came in, and the socket would
+            // not say so.
+            if !matches!(&self.state, State::Up { stream } if stream.has_pending()) {
+                return None;
+            }
+        }
+    }
+
+    fn read_once(
+        &mut self,
+        scratch: &mut [u8],
+        replies: &mut Vec<(InFlight, Message)>,
+        now: Instant,
+    ) -> Option<Change> {
+        let State::Up { stream } = &mut self.state else {
             return None;
         };
         let n = match stream.recv(scratch) {
@@ -405,6 +440,7 @@ mod tests {
         let addr = Address::parse("UNIX:/nonexistent/dc.sock").expect("address");
         Backend::new(
             addr,
+            None,
             Duration::from_secs(1),
             Duration::from_secs(1),
             2,
@@ -443,7 +479,7 @@ mod tests {
         // As if connected: two requests fill the table of two.
         let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         b.state = State::Up {
-            stream: Stream::from_unix(ours),
+            stream: Upstream::Plain(Stream::from_unix(ours)),
         };
         assert!(b.has_room());
         assert!(b.forward(Command::Have, b"a", to(0), now));
@@ -470,7 +506,7 @@ mod tests {
             max: s(3),
         };
         let now = Instant::now();
-        let mut b = Backend::new(addr, s(5), s(1), 8, down, now);
+        let mut b = Backend::new(addr, None, s(5), s(1), 8, down, now);
         assert!(matches!(b.tick(now), Some(Change::Up)));
         assert!(b.forward(Command::Have, b"a", to(0), now));
         assert!(b.flush(now).is_none());
@@ -496,7 +532,7 @@ mod tests {
         // A probe answered marks the server up.
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         b.state = State::Up {
-            stream: Stream::from_unix(ours),
+            stream: Upstream::Plain(Stream::from_unix(ours)),
         };
         let t = t + s(3);
         assert!(b.forward(Command::Have, b"c", to(2), t));

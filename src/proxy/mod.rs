@@ -40,7 +40,9 @@ pub use engine::{Proxy, StopHandle};
 
 use crate::client::Backoff;
 use crate::nal::{Address, NalError};
+use crate::tls::ClientTls;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -65,6 +67,9 @@ pub struct ProxyConfig {
     pub listen: Address,
     /// The `dc_server` to forward to.
     pub server: Address,
+    /// TLS to the server (for a `TLS:` server address): credentials, and
+    /// the name or address its certificate must carry.
+    pub tls: Option<Arc<ClientTls>>,
     /// How long to wait between attempts to reach the server.
     pub retry: Duration,
     /// Close client connections idle this long (`None`: never).
@@ -91,6 +96,7 @@ impl ProxyConfig {
         ProxyConfig {
             listen,
             server,
+            tls: None,
             retry: DEFAULT_RETRY,
             idle: None,
             server_timeout: DEFAULT_SERVER_TIMEOUT,

@@ -18,14 +18,16 @@ use super::handler::{begin_request, finish_waiting, Begun, Request};
 use super::{Clock, Outcome, Policy, Stats};
 use crate::cache::{Millis, Receipt, Store};
 use crate::proto::{Command, Decoder, Role};
-use socket2::Socket;
-use std::io::{self, Read};
+use crate::tls::Link;
+use std::io;
 use std::time::{Duration, Instant};
 
 /// How long the replies a client left unread may wait: then it is dropped.
 pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send the rest of a request it started.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take over the TLS handshake.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping server waits for a half-received request.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Bytes a worker reads at once. Pipelined requests in one read are
@@ -97,7 +99,8 @@ pub(super) enum Watch {
 /// A connection's state between wake-ups.
 #[derive(Debug)]
 pub(super) struct Conn {
-    pub(super) sock: Socket,
+    /// The socket, plain or under TLS.
+    pub(super) sock: Link,
     decoder: Decoder,
     /// Replies not yet taken by the socket.
     out: Vec<u8>,
@@ -124,7 +127,7 @@ pub(super) enum Flow {
 }
 
 impl Conn {
-    pub(super) fn new(sock: Socket, now: Millis) -> Conn {
+    pub(super) fn new(sock: Link, now: Millis) -> Conn {
         Conn {
             sock,
             decoder: Decoder::new(Role::Server),
@@ -145,14 +148,16 @@ impl Conn {
         !self.out.is_empty() || self.waiting.is_some()
     }
 
-    /// Whether replies wait for the socket to take them.
+    /// Whether replies (or the TLS handshake) wait for the socket to take
+    /// them.
     pub(super) fn has_unsent(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.sock.wants_write()
     }
 
-    /// Whether part of a request has come in.
+    /// Whether part of a request has come in, or the TLS handshake is
+    /// still going on: both are bounded alike.
     pub(super) fn is_mid_request(&self) -> bool {
-        self.decoder.is_mid_message() || !self.held.is_empty()
+        self.decoder.is_mid_message() || !self.held.is_empty() || self.sock.is_handshaking()
     }
 
     /// Whether a reply waits for the disk.
@@ -200,7 +205,7 @@ impl Conn {
             if self.out.len() >= MAX_PENDING {
                 return Ok(());
             }
-            let n = match (&self.sock).read(buf) {
+            let n = match self.sock.read(buf) {
                 Ok(0) => return Err(End::PeerClosed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -214,7 +219,7 @@ impl Conn {
             if !self.take_input(env, &buf[..n])? {
                 return self.flush(env);
             }
-            if drained_hint && n < buf.len() {
+            if drained_hint && n < buf.len() && self.sock.short_read_drains() {
                 return self.flush(env);
             }
         }
@@ -319,7 +324,7 @@ impl Conn {
             if env.out.is_empty() {
                 return Ok(());
             }
-            let sent = send(&self.sock, env.out)?;
+            let sent = send(&mut self.sock, env.out)?;
             if sent < env.out.len() {
                 self.out.extend_from_slice(&env.out[sent..]);
                 self.out_since = env.now;
@@ -330,7 +335,7 @@ impl Conn {
             return Ok(());
         }
         self.out.append(env.out);
-        let sent = send(&self.sock, &self.out)?;
+        let sent = send(&mut self.sock, &self.out)?;
         if sent > 0 {
             self.out.drain(..sent);
             self.out_since = env.now;
@@ -351,6 +356,9 @@ impl Conn {
             now.saturating_sub(since) >= limit.as_millis() as Millis
         };
         if !self.out.is_empty() && over(self.out_since, SEND_TIMEOUT) {
+            return Some(End::Stalled);
+        }
+        if self.sock.is_handshaking() && over(self.request_began, HANDSHAKE_TIMEOUT) {
             return Some(End::Stalled);
         }
         let mid = self.is_mid_request();
@@ -377,10 +385,10 @@ fn taken_data(command: Command, data: &mut Vec<u8>) -> Vec<u8> {
 }
 
 /// Sends what the socket takes of `bytes` without waiting; how much it took.
-fn send(sock: &Socket, bytes: &[u8]) -> Result<usize, End> {
+fn send(sock: &mut Link, bytes: &[u8]) -> Result<usize, End> {
     let mut sent = 0;
     while sent < bytes.len() {
-        match sock.send_with_flags(&bytes[sent..], libc::MSG_NOSIGNAL) {
+        match sock.send(&bytes[sent..]) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -16,6 +16,7 @@ use super::{Clock, Policy, Progress, Stats};
 use crate::cache::{MemoryStore, Millis, Store};
 use crate::nal::{Address, Listener, NalError};
 use crate::sys::clock::millis;
+use crate::tls::ServerTls;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,8 @@ pub(super) struct Shared {
     board: OnceLock<Arc<Board>>,
     /// Per listener: a worker is taking its connections.
     pub(super) accepting: Vec<AtomicBool>,
+    /// Per listener: its TLS credentials, if it speaks TLS.
+    tls: Vec<OnceLock<Arc<ServerTls>>>,
 }
 
 impl Shared {
@@ -98,6 +101,11 @@ impl Shared {
     pub(super) fn idle_msecs(&self) -> Option<Millis> {
         let idle = self.idle_msecs.load(Ordering::Relaxed);
         (idle > 0).then_some(idle)
+    }
+
+    /// The TLS credentials of listener `li`, if it speaks TLS.
+    pub(super) fn tls(&self, li: usize) -> Option<&Arc<ServerTls>> {
+        self.tls.get(li)?.get()
     }
 
     pub(super) fn is_stopping(&self) -> bool {
@@ -196,6 +204,7 @@ impl Server {
             admission,
             board: OnceLock::new(),
             accepting: listeners.iter().map(|_| AtomicBool::new(false)).collect(),
+            tls: listeners.iter().map(|_| OnceLock::new()).collect(),
         };
         Ok(Server {
             listeners,
@@ -227,6 +236,16 @@ impl Server {
             }
         }
         failed
+    }
+
+    /// Speaks TLS with `tls`'s credentials on listener `index` (in the
+    /// order of the addresses given), to connections accepted afterwards.
+    /// False if there is no such listener or it was set already.
+    pub fn set_tls(&self, index: usize, tls: Arc<ServerTls>) -> bool {
+        self.shared
+            .tls
+            .get(index)
+            .is_some_and(|slot| slot.set(tls).is_ok())
     }
 
     /// Stores every ADD asking for less than `msecs` milliseconds for

@@ -19,6 +19,7 @@ use super::engine::Shared;
 use crate::cache::Millis;
 use crate::nal::{poll, AcceptFailure, Listener, PollFd};
 use crate::sys::timer::Ticker;
+use crate::tls::Link;
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::Socket;
@@ -60,7 +61,7 @@ struct Slot {
     /// Connections the worker serves, as it last said (and others added).
     open: AtomicUsize,
     /// Connections other workers accepted and handed to this one.
-    handed: Mutex<Vec<Socket>>,
+    handed: Mutex<Vec<Link>>,
 }
 
 /// What a connection is watched for.
@@ -380,14 +381,18 @@ impl Worker {
                     }
                 },
             };
-            self.admit(sock, now);
+            let Ok(link) = Link::accepted(sock, self.shared.tls(li)) else {
+                // No memory for its TLS state: as if it had not come.
+                continue;
+            };
+            self.admit(link, now);
         }
         false
     }
 
     /// Serves a connection just accepted if it may be: below the limit, or
     /// in the place of the longest idle connection of any worker.
-    fn admit(&mut self, sock: Socket, now: Millis) {
+    fn admit(&mut self, sock: Link, now: Millis) {
         let sh = self.shared.clone();
         if !sh.admission.try_take() {
             let mine = self
@@ -467,7 +472,7 @@ impl Worker {
     }
 
     /// Serves a connection admitted to this worker.
-    fn serve_new(&mut self, sock: Socket, now: Millis) {
+    fn serve_new(&mut self, sock: Link, now: Millis) {
         self.open += 1;
         let idx = self.insert(Conn::new(sock, now));
         // Most clients have sent their request by now: answer it before
@@ -485,7 +490,7 @@ impl Worker {
         let write = conn.has_unsent();
         conn.watch = if write { Watch::ReadWrite } else { Watch::Read };
         let interest = interest(write);
-        let fd = conn.sock.as_raw_fd();
+        let fd = conn.sock.raw_fd();
         let registry = self.poll.registry();
         if registry
             .register(&mut mio::unix::SourceFd(&fd), token, interest)
@@ -538,7 +543,7 @@ impl Worker {
         }
         if conn.has_unsent() && conn.watch == Watch::Read {
             conn.watch = Watch::ReadWrite;
-            let fd = conn.sock.as_raw_fd();
+            let fd = conn.sock.raw_fd();
             let registry = self.poll.registry();
             if registry
                 .reregister(&mut mio::unix::SourceFd(&fd), token, interest(true))

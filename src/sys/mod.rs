@@ -13,3 +13,4 @@ pub(crate) mod poll;
 pub(crate) mod process;
 pub(crate) mod socket;
 pub(crate) mod timer;
+pub(crate) mod tls;

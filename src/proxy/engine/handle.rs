@@ -147,6 +147,7 @@ impl Proxy {
         let now = Instant::now();
         let backend = Backend::new(
             config.server.clone(),
+            config.tls.clone(),
             config.retry,
             config.server_timeout,
             config.max_in_flight,
