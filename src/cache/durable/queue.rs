@@ -12,21 +12,15 @@
 
 use super::record::put_len;
 use crate::cache::{Change, DropReason, Journal, ProgressFn};
+pub(crate) use crate::sys::clock::wall_ms;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Failed batches remembered for the ADDs waiting on them.
 const MAX_FAILED_RANGES: usize = 1024;
 /// Bytes an operation costs in the queue beyond its id and data.
 const OP_OVERHEAD: usize = 64;
-
-/// Wall-clock milliseconds since 1970 (0 before 1970).
-pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// A change for the writer to put on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,11 @@
 //! choice of cache that new servers get.
 
 use crate::cache::{AddError, Millis, Store};
+use crate::sys::clock::wall_ms;
 use std::ffi::{c_int, c_uchar, c_uint, c_ulong};
 use std::fmt;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `struct timeval`, as the callbacks receive the time.
 pub type timeval = libc::timeval;
@@ -259,8 +259,6 @@ pub(super) unsafe fn millis(now: *const timeval) -> Millis {
             let usecs = u64::try_from(tv.tv_usec).unwrap_or(0);
             secs.saturating_mul(1000).saturating_add(usecs / 1000)
         }
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        None => wall_ms(),
     }
 }
