@@ -169,34 +169,19 @@ impl Store for ProgramCache {
             return false;
         };
         let tv = to_timeval(now);
-        // SAFETY: as in add; a NULL store asks for the length only.
-        let size = unsafe {
-            get(
-                self.cache.as_ptr(),
-                &tv,
-                id.as_ptr(),
-                len(id),
-                ptr::null_mut(),
-                0,
-            )
+        // SAFETY: as in add; called below only with NULL and 0 (asking for
+        // the length) and with `out`, which then has `size` writable bytes.
+        let get = |store: *mut c_uchar, size: c_uint| unsafe {
+            get(self.cache.as_ptr(), &tv, id.as_ptr(), len(id), store, size)
         };
+        let size = get(ptr::null_mut(), 0);
         // A session too long for one message cannot be sent: a miss.
         if size == 0 || size as usize > crate::proto::MAX_TOTAL_DATA {
             return false;
         }
         out.clear();
         out.resize(size as usize, 0);
-        // SAFETY: as in add; `out` has `size` writable bytes.
-        let got = unsafe {
-            get(
-                self.cache.as_ptr(),
-                &tv,
-                id.as_ptr(),
-                len(id),
-                out.as_mut_ptr(),
-                size,
-            )
-        };
+        let got = get(out.as_mut_ptr(), size);
         out.truncate((got as usize).min(size as usize));
         got != 0
     }
