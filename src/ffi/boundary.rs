@@ -163,6 +163,22 @@ pub(crate) unsafe fn object_mut<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
     unsafe { ptr.as_mut() }
 }
 
+/// Borrows two distinct caller's objects for changing them; `None` when
+/// either is NULL or both are the same object.
+///
+/// # Safety
+/// As [`object_mut`], for each of `a` and `b`.
+pub(crate) unsafe fn two_objects_mut<'a, T>(
+    a: *mut T,
+    b: *mut T,
+) -> Option<(&'a mut T, &'a mut T)> {
+    if std::ptr::eq(a, b) {
+        return None;
+    }
+    // SAFETY: per this function's contract; distinct, so not aliased.
+    unsafe { Some((object_mut(a)?, object_mut(b)?)) }
+}
+
 /// Borrows `len` bytes at `ptr`; `None` for NULL or a zero length.
 ///
 /// # Safety

@@ -1,8 +1,9 @@
-//! Milliseconds: the monotonic clock's (deadlines kept in atomics), and
-//! durations turned into the whole milliseconds that timeouts and
-//! back-offs are kept in.
+//! Milliseconds: the monotonic clock's (deadlines kept in atomics), the
+//! wall clock's (expiry times stored on disk or handed to C), and durations
+//! turned into the whole milliseconds that timeouts and back-offs are kept
+//! in.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds on the system's monotonic clock (`CLOCK_MONOTONIC`). Unlike
 /// an `Instant`, the value is a plain number that can live in an atomic, and
@@ -14,6 +15,13 @@ pub(crate) fn monotonic_ms() -> u64 {
         let millis = u64::try_from(ts.tv_nsec() / 1_000_000).unwrap_or(0);
         secs.saturating_mul(1000).saturating_add(millis)
     })
+}
+
+/// Wall-clock milliseconds since 1970 (0 before 1970).
+pub(crate) fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
 }
 
 /// `d` in whole milliseconds, `u64::MAX` when it does not fit.

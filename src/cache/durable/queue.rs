@@ -12,20 +12,35 @@
 
 use super::record::put_len;
 use crate::cache::{Change, DropReason, Journal, ProgressFn};
+pub(crate) use crate::sys::clock::wall_ms;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Failed batches remembered for the ADDs waiting on them.
 const MAX_FAILED_RANGES: usize = 1024;
 /// Bytes an operation costs in the queue beyond its id and data.
 const OP_OVERHEAD: usize = 64;
 
-/// Wall-clock milliseconds since 1970 (0 before 1970).
-pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Waits on `cv` while `waiting` holds, until `deadline` at most: the
+/// guard, or None when `waiting` still held at the deadline. A poisoned
+/// lock is taken as it is.
+fn wait_until<'a, T>(
+    cv: &Condvar,
+    mut guard: MutexGuard<'a, T>,
+    deadline: Instant,
+    mut waiting: impl FnMut(&T) -> bool,
+) -> Option<MutexGuard<'a, T>> {
+    while waiting(&guard) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        guard = cv
+            .wait_timeout(guard, left)
+            .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+    }
+    Some(guard)
 }
 
 /// A change for the writer to put on disk.
@@ -92,6 +107,15 @@ struct Progress {
     done_through: u64,
     /// Ranges of receipts whose write or sync failed, newest last.
     failed: VecDeque<(u64, u64)>,
+}
+
+impl Progress {
+    /// Whether `receipt` was in a batch that failed.
+    fn lost(&self, receipt: u64) -> bool {
+        self.failed
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&receipt))
+    }
 }
 
 /// How many changes the queue could not take.
@@ -203,18 +227,10 @@ impl Queue {
     /// Waits (until `deadline` at most) for the queue to hold less than
     /// its limit; false if it still does not.
     pub fn wait_for_room(&self, deadline: Instant) -> bool {
-        let mut st = self.lock();
-        while st.bytes >= self.limit && !st.closing {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            st = self
-                .room
-                .wait_timeout(st, left)
-                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
-        }
-        !st.closing
+        let st = wait_until(&self.room, self.lock(), deadline, |st| {
+            st.bytes >= self.limit && !st.closing
+        });
+        st.is_some_and(|st| !st.closing)
     }
 
     /// The writer reports receipts `first..=last` as synced (`ok`) or lost.
@@ -256,30 +272,16 @@ impl Queue {
     /// or not yet known.
     pub fn synced(&self, receipt: u64) -> Option<bool> {
         let p = self.lock_progress();
-        (p.done_through >= receipt).then(|| {
-            !p.failed
-                .iter()
-                .any(|&(first, last)| (first..=last).contains(&receipt))
-        })
+        (p.done_through >= receipt).then(|| !p.lost(receipt))
     }
 
     /// Waits (until `deadline` at most) for `receipt` to be synced; false
     /// if it failed or the deadline passed first.
     pub fn wait_synced(&self, receipt: u64, deadline: Instant) -> bool {
-        let mut p = self.lock_progress();
-        while p.done_through < receipt {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            p = self
-                .progressed
-                .wait_timeout(p, left)
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
-        }
-        !p.failed
-            .iter()
-            .any(|&(first, last)| (first..=last).contains(&receipt))
+        let p = wait_until(&self.progressed, self.lock_progress(), deadline, |p| {
+            p.done_through < receipt
+        });
+        p.is_some_and(|p| !p.lost(receipt))
     }
 
     /// Every receipt up to this one is synced or failed.

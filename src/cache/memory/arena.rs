@@ -262,13 +262,7 @@ mod tests {
         let mut a = Arena::default();
         // (handle, length, fill byte) of the live slots.
         let mut live: Vec<(Handle, usize, u8)> = Vec::new();
-        let mut x: u64 = 12345;
-        let mut rnd = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rnd = super::super::tests::xorshift(12345);
         for round in 0..40_000u32 {
             if live.is_empty() || (live.len() < 3000 && rnd(3) != 0) {
                 let len = 1 + rnd(6000) as usize;

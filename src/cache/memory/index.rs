@@ -195,13 +195,7 @@ mod tests {
     fn follows_a_map_through_collisions_growth_and_removals() {
         let mut t = IdIndex::default();
         let mut model: HashMap<Handle, u32> = HashMap::new();
-        let mut x: u64 = 99;
-        let mut rnd = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rnd = super::super::tests::xorshift(99);
         let mut next: Handle = 0;
         for step in 0..20_000 {
             if model.is_empty() || rnd(5) < 3 {

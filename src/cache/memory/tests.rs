@@ -1,5 +1,17 @@
 use super::*;
 
+/// A reproducible stream of numbers for the randomised tests: each call
+/// gives one below its argument (xorshift64, from a non-zero `seed`).
+pub(super) fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    }
+}
+
 #[test]
 fn eviction_batch_follows_the_original_then_stays_bounded() {
     let batch = |cap| MemoryStore::new(cap).eviction_batch();

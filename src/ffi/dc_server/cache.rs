@@ -3,11 +3,11 @@
 //! choice of cache that new servers get.
 
 use crate::cache::{AddError, Millis, Store};
+use crate::sys::clock::wall_ms;
 use std::ffi::{c_int, c_uchar, c_uint, c_ulong};
 use std::fmt;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `struct timeval`, as the callbacks receive the time.
 pub type timeval = libc::timeval;
@@ -169,34 +169,19 @@ impl Store for ProgramCache {
             return false;
         };
         let tv = to_timeval(now);
-        // SAFETY: as in add; a NULL store asks for the length only.
-        let size = unsafe {
-            get(
-                self.cache.as_ptr(),
-                &tv,
-                id.as_ptr(),
-                len(id),
-                ptr::null_mut(),
-                0,
-            )
+        // SAFETY: as in add; called below only with NULL and 0 (asking for
+        // the length) and with `out`, which then has `size` writable bytes.
+        let get = |store: *mut c_uchar, size: c_uint| unsafe {
+            get(self.cache.as_ptr(), &tv, id.as_ptr(), len(id), store, size)
         };
+        let size = get(ptr::null_mut(), 0);
         // A session too long for one message cannot be sent: a miss.
         if size == 0 || size as usize > crate::proto::MAX_TOTAL_DATA {
             return false;
         }
         out.clear();
         out.resize(size as usize, 0);
-        // SAFETY: as in add; `out` has `size` writable bytes.
-        let got = unsafe {
-            get(
-                self.cache.as_ptr(),
-                &tv,
-                id.as_ptr(),
-                len(id),
-                out.as_mut_ptr(),
-                size,
-            )
-        };
+        let got = get(out.as_mut_ptr(), size);
         out.truncate((got as usize).min(size as usize));
         got != 0
     }
@@ -259,8 +244,6 @@ pub(super) unsafe fn millis(now: *const timeval) -> Millis {
             let usecs = u64::try_from(tv.tv_usec).unwrap_or(0);
             secs.saturating_mul(1000).saturating_add(usecs / 1000)
         }
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        None => wall_ms(),
     }
 }

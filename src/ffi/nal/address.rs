@@ -2,7 +2,7 @@
 //! address of a type that C code linked in (`libnal/nal_devel.h`) is held
 //! by that type's vtable and data instead.
 
-use super::super::boundary::{c_str, export, free_handle, into_handle, object, object_mut};
+use super::super::boundary::{c_str, export, into_handle, object, object_mut};
 use super::devel::builtin;
 use super::devel::hooks::addr_vt;
 use super::devel::mapping::{self, Mapped};
@@ -50,10 +50,7 @@ pub extern "C" fn NAL_ADDRESS_new() -> *mut NAL_ADDRESS {
 pub unsafe extern "C" fn NAL_ADDRESS_free(addr: *mut NAL_ADDRESS) {
     export!((), [NonNull::new(addr)], |addr| {
         // SAFETY: forwarded from this function's contract.
-        unsafe {
-            mapping::destroy(addr.as_ptr());
-            free_handle(addr.as_ptr());
-        }
+        unsafe { mapping::free(addr.as_ptr()) }
     })
 }
 

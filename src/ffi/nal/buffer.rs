@@ -1,7 +1,9 @@
 //! `NAL_BUFFER`: a bounded FIFO of bytes, on its own or as one of a
 //! connection's two buffers.
 
-use super::super::boundary::{bytes, export, free_handle, into_handle, object, object_mut};
+use super::super::boundary::{
+    bytes, export, free_handle, into_handle, object, object_mut, two_objects_mut,
+};
 use crate::nal::Buffer;
 use std::ffi::{c_int, c_uchar, c_uint};
 use std::ptr;
@@ -217,14 +219,10 @@ pub unsafe extern "C" fn NAL_BUFFER_transfer(
     src: *mut NAL_BUFFER,
     max: c_uint,
 ) -> c_uint {
-    // The two must be distinct objects.
-    let distinct = (!ptr::eq(dest, src)).then_some(());
     let max = max as usize;
-    export!(
-        0,
-        [distinct, object_mut(dest), object_mut(src)],
-        |(), d, s| count(d.transfer_from(s, max))
-    )
+    export!(0, [two_objects_mut(dest, src)], |(d, s)| count(
+        d.transfer_from(s, max)
+    ))
 }
 
 /// The free space at the tail of the buffer, `NAL_BUFFER_unused()` bytes,

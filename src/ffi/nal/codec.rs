@@ -33,6 +33,43 @@ unsafe fn decode(
     true
 }
 
+/// Decodes one value of `N` bytes into `*val` with `from`: the body of
+/// the `NAL_decode_*` functions for numbers and bytes.
+///
+/// # Safety
+/// `bin`, `bin_len` and `val` are NULL or valid; `*bin` points to
+/// `*bin_len` readable bytes.
+unsafe fn decode_value<const N: usize, T>(
+    bin: *mut *const c_uchar,
+    bin_len: *mut c_uint,
+    val: *mut T,
+    from: impl FnOnce([u8; N]) -> T,
+) -> c_int {
+    export!(
+        0,
+        [object_mut(bin), object_mut(bin_len), object_mut(val)],
+        // SAFETY: the window is forwarded from this function's contract.
+        |bin, len, val| unsafe {
+            decode(bin, len, |w| take::<N>(w).map(|b| *val = from(b)).is_some())
+        }
+    )
+}
+
+/// Encodes `bytes` into the window: the body of the `NAL_encode_*`
+/// functions.
+///
+/// # Safety
+/// `bin` and `bin_len` are NULL or valid; `*bin` points to `*bin_len`
+/// writable bytes; `bytes` does not overlap the window.
+unsafe fn encode_value(bin: *mut *mut c_uchar, bin_len: *mut c_uint, bytes: &[u8]) -> c_int {
+    export!(
+        0,
+        [object_mut(bin), object_mut(bin_len)],
+        // SAFETY: the window is forwarded from this function's contract.
+        |bin, len| unsafe { encode(bin, len, |w| put(w, bytes)) }
+    )
+}
+
 /// As [`decode`], for a window to write into.
 ///
 /// # Safety
@@ -72,18 +109,12 @@ pub unsafe extern "C" fn NAL_decode_uint32(
     bin_len: *mut c_uint,
     val: *mut c_ulong,
 ) -> c_int {
-    export!(
-        0,
-        [object_mut(bin), object_mut(bin_len), object_mut(val)],
-        // SAFETY: the window is forwarded from this function's contract.
-        |bin, len, val| unsafe {
-            decode(bin, len, |w| {
-                take::<4>(w)
-                    .map(|b| *val = c_ulong::from(u32::from_be_bytes(b)))
-                    .is_some()
-            })
-        }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        decode_value(bin, bin_len, val, |b: [u8; 4]| {
+            c_ulong::from(u32::from_be_bytes(b))
+        })
+    }
 }
 
 /// Decodes a big-endian 16-bit integer.
@@ -99,18 +130,12 @@ pub unsafe extern "C" fn NAL_decode_uint16(
     bin_len: *mut c_uint,
     val: *mut c_uint,
 ) -> c_int {
-    export!(
-        0,
-        [object_mut(bin), object_mut(bin_len), object_mut(val)],
-        // SAFETY: the window is forwarded from this function's contract.
-        |bin, len, val| unsafe {
-            decode(bin, len, |w| {
-                take::<2>(w)
-                    .map(|b| *val = c_uint::from(u16::from_be_bytes(b)))
-                    .is_some()
-            })
-        }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        decode_value(bin, bin_len, val, |b: [u8; 2]| {
+            c_uint::from(u16::from_be_bytes(b))
+        })
+    }
 }
 
 /// Decodes one byte.
@@ -126,14 +151,8 @@ pub unsafe extern "C" fn NAL_decode_char(
     bin_len: *mut c_uint,
     val: *mut c_uchar,
 ) -> c_int {
-    export!(
-        0,
-        [object_mut(bin), object_mut(bin_len), object_mut(val)],
-        // SAFETY: the window is forwarded from this function's contract.
-        |bin, len, val| unsafe {
-            decode(bin, len, |w| take::<1>(w).map(|b| *val = b[0]).is_some())
-        }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe { decode_value(bin, bin_len, val, |b: [u8; 1]| b[0]) }
 }
 
 /// Copies `val_len` bytes out of the window into `val`.
@@ -184,12 +203,8 @@ pub unsafe extern "C" fn NAL_encode_uint32(
 ) -> c_int {
     // Only the low 32 bits go on the wire, as in the original.
     let v = (val & 0xffff_ffff) as u32;
-    export!(
-        0,
-        [object_mut(bin), object_mut(bin_len)],
-        // SAFETY: the window is forwarded from this function's contract.
-        |bin, len| unsafe { encode(bin, len, |w| put(w, &v.to_be_bytes())) }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe { encode_value(bin, bin_len, &v.to_be_bytes()) }
 }
 
 /// Encodes the low 16 bits of `val`, big-endian.
@@ -206,12 +221,8 @@ pub unsafe extern "C" fn NAL_encode_uint16(
     val: c_uint,
 ) -> c_int {
     let v = (val & 0xffff) as u16;
-    export!(
-        0,
-        [object_mut(bin), object_mut(bin_len)],
-        // SAFETY: the window is forwarded from this function's contract.
-        |bin, len| unsafe { encode(bin, len, |w| put(w, &v.to_be_bytes())) }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe { encode_value(bin, bin_len, &v.to_be_bytes()) }
 }
 
 /// Encodes one byte.
@@ -227,12 +238,8 @@ pub unsafe extern "C" fn NAL_encode_char(
     bin_len: *mut c_uint,
     val: c_uchar,
 ) -> c_int {
-    export!(
-        0,
-        [object_mut(bin), object_mut(bin_len)],
-        // SAFETY: the window is forwarded from this function's contract.
-        |bin, len| unsafe { encode(bin, len, |w| put(w, &[val])) }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe { encode_value(bin, bin_len, &[val]) }
 }
 
 /// Copies `val_len` bytes from `val` into the window.

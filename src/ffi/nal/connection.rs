@@ -2,15 +2,20 @@
 //! or a connection of a type C code linked in (`libnal/nal_devel.h`),
 //! driven by that type's vtable.
 
-use super::super::boundary::{export, free_handle, int_bool, into_handle, object, object_mut};
+use super::super::boundary::{export, int_bool, into_handle, object, object_mut, two_objects_mut};
+use super::devel::builtin::CONNECTION;
 use super::devel::hooks::{addr_vt, conn_vt, list_vt};
 use super::devel::mapping::{self, Mapped};
-use super::devel::types::NAL_CONNECTION_vtable;
-use super::selector::{leave, Link, Member};
+use super::devel::types::{NAL_CONNECTION_vtable, SelDel, SelTok};
+use super::selector::{Link, Member};
+use super::socket::{self, Socket};
 use super::{NAL_ADDRESS, NAL_BUFFER, NAL_LISTENER, NAL_SELECTOR};
-use crate::nal::{Connection, MAX_BUFFER_SIZE};
+use crate::nal::{Connection, RawPollFd, Ready, MAX_BUFFER_SIZE};
 use std::ffi::{c_int, c_uint};
 use std::ptr::{self, NonNull};
+
+/// A vtable's `get_read` or `get_send`.
+type GetBuffer = Option<unsafe extern "C" fn(*const NAL_CONNECTION) -> *mut NAL_BUFFER>;
 
 /// A connection and its place in a selector. Opaque to C.
 #[derive(Debug, Default)]
@@ -28,34 +33,59 @@ impl NAL_CONNECTION {
     }
 }
 
-/// Takes the connection out of its selector, with its type's selector
-/// hooks around it.
+impl Socket for NAL_CONNECTION {
+    fn member(this: NonNull<Self>) -> Member {
+        Member::Connection(this)
+    }
+    fn builtin() -> &'static NAL_CONNECTION_vtable {
+        &CONNECTION
+    }
+    fn close(&mut self) {
+        self.conn.reset();
+    }
+    fn poll_entry(&self) -> Option<RawPollFd> {
+        self.conn.poll_entry()
+    }
+    fn ready_fd(&self) -> Option<c_int> {
+        self.conn.raw_fd()
+    }
+    fn set_ready(&mut self, ready: Ready) {
+        self.conn.set_ready(ready);
+    }
+    fn clear_ready(&mut self) {
+        self.conn.clear_ready();
+    }
+    fn link(&self) -> Option<Link> {
+        self.link
+    }
+    fn set_link(&mut self, link: Option<Link>) {
+        self.link = link;
+    }
+    fn selector_del_hooks(vt: &NAL_CONNECTION_vtable) -> (SelTok<Self>, SelDel<Self>) {
+        (vt.pre_selector_del, vt.post_selector_del)
+    }
+}
+
+/// One of the connection's buffers: for a connection driven by C, what its
+/// vtable's `hook` returns; for a built-in one, `own`'s buffer once it is
+/// set up. NULL otherwise.
 ///
 /// # Safety
-/// `conn` is a live connection, not borrowed.
-pub(super) unsafe fn leave_selector(conn: *mut NAL_CONNECTION) {
-    // SAFETY: per this function's contract; each borrow ends at once.
-    let Some(link) = (unsafe { (*conn).link }) else {
-        return;
-    };
-    let sel = link.selector.as_ptr();
+/// `conn` is NULL or a live connection object.
+unsafe fn buffer(
+    conn: *mut NAL_CONNECTION,
+    hook: impl FnOnce(&NAL_CONNECTION_vtable) -> GetBuffer,
+    own: impl FnOnce(&mut Connection) -> &mut NAL_BUFFER,
+) -> *mut NAL_BUFFER {
     // SAFETY: per this function's contract.
-    let vt = unsafe { conn_vt(conn) };
-    if let Some(f) = vt.and_then(|vt| vt.pre_selector_del) {
-        // SAFETY: the type's own hook, with its live selector.
-        unsafe { f(conn, sel, link.token) };
-    }
-    // SAFETY: a current link names a live selector (it unlinks its objects
-    // before it is freed).
-    unsafe { leave(link, Member::Connection(NonNull::new_unchecked(conn))) };
-    // SAFETY: per this function's contract.
-    unsafe {
-        (*conn).link = None;
-        (*conn).conn.clear_ready();
-    }
-    if let Some(f) = vt.and_then(|vt| vt.post_selector_del) {
-        // SAFETY: the type's own hook.
-        unsafe { f(conn, sel) };
+    match unsafe { conn_vt(conn) } {
+        // SAFETY: the type's own handler on its own object.
+        Some(vt) => hook(vt).map_or(ptr::null_mut(), |f| unsafe { f(conn) }),
+        // SAFETY: per this function's contract.
+        None => match unsafe { object_mut(conn) } {
+            Some(c) if c.conn.is_active() => own(&mut c.conn),
+            _ => ptr::null_mut(),
+        },
     }
 }
 
@@ -102,15 +132,9 @@ pub extern "C" fn NAL_CONNECTION_new() -> *mut NAL_CONNECTION {
 /// (and not owned by a `DC_PLUG` or `DC_SERVER` client that will free it).
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_free(conn: *mut NAL_CONNECTION) {
-    export!((), [NonNull::new(conn)], |conn| {
-        let conn = conn.as_ptr();
-        // SAFETY: forwarded from this function's contract; once no selector
-        // links to it, it is freed.
-        unsafe {
-            leave_selector(conn);
-            mapping::destroy(conn);
-            free_handle(conn);
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!((), [NonNull::new(conn)], |c| unsafe {
+        socket::free(c.as_ptr())
     })
 }
 
@@ -121,14 +145,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_free(conn: *mut NAL_CONNECTION) {
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_reset(conn: *mut NAL_CONNECTION) {
-    export!((), [NonNull::new(conn)], |conn| {
-        let conn = conn.as_ptr();
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            leave_selector(conn);
-            (*conn).conn.reset();
-            mapping::reset(conn);
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!((), [NonNull::new(conn)], |c| unsafe {
+        socket::reset(c.as_ptr())
     })
 }
 
@@ -213,17 +232,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_set_size(conn: *mut NAL_CONNECTION, size
 /// The buffer; NULL for NULL or a connection not set up.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_get_read(conn: *mut NAL_CONNECTION) -> *mut NAL_BUFFER {
-    export!(ptr::null_mut(), [], || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { conn_vt(conn) } {
-            // SAFETY: the type's own handler on its own object.
-            Some(vt) => vt.get_read.map_or(ptr::null_mut(), |f| unsafe { f(conn) }),
-            // SAFETY: forwarded from this function's contract.
-            None => match unsafe { object_mut(conn) } {
-                Some(c) if c.conn.is_active() => c.conn.read_buffer(),
-                _ => ptr::null_mut(),
-            },
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!(ptr::null_mut(), [], || unsafe {
+        buffer(conn, |vt| vt.get_read, Connection::read_buffer)
     })
 }
 
@@ -237,17 +248,9 @@ pub unsafe extern "C" fn NAL_CONNECTION_get_read(conn: *mut NAL_CONNECTION) -> *
 /// The buffer; NULL for NULL or a connection not set up.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_CONNECTION_get_send(conn: *mut NAL_CONNECTION) -> *mut NAL_BUFFER {
-    export!(ptr::null_mut(), [], || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { conn_vt(conn) } {
-            // SAFETY: the type's own handler on its own object.
-            Some(vt) => vt.get_send.map_or(ptr::null_mut(), |f| unsafe { f(conn) }),
-            // SAFETY: forwarded from this function's contract.
-            None => match unsafe { object_mut(conn) } {
-                Some(c) if c.conn.is_active() => c.conn.send_buffer(),
-                _ => ptr::null_mut(),
-            },
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!(ptr::null_mut(), [], || unsafe {
+        buffer(conn, |vt| vt.get_send, Connection::send_buffer)
     })
 }
 
@@ -368,7 +371,7 @@ pub unsafe extern "C" fn NAL_CONNECTION_add_to_selector(
 pub unsafe extern "C" fn NAL_CONNECTION_del_from_selector(conn: *mut NAL_CONNECTION) {
     export!((), [NonNull::new(conn)], |conn| {
         // SAFETY: forwarded from this function's contract.
-        unsafe { leave_selector(conn.as_ptr()) }
+        unsafe { socket::leave_selector(conn.as_ptr()) }
     })
 }
 
@@ -387,17 +390,11 @@ pub unsafe extern "C" fn NAL_CONNECTION_create_pair(
     conn2: *mut NAL_CONNECTION,
     def_buffer_size: c_uint,
 ) -> c_int {
-    // The two must be distinct objects.
-    let distinct = (!ptr::eq(conn1, conn2)).then_some(());
     let size = def_buffer_size as usize;
-    export!(
-        0,
-        [distinct, object_mut(conn1), object_mut(conn2)],
-        |(), a, b| {
-            let ours = a.mapped.vtable().is_null() && b.mapped.vtable().is_null();
-            ours && Connection::pair(&mut a.conn, &mut b.conn, size).is_ok()
-        }
-    )
+    export!(0, [two_objects_mut(conn1, conn2)], |(a, b)| {
+        let ours = a.mapped.vtable().is_null() && b.mapped.vtable().is_null();
+        ours && Connection::pair(&mut a.conn, &mut b.conn, size).is_ok()
+    })
 }
 
 /// The body of `NAL_CONNECTION_create()`, with `c` and `a` borrowed from

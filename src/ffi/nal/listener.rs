@@ -3,14 +3,16 @@
 //! driven by that type's vtable.
 
 use super::super::boundary::{
-    c_str, c_str_or_null, export, free_handle, int_bool, into_handle, object, object_mut,
+    c_str, c_str_or_null, export, int_bool, into_handle, object, object_mut,
 };
+use super::devel::builtin::LISTENER;
 use super::devel::hooks::{addr_vt, list_vt};
 use super::devel::mapping::{self, Mapped};
-use super::devel::types::NAL_LISTENER_vtable;
-use super::selector::{leave, Link, Member};
+use super::devel::types::{NAL_LISTENER_vtable, SelDel, SelTok};
+use super::selector::{Link, Member};
+use super::socket::{self, Socket};
 use super::{NAL_ADDRESS, NAL_SELECTOR};
-use crate::nal::Acceptor;
+use crate::nal::{Acceptor, RawPollFd, Ready};
 use std::ffi::{c_char, c_int};
 use std::ptr::{self, NonNull};
 
@@ -22,34 +24,36 @@ pub struct NAL_LISTENER {
     pub(super) mapped: Mapped<NAL_LISTENER_vtable>,
 }
 
-/// Takes the listener out of its selector, with its type's selector hooks
-/// around it.
-///
-/// # Safety
-/// `list` is a live listener, not borrowed.
-pub(super) unsafe fn leave_selector(list: *mut NAL_LISTENER) {
-    // SAFETY: per this function's contract; each borrow ends at once.
-    let Some(link) = (unsafe { (*list).link }) else {
-        return;
-    };
-    let sel = link.selector.as_ptr();
-    // SAFETY: per this function's contract.
-    let vt = unsafe { list_vt(list) };
-    if let Some(f) = vt.and_then(|vt| vt.pre_selector_del) {
-        // SAFETY: the type's own hook, with its live selector.
-        unsafe { f(list, sel, link.token) };
+impl Socket for NAL_LISTENER {
+    fn member(this: NonNull<Self>) -> Member {
+        Member::Listener(this)
     }
-    // SAFETY: a current link names a live selector (it unlinks its objects
-    // before it is freed).
-    unsafe { leave(link, Member::Listener(NonNull::new_unchecked(list))) };
-    // SAFETY: per this function's contract.
-    unsafe {
-        (*list).link = None;
-        (*list).listener.clear_ready();
+    fn builtin() -> &'static NAL_LISTENER_vtable {
+        &LISTENER
     }
-    if let Some(f) = vt.and_then(|vt| vt.post_selector_del) {
-        // SAFETY: the type's own hook.
-        unsafe { f(list, sel) };
+    fn close(&mut self) {
+        self.listener.reset();
+    }
+    fn poll_entry(&self) -> Option<RawPollFd> {
+        self.listener.poll_entry()
+    }
+    fn ready_fd(&self) -> Option<c_int> {
+        self.listener.poll_entry().map(|e| e.fd)
+    }
+    fn set_ready(&mut self, ready: Ready) {
+        self.listener.set_ready(ready);
+    }
+    fn clear_ready(&mut self) {
+        self.listener.clear_ready();
+    }
+    fn link(&self) -> Option<Link> {
+        self.link
+    }
+    fn set_link(&mut self, link: Option<Link>) {
+        self.link = link;
+    }
+    fn selector_del_hooks(vt: &NAL_LISTENER_vtable) -> (SelTok<Self>, SelDel<Self>) {
+        (vt.pre_selector_del, vt.post_selector_del)
     }
 }
 
@@ -73,15 +77,9 @@ pub extern "C" fn NAL_LISTENER_new() -> *mut NAL_LISTENER {
 /// `list` is NULL or an object from `NAL_LISTENER_new()` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_free(list: *mut NAL_LISTENER) {
-    export!((), [NonNull::new(list)], |list| {
-        let list = list.as_ptr();
-        // SAFETY: forwarded from this function's contract; once no selector
-        // links to it, it is freed.
-        unsafe {
-            leave_selector(list);
-            mapping::destroy(list);
-            free_handle(list);
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!((), [NonNull::new(list)], |l| unsafe {
+        socket::free(l.as_ptr())
     })
 }
 
@@ -93,14 +91,9 @@ pub unsafe extern "C" fn NAL_LISTENER_free(list: *mut NAL_LISTENER) {
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn NAL_LISTENER_reset(list: *mut NAL_LISTENER) {
-    export!((), [NonNull::new(list)], |list| {
-        let list = list.as_ptr();
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            leave_selector(list);
-            (*list).listener.reset();
-            mapping::reset(list);
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!((), [NonNull::new(list)], |l| unsafe {
+        socket::reset(l.as_ptr())
     })
 }
 
@@ -207,7 +200,7 @@ pub unsafe extern "C" fn NAL_LISTENER_add_to_selector(
 pub unsafe extern "C" fn NAL_LISTENER_del_from_selector(list: *mut NAL_LISTENER) {
     export!((), [NonNull::new(list)], |list| {
         // SAFETY: forwarded from this function's contract.
-        unsafe { leave_selector(list.as_ptr()) }
+        unsafe { socket::leave_selector(list.as_ptr()) }
     })
 }
 

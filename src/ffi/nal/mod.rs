@@ -11,6 +11,7 @@ mod connection;
 mod devel;
 mod listener;
 mod selector;
+mod socket;
 
 pub use address::NAL_ADDRESS;
 pub use buffer::NAL_BUFFER;

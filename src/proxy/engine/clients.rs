@@ -2,16 +2,14 @@
 //! requests, sending their replies, closing them.
 
 use super::{Engine, REPORT_INTERVAL};
-use crate::nal::{AcceptFailure, PollFd};
+use crate::nal::{AcceptFailure, PollFd, ACCEPT_BACKOFF};
 use crate::proxy::local::{End, Local, Phase};
 use crate::proxy::Notice;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Connections accepted per wake-up, so that a flood of them cannot starve
 /// the clients already connected.
 const ACCEPT_BATCH: usize = 64;
-/// Pause before accepting again after accept(2) failed (out of descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Engine {
     pub(super) fn client_mut(&mut self, slot: usize, id: u64) -> Option<&mut Local> {

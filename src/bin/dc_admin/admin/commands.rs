@@ -200,22 +200,17 @@ mod tests {
     #[test]
     fn each_command_writes_its_format() {
         let mut s = Fixed(vec![(vec![0xab, 1], b"data".to_vec())]);
-        assert_eq!(
-            run_to_string(Action::List { json: false }, &mut s).1,
-            "ab01 4 1.500 0.020\n"
-        );
-        assert_eq!(
-            run_to_string(Action::List { json: true }, &mut s).1,
-            "{\"id\":\"ab01\",\"size\":4,\"expires_in_ms\":1500,\"age_ms\":20}\n"
-        );
-        assert_eq!(
-            run_to_string(Action::Stats { json: false }, &mut s).1,
-            "sessions  1\na.b       7\n"
-        );
-        assert_eq!(
-            run_to_string(Action::Stats { json: true }, &mut s).1,
-            "{\"sessions\":1,\"a.b\":7}\n"
-        );
+        for (action, text) in [
+            (Action::List { json: false }, "ab01 4 1.500 0.020\n"),
+            (
+                Action::List { json: true },
+                "{\"id\":\"ab01\",\"size\":4,\"expires_in_ms\":1500,\"age_ms\":20}\n",
+            ),
+            (Action::Stats { json: false }, "sessions  1\na.b       7\n"),
+            (Action::Stats { json: true }, "{\"sessions\":1,\"a.b\":7}\n"),
+        ] {
+            assert_eq!(run_to_string(action, &mut s), (Done::Ok, text.into()));
+        }
         let get = |id: &[u8]| Action::Get {
             id: id.to_vec(),
             output: None,

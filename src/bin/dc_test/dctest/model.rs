@@ -130,30 +130,27 @@ impl Session {
             (Op::Add(_), Answer::Exists) => {
                 Err("ADD was refused as a duplicate, but the id was not stored".into())
             }
-            (Op::Remove, Answer::Found(true)) if here => {
-                self.state = State::Absent;
-                Ok(())
-            }
-            (Op::Remove, Answer::Found(true)) => {
-                Err("REMOVE found a session that was not stored".into())
-            }
-            (Op::Remove, Answer::Found(false)) if gone => {
-                self.state = State::Absent;
-                Ok(())
-            }
-            (Op::Remove, Answer::Found(false)) => {
-                Err("REMOVE found nothing, but the session was stored".into())
-            }
-            (Op::Have, Answer::Found(true)) if here => Ok(()),
-            (Op::Have, Answer::Found(true)) => {
-                Err("HAVE found a session that was not stored".into())
-            }
-            (Op::Have, Answer::Found(false)) if gone => {
-                self.state = State::Absent;
-                Ok(())
-            }
-            (Op::Have, Answer::Found(false)) => {
-                Err("HAVE found nothing, but the session was stored".into())
+            (Op::Remove | Op::Have, &Answer::Found(found)) => {
+                let (name, removes) = match op {
+                    Op::Remove => ("REMOVE", true),
+                    _ => ("HAVE", false),
+                };
+                match (found, here, gone) {
+                    (true, true, _) => {
+                        if removes {
+                            self.state = State::Absent;
+                        }
+                        Ok(())
+                    }
+                    (true, false, _) => Err(format!("{name} found a session that was not stored")),
+                    (false, _, true) => {
+                        self.state = State::Absent;
+                        Ok(())
+                    }
+                    (false, _, false) => {
+                        Err(format!("{name} found nothing, but the session was stored"))
+                    }
+                }
             }
             (Op::Get, Answer::Miss) if gone => {
                 self.state = State::Absent;

@@ -4,19 +4,11 @@
 use super::super::NAL_ADDRESS;
 use super::builtin::{self, CONNECTION, LISTENER};
 use super::hooks::addr_vt;
-use super::mapping::{self, HasVtable, Mapped};
+use super::mapping;
 use super::types::{NAL_ADDRESS_vtable, NAL_CONNECTION_vtable, NAL_LISTENER_vtable};
 use crate::ffi::boundary::{export, object, object_mut};
 use std::ffi::{c_int, c_void};
 use std::ptr;
-
-impl HasVtable for NAL_ADDRESS {
-    type Vt = NAL_ADDRESS_vtable;
-    unsafe fn mapped(this: *mut Self) -> *mut Mapped<NAL_ADDRESS_vtable> {
-        // SAFETY: per the trait's contract, `this` is live.
-        unsafe { &raw mut (*this).mapped }
-    }
-}
 
 /// The registered address types: a list linked by `next`, headed by the
 /// built-in socket type (prefixes `IP:`, `IPv4:`, `IPv6:`, `UNIX:`).
@@ -125,19 +117,9 @@ pub unsafe extern "C" fn nal_address_get_vtdata(addr: *const NAL_ADDRESS) -> *mu
 pub unsafe extern "C" fn nal_address_get_listener(
     addr: *const NAL_ADDRESS,
 ) -> *const NAL_LISTENER_vtable {
-    export!(ptr::null(), [], || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { addr_vt(addr) } {
-            // SAFETY: the type's own handler on its own object.
-            Some(vt) => vt
-                .create_listener
-                .map_or(ptr::null(), |f| unsafe { f(addr) }),
-            // SAFETY: forwarded from this function's contract.
-            None => match unsafe { object(addr) } {
-                Some(a) if a.address.is_some() => &LISTENER,
-                _ => ptr::null(),
-            },
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!(ptr::null(), [], || unsafe {
+        served_by(addr, |vt| vt.create_listener, &LISTENER)
     })
 }
 
@@ -154,18 +136,33 @@ pub unsafe extern "C" fn nal_address_get_listener(
 pub unsafe extern "C" fn nal_address_get_connection(
     addr: *const NAL_ADDRESS,
 ) -> *const NAL_CONNECTION_vtable {
-    export!(ptr::null(), [], || {
-        // SAFETY: forwarded from this function's contract.
-        match unsafe { addr_vt(addr) } {
-            // SAFETY: the type's own handler on its own object.
-            Some(vt) => vt
-                .create_connection
-                .map_or(ptr::null(), |f| unsafe { f(addr) }),
-            // SAFETY: forwarded from this function's contract.
-            None => match unsafe { object(addr) } {
-                Some(a) if a.address.is_some() => &CONNECTION,
-                _ => ptr::null(),
-            },
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!(ptr::null(), [], || unsafe {
+        served_by(addr, |vt| vt.create_connection, &CONNECTION)
     })
+}
+
+/// The type that serves an address: for an address of a linked-in type,
+/// what its vtable's `hook` returns; for a built-in address, `builtin`.
+/// NULL for NULL, an object with no address, or a type without the hook.
+///
+/// # Safety
+/// `addr` is NULL or a live address object.
+unsafe fn served_by<V>(
+    addr: *const NAL_ADDRESS,
+    hook: impl FnOnce(
+        &NAL_ADDRESS_vtable,
+    ) -> Option<unsafe extern "C" fn(*const NAL_ADDRESS) -> *const V>,
+    builtin: &'static V,
+) -> *const V {
+    // SAFETY: per this function's contract.
+    match unsafe { addr_vt(addr) } {
+        // SAFETY: the type's own handler on its own object.
+        Some(vt) => hook(vt).map_or(ptr::null(), |f| unsafe { f(addr) }),
+        // SAFETY: per this function's contract.
+        None => match unsafe { object(addr) } {
+            Some(a) if a.address.is_some() => builtin,
+            _ => ptr::null(),
+        },
+    }
 }

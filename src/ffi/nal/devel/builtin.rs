@@ -8,6 +8,7 @@
 //! of `nal.h` take their Rust paths for it.
 
 use super::super::selector::{join, leave, Kind, Link, Member};
+use super::super::socket::Socket;
 use super::super::{NAL_ADDRESS, NAL_BUFFER, NAL_CONNECTION, NAL_LISTENER, NAL_SELECTOR};
 use super::fd_flags;
 use super::selector::nal_selector_ctrl;
@@ -215,32 +216,65 @@ unsafe extern "C" fn selector_add<T>(_: *mut T, _: *mut NAL_SELECTOR) -> c_int {
 
 unsafe extern "C" fn selector_del<T>(_: *mut T, _: *mut NAL_SELECTOR) {}
 
-unsafe extern "C" fn list_pre_select(
-    list: *mut NAL_LISTENER,
+/// A built-in object's `pre_select`: registers its descriptor.
+unsafe extern "C" fn pre_select<O: Socket>(
+    obj: *mut O,
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
 ) {
     guard((), || {
-        // SAFETY: called with a live listener, borrowed only here.
-        let entry = unsafe { list.as_ref() }.and_then(|l| l.listener.poll_entry());
+        // SAFETY: called with a live object, borrowed only here.
+        let entry = unsafe { obj.as_ref() }.and_then(O::poll_entry);
         // SAFETY: called with its live selector.
         unsafe { fd_set(sel, token, entry) }
     })
 }
 
-unsafe extern "C" fn list_post_select(
-    list: *mut NAL_LISTENER,
+/// A built-in object's `post_select`: takes in what the wait found.
+unsafe extern "C" fn post_select<O: Socket>(
+    obj: *mut O,
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
 ) {
     guard((), || {
-        // SAFETY: called with a live listener, borrowed only here.
-        let fd = unsafe { list.as_ref() }.and_then(|l| l.listener.poll_entry().map(|e| e.fd));
+        // SAFETY: called with a live object, borrowed only here.
+        let fd = unsafe { obj.as_ref() }.and_then(O::ready_fd);
         // SAFETY: called with its live selector.
         let ready = unsafe { fd_test(sel, token, fd) };
         // SAFETY: as above.
-        if let Some(l) = unsafe { object_mut(list) } {
-            l.listener.set_ready(ready);
+        if let Some(o) = unsafe { object_mut(obj) } {
+            o.set_ready(ready);
+        }
+    })
+}
+
+/// Runs a built-in object's `pre_select` (`pre`) or `post_select`.
+///
+/// # Safety
+/// `obj` is a live built-in object in the live selector `sel` under
+/// `token`; neither is borrowed.
+pub(super) unsafe fn select<O: Socket>(
+    obj: *mut O,
+    sel: *mut NAL_SELECTOR,
+    token: NAL_SELECTOR_TOKEN,
+    pre: bool,
+) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        if pre {
+            pre_select(obj, sel, token);
+        } else {
+            post_select(obj, sel, token);
+        }
+    }
+}
+
+/// A built-in object's `on_reset` and `on_destroy`: closes its socket.
+unsafe extern "C" fn close<O: Socket>(obj: *mut O) {
+    guard((), || {
+        // SAFETY: called with a live object.
+        if let Some(o) = unsafe { object_mut(obj) } {
+            o.close();
         }
     })
 }
@@ -264,21 +298,12 @@ unsafe extern "C" fn never_finished(_: *const NAL_LISTENER) -> c_int {
     0
 }
 
-unsafe extern "C" fn list_reset(list: *mut NAL_LISTENER) {
-    guard((), || {
-        // SAFETY: called with a live listener.
-        if let Some(l) = unsafe { object_mut(list) } {
-            l.listener.reset();
-        }
-    })
-}
-
 /// The built-in listener type (TCP and UNIX sockets).
 pub(crate) static LISTENER: NAL_LISTENER_vtable = NAL_LISTENER_vtable {
     vtdata_size: 0,
     on_create: Some(created),
-    on_destroy: Some(list_reset),
-    on_reset: Some(list_reset),
+    on_destroy: Some(close),
+    on_reset: Some(close),
     pre_close: None,
     listen: Some(list_listen),
     pre_accept: Some(list_pre_accept),
@@ -287,20 +312,11 @@ pub(crate) static LISTENER: NAL_LISTENER_vtable = NAL_LISTENER_vtable {
     post_selector_add: None,
     pre_selector_del: None,
     post_selector_del: Some(selector_del),
-    pre_select: Some(list_pre_select),
-    post_select: Some(list_post_select),
+    pre_select: Some(pre_select),
+    post_select: Some(post_select),
     set_fs_owner: Some(super::super::listener::NAL_LISTENER_set_fs_owner),
     set_fs_perms: Some(super::super::listener::NAL_LISTENER_set_fs_perms),
 };
-
-unsafe extern "C" fn conn_reset(conn: *mut NAL_CONNECTION) {
-    guard((), || {
-        // SAFETY: called with a live connection.
-        if let Some(c) = unsafe { object_mut(conn) } {
-            c.conn.reset();
-        }
-    })
-}
 
 unsafe extern "C" fn conn_connect(conn: *mut NAL_CONNECTION, addr: *const NAL_ADDRESS) -> c_int {
     // SAFETY: forwarded; for a built-in connection this is the nal.h call.
@@ -323,36 +339,6 @@ unsafe extern "C" fn conn_get_send(conn: *const NAL_CONNECTION) -> *mut NAL_BUFF
     unsafe { super::super::connection::NAL_CONNECTION_get_send(conn.cast_mut()) }
 }
 
-unsafe extern "C" fn conn_pre_select(
-    conn: *mut NAL_CONNECTION,
-    sel: *mut NAL_SELECTOR,
-    token: NAL_SELECTOR_TOKEN,
-) {
-    guard((), || {
-        // SAFETY: called with a live connection, borrowed only here.
-        let entry = unsafe { conn.as_ref() }.and_then(|c| c.conn.poll_entry());
-        // SAFETY: called with its live selector.
-        unsafe { fd_set(sel, token, entry) }
-    })
-}
-
-unsafe extern "C" fn conn_post_select(
-    conn: *mut NAL_CONNECTION,
-    sel: *mut NAL_SELECTOR,
-    token: NAL_SELECTOR_TOKEN,
-) {
-    guard((), || {
-        // SAFETY: called with a live connection, borrowed only here.
-        let fd = unsafe { conn.as_ref() }.and_then(|c| c.conn.raw_fd());
-        // SAFETY: called with its live selector.
-        let ready = unsafe { fd_test(sel, token, fd) };
-        // SAFETY: as above.
-        if let Some(c) = unsafe { object_mut(conn) } {
-            c.conn.set_ready(ready);
-        }
-    })
-}
-
 unsafe extern "C" fn conn_io(conn: *mut NAL_CONNECTION) -> c_int {
     guard(0, || {
         // SAFETY: called with a live connection.
@@ -364,8 +350,8 @@ unsafe extern "C" fn conn_io(conn: *mut NAL_CONNECTION) -> c_int {
 pub(crate) static CONNECTION: NAL_CONNECTION_vtable = NAL_CONNECTION_vtable {
     vtdata_size: 0,
     on_create: Some(created),
-    on_destroy: Some(conn_reset),
-    on_reset: Some(conn_reset),
+    on_destroy: Some(close),
+    on_reset: Some(close),
     pre_close: None,
     connect: Some(conn_connect),
     accept: Some(conn_accept),
@@ -377,8 +363,8 @@ pub(crate) static CONNECTION: NAL_CONNECTION_vtable = NAL_CONNECTION_vtable {
     post_selector_add: None,
     pre_selector_del: None,
     post_selector_del: Some(selector_del),
-    pre_select: Some(conn_pre_select),
-    post_select: Some(conn_post_select),
+    pre_select: Some(pre_select),
+    post_select: Some(post_select),
     do_io: Some(conn_io),
 };
 
@@ -396,31 +382,15 @@ unsafe extern "C" fn sel_num_objects(sel: *const NAL_SELECTOR) -> c_uint {
     unsafe { super::super::selector::NAL_SELECTOR_num_objects(sel) }
 }
 
-unsafe extern "C" fn sel_add_listener(
-    sel: *mut NAL_SELECTOR,
-    list: *mut NAL_LISTENER,
-) -> NAL_SELECTOR_TOKEN {
-    let Some(l) = NonNull::new(list) else {
+/// A built-in selector's `add_listener` and `add_connection`.
+unsafe extern "C" fn sel_add<O: Socket>(sel: *mut NAL_SELECTOR, obj: *mut O) -> NAL_SELECTOR_TOKEN {
+    let Some(o) = NonNull::new(obj) else {
         return ptr::null_mut();
     };
-    // SAFETY: called with a live selector and listener, neither borrowed.
+    // SAFETY: called with a live selector and object, neither borrowed.
     guard(ptr::null_mut(), || {
         // SAFETY: forwarded from this function's contract.
-        unsafe { join(sel, Member::Listener(l)) }.map_or(ptr::null_mut(), |k| k.token)
-    })
-}
-
-unsafe extern "C" fn sel_add_connection(
-    sel: *mut NAL_SELECTOR,
-    conn: *mut NAL_CONNECTION,
-) -> NAL_SELECTOR_TOKEN {
-    let Some(c) = NonNull::new(conn) else {
-        return ptr::null_mut();
-    };
-    // SAFETY: called with a live selector and connection, neither borrowed.
-    guard(ptr::null_mut(), || {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { join(sel, Member::Connection(c)) }.map_or(ptr::null_mut(), |k| k.token)
+        unsafe { join(sel, O::member(o)) }.map_or(ptr::null_mut(), |k| k.token)
     })
 }
 
@@ -447,22 +417,14 @@ unsafe fn sel_del(sel: *mut NAL_SELECTOR, member: Option<Member>, token: NAL_SEL
     }
 }
 
-unsafe extern "C" fn sel_del_listener(
+/// A built-in selector's `del_listener` and `del_connection`.
+unsafe extern "C" fn sel_del_member<O: Socket>(
     sel: *mut NAL_SELECTOR,
-    list: *mut NAL_LISTENER,
+    obj: *mut O,
     token: NAL_SELECTOR_TOKEN,
 ) {
     // SAFETY: forwarded.
-    unsafe { sel_del(sel, NonNull::new(list).map(Member::Listener), token) }
-}
-
-unsafe extern "C" fn sel_del_connection(
-    sel: *mut NAL_SELECTOR,
-    conn: *mut NAL_CONNECTION,
-    token: NAL_SELECTOR_TOKEN,
-) {
-    // SAFETY: forwarded.
-    unsafe { sel_del(sel, NonNull::new(conn).map(Member::Connection), token) }
+    unsafe { sel_del(sel, NonNull::new(obj).map(O::member), token) }
 }
 
 macro_rules! builtin_selector {
@@ -482,10 +444,10 @@ macro_rules! builtin_selector {
             }),
             select: Some(sel_select),
             num_objects: Some(sel_num_objects),
-            add_listener: Some(sel_add_listener),
-            add_connection: Some(sel_add_connection),
-            del_listener: Some(sel_del_listener),
-            del_connection: Some(sel_del_connection),
+            add_listener: Some(sel_add),
+            add_connection: Some(sel_add),
+            del_listener: Some(sel_del_member),
+            del_connection: Some(sel_del_member),
             ctrl: Some(nal_selector_ctrl),
         };
     };

@@ -1,22 +1,13 @@
 //! The connection functions of `nal_devel.h`.
 
+use super::super::socket;
 use super::super::{NAL_CONNECTION, NAL_SELECTOR};
 use super::builtin::CONNECTION;
 use super::listener::select_hook;
-use super::mapping::{self, HasVtable, Mapped};
 use super::types::{NAL_CONNECTION_vtable, NAL_SELECTOR_TOKEN};
 use crate::ffi::boundary::{export, object};
-use crate::ffi::nal::selector::Member;
 use std::ffi::{c_int, c_void};
 use std::ptr::{self, NonNull};
-
-impl HasVtable for NAL_CONNECTION {
-    type Vt = NAL_CONNECTION_vtable;
-    unsafe fn mapped(this: *mut Self) -> *mut Mapped<NAL_CONNECTION_vtable> {
-        // SAFETY: per the trait's contract, `this` is live.
-        unsafe { &raw mut (*this).mapped }
-    }
-}
 
 /// Maps `vtable` onto a connection, as `nal_address_set_vtable()` does for
 /// an address; the connection first leaves its selector and is closed.
@@ -35,21 +26,9 @@ pub unsafe extern "C" fn nal_connection_set_vtable(
     conn: *mut NAL_CONNECTION,
     vtable: *const NAL_CONNECTION_vtable,
 ) -> c_int {
-    export!(0, [vtable.as_ref(), NonNull::new(conn)], |vt, conn| {
-        let conn = conn.as_ptr();
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            super::super::connection::leave_selector(conn);
-            (*conn).conn.reset();
-        }
-        if ptr::eq(vt, &CONNECTION) {
-            // SAFETY: as above.
-            unsafe { mapping::reset(conn) };
-            true
-        } else {
-            // SAFETY: as above.
-            unsafe { mapping::map(conn, vt) }
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!(0, [vtable.as_ref(), NonNull::new(conn)], |vt, c| unsafe {
+        socket::set_vtable(c.as_ptr(), vt)
     })
 }
 
@@ -91,16 +70,6 @@ pub unsafe extern "C" fn nal_connection_get_vtdata(conn: *const NAL_CONNECTION) 
     )
 }
 
-/// The connection as a selector member, with its link.
-///
-/// # Safety
-/// `conn` is NULL or a live connection, not borrowed mutably.
-unsafe fn linked(conn: *mut NAL_CONNECTION) -> Option<(Member, super::super::selector::Link)> {
-    // SAFETY: per this function's contract.
-    let link = unsafe { conn.as_ref() }?.link?;
-    Some((Member::Connection(NonNull::new(conn)?), link))
-}
-
 /// Runs the connection's `pre_select` with its selector and token: a
 /// selector implementation calls this for each connection before it
 /// waits. Nothing happens for NULL or a connection in no selector.
@@ -109,7 +78,7 @@ unsafe fn linked(conn: *mut NAL_CONNECTION) -> Option<(Member, super::super::sel
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_connection_pre_select(conn: *mut NAL_CONNECTION) {
-    export!((), [linked(conn)], |(member, link)| {
+    export!((), [socket::linked(conn)], |(member, link)| {
         // SAFETY: forwarded from this function's contract; the link names
         // its live selector.
         unsafe { select_hook(member, link, true) }
@@ -124,7 +93,7 @@ pub unsafe extern "C" fn nal_connection_pre_select(conn: *mut NAL_CONNECTION) {
 /// `conn` is NULL or a live connection object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_connection_post_select(conn: *mut NAL_CONNECTION) {
-    export!((), [linked(conn)], |(member, link)| {
+    export!((), [socket::linked(conn)], |(member, link)| {
         // SAFETY: forwarded from this function's contract; the link names
         // its live selector.
         unsafe { select_hook(member, link, false) }
@@ -145,17 +114,8 @@ pub unsafe extern "C" fn nal_connection_get_selector(
     conn: *const NAL_CONNECTION,
     token: *mut NAL_SELECTOR_TOKEN,
 ) -> *mut NAL_SELECTOR {
-    export!(
-        ptr::null_mut(),
-        [object(conn).and_then(|c| c.link)],
-        |link| {
-            // SAFETY: forwarded from this function's contract.
-            if let Some(out) = unsafe { token.as_mut() } {
-                *out = link.token;
-            }
-            link.selector.as_ptr()
-        }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe { socket::selector(conn, token) }
 }
 
 /// Records `sel` and `token` as the connection's selector without telling
@@ -172,10 +132,6 @@ pub unsafe extern "C" fn nal_connection_set_selector_raw(
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
 ) {
-    export!((), [NonNull::new(conn)], |c| {
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            (*conn).link = super::super::selector::raw_link(sel, Member::Connection(c), token)
-        }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { socket::set_selector_raw(conn, sel, token) }
 }

@@ -162,52 +162,32 @@ pub(crate) unsafe fn selector_type(sel: *const NAL_SELECTOR) -> NAL_SELECTOR_TYP
     }
 }
 
-/// A C object's `pre_select`, with its selector and token.
+/// A C object's `pre_select` (`pre`) or `post_select`, with its selector
+/// and token.
 ///
 /// # Safety
 /// `member` is a live object driven by C; `sel` is its live selector;
 /// neither is borrowed.
-pub(crate) unsafe fn member_pre_select(
+pub(crate) unsafe fn member_select(
     member: Member,
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
+    pre: bool,
 ) {
     // SAFETY: per this function's contract; the object's own hooks.
     unsafe {
         match member {
             Member::Connection(c) => {
-                if let Some(f) = conn_vt(c.as_ptr()).and_then(|vt| vt.pre_select) {
+                let vt = conn_vt(c.as_ptr());
+                let hook = vt.and_then(|vt| if pre { vt.pre_select } else { vt.post_select });
+                if let Some(f) = hook {
                     f(c.as_ptr(), sel, token);
                 }
             }
             Member::Listener(l) => {
-                if let Some(f) = list_vt(l.as_ptr()).and_then(|vt| vt.pre_select) {
-                    f(l.as_ptr(), sel, token);
-                }
-            }
-        }
-    }
-}
-
-/// A C object's `post_select`, with its selector and token.
-///
-/// # Safety
-/// As for [`member_pre_select`].
-pub(crate) unsafe fn member_post_select(
-    member: Member,
-    sel: *mut NAL_SELECTOR,
-    token: NAL_SELECTOR_TOKEN,
-) {
-    // SAFETY: per this function's contract; the object's own hooks.
-    unsafe {
-        match member {
-            Member::Connection(c) => {
-                if let Some(f) = conn_vt(c.as_ptr()).and_then(|vt| vt.post_select) {
-                    f(c.as_ptr(), sel, token);
-                }
-            }
-            Member::Listener(l) => {
-                if let Some(f) = list_vt(l.as_ptr()).and_then(|vt| vt.post_select) {
+                let vt = list_vt(l.as_ptr());
+                let hook = vt.and_then(|vt| if pre { vt.pre_select } else { vt.post_select });
+                if let Some(f) = hook {
                     f(l.as_ptr(), sel, token);
                 }
             }
@@ -219,7 +199,7 @@ pub(crate) unsafe fn member_post_select(
 /// has no such hook).
 ///
 /// # Safety
-/// As for [`member_pre_select`].
+/// As for [`member_select`].
 pub(crate) unsafe fn member_pre_add(member: Member, sel: *mut NAL_SELECTOR) -> bool {
     // SAFETY: per this function's contract; the object's own hooks.
     unsafe {
@@ -238,7 +218,7 @@ pub(crate) unsafe fn member_pre_add(member: Member, sel: *mut NAL_SELECTOR) -> b
 /// when it has no such hook).
 ///
 /// # Safety
-/// As for [`member_pre_select`].
+/// As for [`member_select`].
 pub(crate) unsafe fn member_post_add(
     member: Member,
     sel: *mut NAL_SELECTOR,
@@ -260,7 +240,7 @@ pub(crate) unsafe fn member_post_add(
 /// A C object's `post_selector_del`, after a join that failed.
 ///
 /// # Safety
-/// As for [`member_pre_select`].
+/// As for [`member_select`].
 pub(crate) unsafe fn member_post_del(member: Member, sel: *mut NAL_SELECTOR) {
     // SAFETY: per this function's contract; the object's own hooks.
     unsafe {

@@ -1,22 +1,14 @@
 //! The listener functions of `nal_devel.h`.
 
+use super::super::socket;
 use super::super::{NAL_LISTENER, NAL_SELECTOR};
-use super::builtin::{CONNECTION, LISTENER};
+use super::builtin::{self, CONNECTION, LISTENER};
 use super::hooks::{self, list_vt};
-use super::mapping::{self, HasVtable, Mapped};
 use super::types::{NAL_CONNECTION_vtable, NAL_LISTENER_vtable, NAL_SELECTOR_TOKEN};
 use crate::ffi::boundary::{export, object};
 use crate::ffi::nal::selector::{Link, Member};
 use std::ffi::{c_int, c_void};
 use std::ptr::{self, NonNull};
-
-impl HasVtable for NAL_LISTENER {
-    type Vt = NAL_LISTENER_vtable;
-    unsafe fn mapped(this: *mut Self) -> *mut Mapped<NAL_LISTENER_vtable> {
-        // SAFETY: per the trait's contract, `this` is live.
-        unsafe { &raw mut (*this).mapped }
-    }
-}
 
 /// Maps `vtable` onto a listener, as `nal_address_set_vtable()` does for an
 /// address; the listener first leaves its selector and stops listening.
@@ -35,21 +27,9 @@ pub unsafe extern "C" fn nal_listener_set_vtable(
     list: *mut NAL_LISTENER,
     vtable: *const NAL_LISTENER_vtable,
 ) -> c_int {
-    export!(0, [vtable.as_ref(), NonNull::new(list)], |vt, list| {
-        let list = list.as_ptr();
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            super::super::listener::leave_selector(list);
-            (*list).listener.reset();
-        }
-        if ptr::eq(vt, &LISTENER) {
-            // SAFETY: as above.
-            unsafe { mapping::reset(list) };
-            true
-        } else {
-            // SAFETY: as above.
-            unsafe { mapping::map(list, vt) }
-        }
+    // SAFETY: forwarded from this function's contract.
+    export!(0, [vtable.as_ref(), NonNull::new(list)], |vt, l| unsafe {
+        socket::set_vtable(l.as_ptr(), vt)
     })
 }
 
@@ -131,7 +111,7 @@ pub unsafe extern "C" fn nal_listener_pre_accept(
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_listener_pre_select(list: *mut NAL_LISTENER) {
-    export!((), [linked(list)], |(member, link)| {
+    export!((), [socket::linked(list)], |(member, link)| {
         // SAFETY: forwarded from this function's contract; the link names
         // its live selector.
         unsafe { select_hook(member, link, true) }
@@ -146,21 +126,11 @@ pub unsafe extern "C" fn nal_listener_pre_select(list: *mut NAL_LISTENER) {
 /// `list` is NULL or a live listener object.
 #[no_mangle]
 pub unsafe extern "C" fn nal_listener_post_select(list: *mut NAL_LISTENER) {
-    export!((), [linked(list)], |(member, link)| {
+    export!((), [socket::linked(list)], |(member, link)| {
         // SAFETY: forwarded from this function's contract; the link names
         // its live selector.
         unsafe { select_hook(member, link, false) }
     })
-}
-
-/// The listener as a selector member, with its link.
-///
-/// # Safety
-/// `list` is NULL or a live listener, not borrowed mutably.
-unsafe fn linked(list: *mut NAL_LISTENER) -> Option<(Member, Link)> {
-    // SAFETY: per this function's contract.
-    let link = unsafe { list.as_ref() }?.link?;
-    Some((Member::Listener(NonNull::new(list)?), link))
 }
 
 /// Runs an object's `pre_select` or `post_select`: the C hook of an
@@ -173,34 +143,14 @@ pub(super) unsafe fn select_hook(member: Member, link: Link, pre: bool) {
     let sel = link.selector.as_ptr();
     // SAFETY: per this function's contract; the hooks get live objects.
     unsafe {
-        match (member, pre) {
-            (Member::Listener(l), _) if !l.as_ref().mapped.vtable().is_null() => {}
-            (Member::Connection(c), _) if !c.as_ref().mapped.vtable().is_null() => {}
-            (Member::Listener(l), true) => {
-                return LISTENER
-                    .pre_select
-                    .map_or((), |f| f(l.as_ptr(), sel, link.token));
+        match member {
+            Member::Listener(l) if l.as_ref().mapped.vtable().is_null() => {
+                builtin::select(l.as_ptr(), sel, link.token, pre);
             }
-            (Member::Listener(l), false) => {
-                return LISTENER
-                    .post_select
-                    .map_or((), |f| f(l.as_ptr(), sel, link.token));
+            Member::Connection(c) if c.as_ref().mapped.vtable().is_null() => {
+                builtin::select(c.as_ptr(), sel, link.token, pre);
             }
-            (Member::Connection(c), true) => {
-                return CONNECTION
-                    .pre_select
-                    .map_or((), |f| f(c.as_ptr(), sel, link.token));
-            }
-            (Member::Connection(c), false) => {
-                return CONNECTION
-                    .post_select
-                    .map_or((), |f| f(c.as_ptr(), sel, link.token));
-            }
-        }
-        if pre {
-            hooks::member_pre_select(member, sel, link.token);
-        } else {
-            hooks::member_post_select(member, sel, link.token);
+            _ => hooks::member_select(member, sel, link.token, pre),
         }
     }
 }
@@ -218,17 +168,8 @@ pub unsafe extern "C" fn nal_listener_get_selector(
     list: *const NAL_LISTENER,
     token: *mut NAL_SELECTOR_TOKEN,
 ) -> *mut NAL_SELECTOR {
-    export!(
-        ptr::null_mut(),
-        [object(list).and_then(|l| l.link)],
-        |link| {
-            // SAFETY: forwarded from this function's contract.
-            if let Some(out) = unsafe { token.as_mut() } {
-                *out = link.token;
-            }
-            link.selector.as_ptr()
-        }
-    )
+    // SAFETY: forwarded from this function's contract.
+    unsafe { socket::selector(list, token) }
 }
 
 /// Records `sel` and `token` as the listener's selector without telling
@@ -245,8 +186,6 @@ pub unsafe extern "C" fn nal_listener_set_selector_raw(
     sel: *mut NAL_SELECTOR,
     token: NAL_SELECTOR_TOKEN,
 ) {
-    export!((), [NonNull::new(list)], |l| {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { (*list).link = super::super::selector::raw_link(sel, Member::Listener(l), token) }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { socket::set_selector_raw(list, sel, token) }
 }

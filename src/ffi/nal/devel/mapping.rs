@@ -10,7 +10,11 @@
 //! across a hook: every field is read or written through the object
 //! pointer in a scope that ends before the call.
 
-use super::types::Lifecycle;
+use super::super::{NAL_ADDRESS, NAL_CONNECTION, NAL_LISTENER, NAL_SELECTOR};
+use super::types::{
+    Lifecycle, NAL_ADDRESS_vtable, NAL_CONNECTION_vtable, NAL_LISTENER_vtable, NAL_SELECTOR_vtable,
+};
+use crate::ffi::boundary::free_handle;
 use std::ffi::c_void;
 use std::ptr;
 
@@ -65,6 +69,25 @@ pub(crate) trait HasVtable: Sized {
     unsafe fn mapped(this: *mut Self) -> *mut Mapped<Self::Vt>;
 }
 
+/// `HasVtable` for an object type whose `mapped` field holds its mapping.
+macro_rules! has_vtable {
+    ($($obj:ty => $vt:ty),+ $(,)?) => {$(
+        impl HasVtable for $obj {
+            type Vt = $vt;
+            unsafe fn mapped(this: *mut Self) -> *mut Mapped<$vt> {
+                // SAFETY: per the trait's contract, `this` is live.
+                unsafe { &raw mut (*this).mapped }
+            }
+        }
+    )+};
+}
+has_vtable!(
+    NAL_ADDRESS => NAL_ADDRESS_vtable,
+    NAL_CONNECTION => NAL_CONNECTION_vtable,
+    NAL_LISTENER => NAL_LISTENER_vtable,
+    NAL_SELECTOR => NAL_SELECTOR_vtable,
+);
+
 /// Reads the mapping of `obj` in a scope of its own.
 ///
 /// # Safety
@@ -109,7 +132,7 @@ pub(crate) unsafe fn reset<O: HasVtable>(obj: *mut O) {
 ///
 /// # Safety
 /// As for [`reset`].
-pub(crate) unsafe fn destroy<O: HasVtable>(obj: *mut O) {
+unsafe fn destroy<O: HasVtable>(obj: *mut O) {
     // SAFETY: per this function's contract.
     let (vt, kept) = unsafe { with(obj, |m| (m.vt, m.reset)) };
     // SAFETY: mapped and kept vtables are valid (per the contract).
@@ -136,6 +159,20 @@ pub(crate) unsafe fn destroy<O: HasVtable>(obj: *mut O) {
             m.reset = ptr::null();
         })
     };
+}
+
+/// Releases an object made by `into_handle()`, after the last
+/// `on_destroy` of its vtable.
+///
+/// # Safety
+/// As for [`reset`]; `obj` came from `into_handle()` and is not used
+/// again.
+pub(crate) unsafe fn free<O: HasVtable>(obj: *mut O) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        destroy(obj);
+        free_handle(obj);
+    }
 }
 
 /// Maps `vt` onto `obj`: resets the vtable mapped now, destroys the data

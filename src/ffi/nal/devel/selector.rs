@@ -4,19 +4,11 @@ use super::super::selector::Kind;
 use super::super::NAL_SELECTOR;
 use super::builtin::{builtin_kind, selector_vtable, FDPOLL, FDSELECT};
 use super::hooks;
-use super::mapping::{self, HasVtable, Mapped};
+use super::mapping;
 use super::types::*;
 use crate::ffi::boundary::{export, free_handle, int_bool, into_handle, object};
 use std::ffi::{c_int, c_void};
 use std::ptr::{self, NonNull};
-
-impl HasVtable for NAL_SELECTOR {
-    type Vt = NAL_SELECTOR_vtable;
-    unsafe fn mapped(this: *mut Self) -> *mut Mapped<NAL_SELECTOR_vtable> {
-        // SAFETY: per the trait's contract, `this` is live.
-        unsafe { &raw mut (*this).mapped }
-    }
-}
 
 /// The vtable of the built-in selectors of the `select(2)` kind (they wait
 /// with `poll(2)`, like the others).

@@ -91,10 +91,11 @@ pub struct NAL_ADDRESS_vtable {
 }
 
 type SelAdd<O> = Option<unsafe extern "C" fn(*mut O, *mut NAL_SELECTOR) -> c_int>;
-type SelTok<O> = Option<unsafe extern "C" fn(*mut O, *mut NAL_SELECTOR, NAL_SELECTOR_TOKEN)>;
+pub(crate) type SelTok<O> =
+    Option<unsafe extern "C" fn(*mut O, *mut NAL_SELECTOR, NAL_SELECTOR_TOKEN)>;
 type SelAddTok<O> =
     Option<unsafe extern "C" fn(*mut O, *mut NAL_SELECTOR, NAL_SELECTOR_TOKEN) -> c_int>;
-type SelDel<O> = Option<unsafe extern "C" fn(*mut O, *mut NAL_SELECTOR)>;
+pub(crate) type SelDel<O> = Option<unsafe extern "C" fn(*mut O, *mut NAL_SELECTOR)>;
 
 /// A listener type.
 #[repr(C)]

@@ -123,8 +123,8 @@ pub(in crate::ffi::nal) unsafe fn add_member(sel: *mut NAL_SELECTOR, member: Mem
         // SAFETY: as above.
         unsafe {
             match member {
-                Member::Connection(c) => super::super::connection::leave_selector(c.as_ptr()),
-                Member::Listener(l) => super::super::listener::leave_selector(l.as_ptr()),
+                Member::Connection(c) => super::super::socket::leave_selector(c.as_ptr()),
+                Member::Listener(l) => super::super::socket::leave_selector(l.as_ptr()),
             }
         }
         return false;

@@ -22,7 +22,7 @@ mod wait;
 
 pub(super) use links::{add_member, join, leave, raw_link};
 
-use super::super::boundary::{export, free_handle, into_handle, object};
+use super::super::boundary::{export, into_handle, object};
 use super::devel::hooks;
 use super::devel::mapping::{self, Mapped};
 use super::devel::types::{NAL_SELECTOR_vtable, NAL_SELECTOR_TOKEN};
@@ -230,8 +230,7 @@ pub unsafe extern "C" fn NAL_SELECTOR_free(sel: *mut NAL_SELECTOR) {
         // links to it, it is freed.
         unsafe {
             unlink_all(sel.as_ptr());
-            mapping::destroy(sel.as_ptr());
-            free_handle(sel.as_ptr());
+            mapping::free(sel.as_ptr());
         }
     })
 }

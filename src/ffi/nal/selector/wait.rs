@@ -70,7 +70,7 @@ unsafe fn wait(sel: *mut NAL_SELECTOR, timeout: Option<Duration>) -> Result<c_in
         if unsafe { member.is_custom() } {
             custom = true;
             // SAFETY: as above; the hook registers through nal_selector_ctrl.
-            unsafe { hooks::member_pre_select(member, sel, token) };
+            unsafe { hooks::member_select(member, sel, token, true) };
         // SAFETY: as above.
         } else if let Some(entry) = unsafe { member.poll_entry() } {
             // SAFETY: as above.
@@ -103,7 +103,7 @@ unsafe fn wait(sel: *mut NAL_SELECTOR, timeout: Option<Duration>) -> Result<c_in
             // SAFETY: as above; the hook asks through nal_selector_ctrl.
             if unsafe { member.is_custom() } {
                 // SAFETY: as above.
-                unsafe { hooks::member_post_select(member, sel, token) };
+                unsafe { hooks::member_select(member, sel, token, false) };
             }
         }
     }
