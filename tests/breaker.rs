@@ -223,6 +223,52 @@ fn sixteen_threads_share_the_breaker_and_probe_one_at_a_time() {
     );
 }
 
+/// After its back-off an address is probed by one call, and every other
+/// call made while that probe is under way fails at once with `Down`, told
+/// to retry when the probe's lease (its timeout and a grace period) runs
+/// out: however long ago the back-off ended, and although the server is up
+/// (only slow to answer, as on a loaded machine). Once the probe has
+/// reached the server, calls go through again.
+#[test]
+fn calls_while_the_address_is_probed_fail_at_once() {
+    const LONG: Duration = Duration::from_secs(2);
+    let backoff = distcache::Backoff {
+        min: Duration::from_millis(200),
+        max: Duration::from_millis(400),
+    };
+    let port = dc_server::free_tcp_port();
+    let client = Client::new(&format!("IP:127.0.0.1:{port}"), Flags::empty()).expect("client");
+    client.set_timeout(LONG);
+    client.set_backoff(backoff);
+    // Nothing listens yet: refused, and down for the first back-off.
+    assert!(matches!(client.have(b"x"), Err(ClientError::Network(_))));
+    assert!(client.health().down);
+    let server = DcServer::builder().tcp_on(port).start();
+    thread::sleep(backoff.max * 2);
+    assert!(!client.health().down, "the back-off is over");
+    server.pause();
+    thread::scope(|s| {
+        let probe = s.spawn(|| client.have(b"x"));
+        let start = Instant::now();
+        while client.health().retry_in <= backoff.max {
+            assert!(start.elapsed() < LONG, "no probe under way");
+            thread::sleep(Duration::from_millis(1));
+        }
+        thread::sleep(Duration::from_millis(100));
+        match client.have(b"y") {
+            Err(ClientError::Down { retry_in }) => assert!(
+                retry_in > backoff.max && retry_in < LONG + Duration::from_secs(1),
+                "{retry_in:?}"
+            ),
+            other => panic!("a call during the probe: {other:?}"),
+        }
+        server.resume();
+        assert!(!probe.join().expect("probe").expect("the probe"));
+    });
+    assert!(!client.have(b"y").expect("after the probe"));
+    assert!(!client.health().down);
+}
+
 /// A refused connection (the server is gone) fails at once, as it always
 /// did; it marks the address down, so the next calls do not even try.
 #[test]

@@ -120,6 +120,15 @@ enum Event {
         id: String,
         at: Instant,
     },
+    /// A REMOVE whose outcome is not known: its connection failed (the
+    /// server may have removed the session, and written the tombstone,
+    /// before it was killed), or, under `-sync always`, it was answered
+    /// "not found" because its tombstone was not synced in time (the
+    /// session is gone from memory, and its tombstone may still reach
+    /// the disk). The session may or may not come back.
+    RemoveUnknown {
+        id: String,
+    },
 }
 
 /// What a load did: what was acknowledged, and every session tried (id and
@@ -163,10 +172,9 @@ fn load(server: &Server, clients: usize, stop: Arc<AtomicBool>) -> thread::JoinH
                                     id: old,
                                     at: Instant::now(),
                                 }),
-                                Ok(false) => {}
+                                Ok(false) => events.push(Event::RemoveUnknown { id: old }),
                                 Err(_) => {
-                                    // Unknown outcome: leave it out.
-                                    tried.retain(|(i, _)| *i != old);
+                                    events.push(Event::RemoveUnknown { id: old });
                                     break;
                                 }
                             }
@@ -224,9 +232,11 @@ fn crash_and_check(sync: &str, margin: Duration) -> CrashOutcome {
     let line = server.store_line();
     let client = server.client();
     let before = killed.checked_sub(margin).unwrap();
+    // Sessions a REMOVE was sent for: either gone or, if its outcome is
+    // unknown, free to be there or not.
     let mut removed = std::collections::HashSet::new();
     for e in &events {
-        if let Event::Removed { id, .. } = e {
+        if let Event::Removed { id, .. } | Event::RemoveUnknown { id } = e {
             removed.insert(id.clone());
         }
     }

@@ -4,7 +4,10 @@
 //!
 //! A refused connection marks the address down (the client's breaker, here
 //! with a back-off of 200 ms to 400 ms): after a restart, calls may fail at
-//! once with `Down` for at most the longest back-off, and only then.
+//! once with `Down` only while the breaker can still hold the address, as
+//! `turned_away_rightly` says: in the back-off that follows the last
+//! refusal, and while the one call that probes the address after it is
+//! under way.
 
 use super::dc_server::{DcServer, Net};
 use super::{call, flags_name, session, Answer, Op, OPS};
@@ -87,6 +90,53 @@ fn worker(
     records
 }
 
+/// When the back-off after the restart that opened the up window `up` is
+/// over at the latest: the longest back-off after the last refusal the
+/// breaker was told of, which came no later than the restart itself or the
+/// end of a call begun before it that failed on the network (a refusal
+/// reported after the new server was up).
+fn back_off_end(
+    up: (Instant, Instant),
+    backoff: Backoff,
+    records: &[(Record, Option<Answer>, Option<Instant>)],
+) -> Instant {
+    records
+        .iter()
+        .filter(|(q, _, _)| q.start < up.0 && matches!(q.error, Some(ClientError::Network(_))))
+        .map(|(q, _, _)| q.end)
+        .fold(up.0, Instant::max)
+        + backoff.max
+}
+
+/// Whether a call that failed at once with `Down { retry_in }` after a
+/// restart is one the breaker was right to turn away: it began before
+/// the back-off was over (`back_off_end`), or while the one call that
+/// probes the address after the back-off was under way. Every other call
+/// is turned away until that probe has reached the server, and told to
+/// retry when the probe's lease (its timeout and a grace period) runs out,
+/// which is longer than any back-off. When the probe starts depends on
+/// when a thread next calls: on a loaded machine it can be later than the
+/// longest back-off after the restart.
+fn turned_away_rightly(
+    r: &Record,
+    retry_in: Duration,
+    back_off_end: Instant,
+    backoff: Backoff,
+    records: &[(Record, Option<Answer>, Option<Instant>)],
+) -> bool {
+    if r.start < back_off_end {
+        return true;
+    }
+    // The probe: a call of another thread, let through, overlapping this one.
+    retry_in > backoff.max
+        && records.iter().any(|(q, _, _)| {
+            q.thread != r.thread
+                && !matches!(q.error, Some(ClientError::Down { .. }))
+                && q.start <= r.end
+                && q.end >= r.start
+        })
+}
+
 fn threads_through_restarts(net: Net, flags: Flags) {
     const THREADS: usize = 32;
     const CYCLES: usize = 3;
@@ -152,17 +202,25 @@ fn threads_through_restarts(net: Net, flags: Flags) {
     let mut straddling = 0;
     let mut stale_total = 0;
     let mut down_after_restart = 0;
+    // Of those, turned away while a probe was under way, after the back-off.
+    let mut probe_late = 0;
     let mut verified = 0;
     for (i, window) in ups.iter().enumerate() {
+        let back_off_end = back_off_end(*window, BACKOFF, &records);
         let mut stale = 0;
         for (r, answer, added_at) in records.iter().filter(|(r, _, _)| within(*window, r)) {
             match &r.error {
                 None => ok_while_up += 1,
                 Some(ClientError::Network(e)) if !retry_or_none && e.is_disconnect() => stale += 1,
-                // Marked down while the server was; no later than the
-                // longest back-off after it is back.
-                Some(ClientError::Down { .. }) if i > 0 && r.start < window.0 + BACKOFF.max => {
-                    down_after_restart += 1
+                // Marked down while the server was, and not yet probed.
+                Some(ClientError::Down { retry_in })
+                    if i > 0
+                        && turned_away_rightly(r, *retry_in, back_off_end, BACKOFF, &records) =>
+                {
+                    down_after_restart += 1;
+                    if r.start >= back_off_end {
+                        probe_late += 1;
+                    }
                 }
                 Some(e) => panic!(
                     "thread {} {:?} failed while the server was up (window {i}): {e:?}",
@@ -218,12 +276,20 @@ fn threads_through_restarts(net: Net, flags: Flags) {
         }
     }
     // The first call of each thread that began after the last restart and
-    // the longest back-off.
-    let last_up = ups.last().expect("a window").0 + BACKOFF.max;
+    // the longest back-off, and that the breaker did not rightly turn away.
+    let last_window = *ups.last().expect("a window");
+    let last_up = last_window.0 + BACKOFF.max;
+    let last_back_off_end = back_off_end(last_window, BACKOFF, &records);
     for t in 0..THREADS {
         let first = records
             .iter()
             .filter(|(r, _, _)| r.thread == t && r.start >= last_up)
+            .filter(|(r, _, _)| match r.error {
+                Some(ClientError::Down { retry_in }) => {
+                    !turned_away_rightly(r, retry_in, last_back_off_end, BACKOFF, &records)
+                }
+                _ => true,
+            })
             .min_by_key(|(r, _, _)| r.start)
             .expect("a call after the last restart");
         if retry_or_none {
@@ -239,7 +305,8 @@ fn threads_through_restarts(net: Net, flags: Flags) {
          restarts; {ok_while_up} succeeded while the server was up ({verified} of them \
          found a session stored in the same window, byte for byte), {stale_total} failed \
          on a connection to a killed server after the new one was up, {down_after_restart} \
-         failed at once in the back-off after a restart, {failed_while_down} failed while \
+         failed at once in the back-off after a restart ({probe_late} of them after it, \
+         while the address was probed), {failed_while_down} failed while \
          it was down, {straddling} overlapped a kill or a start",
         flags_name(flags),
         records.len()
