@@ -72,7 +72,8 @@ pub(super) struct Env<'a> {
     pub(super) data: &'a mut Vec<u8>,
 }
 
-/// A request (an ADD, or a REMOVE) whose reply waits for the disk.
+/// A request whose reply waits for the store: an ADD or a REMOVE for the
+/// disk, any request for a remote store.
 #[derive(Debug)]
 struct Waiting {
     uid: u32,
@@ -224,7 +225,9 @@ impl Conn {
         let Some(w) = &self.waiting else {
             return Ok(true);
         };
-        let Some(outcome) = finish_waiting(env.store, &w.receipt, w.uid, w.command, env.out) else {
+        let Some(outcome) =
+            finish_waiting(env.store, &w.receipt, w.uid, w.command, env.out, env.data)
+        else {
             return Ok(false);
         };
         env.stats
