@@ -13,6 +13,7 @@
 
 pub mod durable;
 mod memory;
+pub mod redis;
 
 pub use durable::{DurableOptions, DurableStore, SyncMode};
 pub use memory::{Change, DropCounts, DropReason, Journal, MemoryStore, MAX_EVICTION_BATCH};
