@@ -134,6 +134,10 @@ async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>
     };
     match tokio::time::timeout(options.timeout, asked).await {
         Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) if e.is_timeout() => Err(format!(
+            "no answer within {} ms",
+            options.timeout.as_millis()
+        )),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "no answer within {} ms",

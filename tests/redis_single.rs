@@ -1,0 +1,398 @@
+//! dc_server as a gateway to a single real `redis-server` (`-store
+//! redis://...`): every operation and status through the Rust client, the
+//! golden vectors, two gateways and a restart, REMOVE waiting for a
+//! replica, and the faults at start and while serving, each answered
+//! within `-store-timeout`.
+//!
+//! Needs `redis-server` and `redis-cli` (`apt-get install -y redis-server
+//! redis-tools`); without them every test here fails, naming the package.
+
+mod common;
+mod redis_support;
+mod replay;
+
+use common::{all_vectors, raw_frame, run_tool, ServerProc, Vector};
+use distcache::{Client, ClientError, Flags};
+use redis_support::{dc_server, file_with, gateway, RedisProc};
+use replay::{
+    add_payload as add_payload_bytes, assert_all_passed, replay_all, replayable, Endpoint, Target,
+};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The bound the gateways answer within where the bound is what a test
+/// looks at.
+const STORE_TIMEOUT_MS: u64 = 500;
+/// The bound elsewhere: one that a loaded test machine (dozens of
+/// gateways starting at once) keeps for sure.
+const PATIENT_MS: u64 = 5000;
+/// A client that waits longer than the gateway, so that the gateway's
+/// own answer is what it sees.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn client(gw: &ServerProc) -> Client {
+    let c = Client::new(&gw.address(), Flags::PERSISTENT).expect("client");
+    c.set_timeout(CLIENT_TIMEOUT);
+    c
+}
+
+fn spec(r: &RedisProc) -> String {
+    format!("redis://{}", r.node())
+}
+
+/// A gateway that answers a REMOVE once the master has it (a single
+/// server has no replica to wait for).
+fn plain_gateway(r: &RedisProc, prefix: &str) -> ServerProc {
+    bounded_gateway(r, prefix, PATIENT_MS)
+}
+
+/// [`plain_gateway`] with a bound of `ms`.
+fn bounded_gateway(r: &RedisProc, prefix: &str, ms: u64) -> ServerProc {
+    gateway(
+        &spec(r),
+        &[
+            "-store-prefix",
+            prefix,
+            "-store-timeout",
+            &ms.to_string(),
+            "-store-remove-sync",
+            "off",
+        ],
+    )
+}
+
+/// One raw request on a fresh connection; the reply's payload.
+fn raw(gw: &ServerProc, op: u8, payload: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(&gw.socket).expect("connect");
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    s.write_all(&raw_frame(false, op, 77, payload)).unwrap();
+    let mut header = [0u8; 14];
+    s.read_exact(&mut header).expect("reply header");
+    let len = u16::from_be_bytes([header[12], header[13]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("reply payload");
+    body
+}
+
+#[test]
+fn every_operation_and_status() {
+    let r = RedisProc::start(&[]);
+    let gw = plain_gateway(&r, "ops:");
+    let c = client(&gw);
+    // Binary ids, of every length the protocol allows.
+    let id: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37)).collect();
+    let data: Vec<u8> = (0..32_000u32).map(|i| (i % 251) as u8).collect();
+    c.add(&id, &data, 60_000).expect("ADD");
+    assert_eq!(c.get(&id).expect("GET").as_deref(), Some(&data[..]));
+    assert!(c.have(&id).expect("HAVE"));
+    assert!(
+        matches!(c.add(&id, b"other data", 60_000), Err(ClientError::Refused(s)) if s.wire() == 0x65),
+        "an id already stored gives 0x65"
+    );
+    assert!(c.remove(&id).expect("REMOVE"));
+    assert!(!c.remove(&id).expect("REMOVE again"));
+    assert_eq!(c.get(&id).expect("GET after REMOVE"), None);
+    assert!(!c.have(&id).expect("HAVE after REMOVE"));
+    c.add(b"\0", b"one byte id", 60_000).expect("one-byte id");
+    assert_eq!(c.get(b"\0").unwrap().as_deref(), Some(&b"one byte id"[..]));
+
+    // The key is the prefix and the raw id, with the lifetime asked.
+    let mut key = b"ops:".to_vec();
+    key.extend_from_slice(b"\0");
+    let mut conn = redis::Client::open(("127.0.0.1", r.port))
+        .unwrap()
+        .get_connection()
+        .expect("connect to redis");
+    let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+    assert!((50_000..=60_000).contains(&pttl), "PTTL {pttl}");
+
+    // A lifetime of 0: stored as far as the client knows, absent at once.
+    c.add(b"zero", b"expires at once", 0)
+        .expect("ADD with 0 ms");
+    assert_eq!(c.get(b"zero").unwrap(), None);
+    // Expiry.
+    c.add(b"short", b"for 300 ms", 300).unwrap();
+    assert!(c.have(b"short").unwrap());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!c.have(b"short").unwrap());
+    assert_eq!(c.get(b"short").unwrap(), None);
+
+    // Limits, checked before Redis is asked: raw requests, since the
+    // client library checks some itself.
+    let before: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+    assert_eq!(
+        raw(&gw, 0, &add_payload_bytes(1000, &[7; 65], b"d")),
+        [0x67]
+    );
+    assert_eq!(raw(&gw, 0, &add_payload_bytes(1000, b"", b"d")), [0x67]);
+    assert_eq!(
+        raw(&gw, 0, &add_payload_bytes(604_800_001, b"long", b"d")),
+        [0x66]
+    );
+    assert_eq!(
+        raw(&gw, 0, &add_payload_bytes(604_800_000, b"week", b"d")),
+        [0x00]
+    );
+    assert_eq!(raw(&gw, 1, &[9; 65]), [0x01], "GET of a 65-byte id");
+    assert_eq!(raw(&gw, 1, b""), [0x01], "GET of an empty id");
+    assert_eq!(raw(&gw, 3, &[9; 65]), [0x01], "HAVE of a 65-byte id");
+    assert_eq!(raw(&gw, 2, &[9; 65]), [0x01], "REMOVE of a 65-byte id");
+    let after: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+    assert_eq!(after, before + 1, "only the 7-day session was stored");
+}
+
+/// The vectors replayed through a fresh gateway each (a prefix of its
+/// own on one Redis server) give the replies recorded from the original.
+#[test]
+fn golden_vectors_through_a_gateway() {
+    let r = RedisProc::start(&[]);
+    let vectors: Vec<Vector> = all_vectors().into_iter().filter(replayable).collect();
+    assert!(vectors.len() >= 28, "found {} vectors", vectors.len());
+    let n = AtomicUsize::new(0);
+    let start = || -> Box<dyn Target> {
+        let prefix = format!("v{}:", n.fetch_add(1, Ordering::Relaxed));
+        Box::new(Gw(plain_gateway(&r, &prefix)))
+    };
+    let outcomes = replay_all(&vectors, &start);
+    assert_all_passed("a Redis gateway", &outcomes);
+}
+
+struct Gw(ServerProc);
+
+impl Target for Gw {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Unix(self.0.socket.clone())
+    }
+    fn is_running(&mut self) -> bool {
+        self.0.is_running()
+    }
+}
+
+#[test]
+fn two_gateways_share_sessions_and_a_restart_loses_nothing() {
+    let r = RedisProc::start(&[]);
+    let mut a = plain_gateway(&r, "farm:");
+    let b = plain_gateway(&r, "farm:");
+    let other = plain_gateway(&r, "other-farm:");
+    let (ca, cb) = (client(&a), client(&b));
+    for i in 0..50u32 {
+        ca.add(&i.to_be_bytes(), format!("session {i}").as_bytes(), 60_000)
+            .unwrap();
+    }
+    for i in 0..50u32 {
+        let got = cb.get(&i.to_be_bytes()).unwrap();
+        assert_eq!(got, Some(format!("session {i}").into_bytes()));
+    }
+    assert!(cb.remove(&7u32.to_be_bytes()).unwrap());
+    assert!(
+        !ca.have(&7u32.to_be_bytes()).unwrap(),
+        "removed through the other"
+    );
+    assert!(
+        !client(&other).have(&1u32.to_be_bytes()).unwrap(),
+        "another prefix is another farm"
+    );
+    a.restart();
+    let ca = client(&a);
+    for i in (0..50u32).filter(|&i| i != 7) {
+        assert!(
+            ca.have(&i.to_be_bytes()).unwrap(),
+            "session {i} after restart"
+        );
+    }
+}
+
+#[test]
+fn remove_waits_for_a_replica() {
+    let r = RedisProc::start(&[]);
+    let timeout = STORE_TIMEOUT_MS.to_string();
+    let synced = gateway(&spec(&r), &["-store-timeout", &timeout]);
+    let c = client(&synced);
+    c.add(b"lonely", b"no replica to wait for", 60_000).unwrap();
+    let began = Instant::now();
+    let got = c.remove(b"lonely");
+    let took = began.elapsed();
+    assert!(
+        matches!(got, Err(ClientError::UnexpectedReply(_))),
+        "with no replica a REMOVE reports failure, got {got:?}"
+    );
+    assert!(
+        took < Duration::from_millis(STORE_TIMEOUT_MS + 1000),
+        "answered within the bound: {took:?}"
+    );
+    // With a replica, the same REMOVE succeeds.
+    let replica = RedisProc::start(&["--replicaof", "127.0.0.1", &r.port.to_string()]);
+    let start = Instant::now();
+    while !r
+        .cli(&["info", "replication"])
+        .contains("connected_slaves:1")
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "replica in sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A bound that a loaded test machine keeps for sure.
+    let patient = gateway(&spec(&r), &["-store-timeout", &PATIENT_MS.to_string()]);
+    let c = client(&patient);
+    c.add(b"kept", b"replicated", 60_000).unwrap();
+    assert!(c.remove(b"kept").expect("REMOVE with a replica"));
+    assert!(!c.remove(b"kept").unwrap());
+    let replica_keys = replica.cli(&["exists", "dc:kept"]);
+    assert_eq!(replica_keys.trim(), "0", "the replica has the removal");
+}
+
+/// Runs a gateway that must fail to start; its standard error, and how
+/// long it took.
+fn failed_start(store: &str, extra: &[&str]) -> (String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("gw.sock");
+    let began = Instant::now();
+    let run = run_tool(
+        dc_server()
+            .arg("-listen")
+            .arg(format!("UNIX:{}", socket.display()))
+            .args(["-store", store, "-store-timeout", "500"])
+            .args(extra),
+        Duration::from_secs(20),
+    );
+    let took = began.elapsed();
+    assert_eq!(run.code, Some(1), "exit code; stderr: {}", run.stderr);
+    (run.stderr, took)
+}
+
+#[test]
+fn start_faults_are_clear_and_bounded() {
+    let bound = Duration::from_millis(3 * 500 + 2000);
+    // Nothing listens.
+    let closed = redis_support::free_port();
+    let (err, took) = failed_start(&format!("redis://127.0.0.1:{closed}"), &[]);
+    assert!(err.contains("no Redis seed answered"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{closed}")), "{err}");
+    assert!(took < bound, "{took:?}");
+
+    // A node that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        silent.set_nonblocking(true).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(8) {
+            if let Ok((s, _)) = silent.accept() {
+                conns.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let (err, took) = failed_start(&format!("redis://127.0.0.1:{port}"), &[]);
+    assert!(err.contains("no answer within 500 ms"), "{err}");
+    assert!(took < bound, "{took:?}");
+
+    // A wrong password; then the right one works.
+    let r = RedisProc::start(&["--requirepass", "right-one"]);
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = file_with(&dir, "wrong", "wrong-one\n");
+    let (err, took) = failed_start(&spec(&r), &["-store-auth", wrong.to_str().unwrap()]);
+    assert!(err.to_lowercase().contains("password"), "{err}");
+    assert!(took < bound, "{took:?}");
+    let (err, _) = failed_start(&spec(&r), &[]);
+    assert!(
+        err.contains("NOAUTH") || err.contains("uthentication"),
+        "{err}"
+    );
+    let right = file_with(&dir, "right", "right-one\n");
+    let gw = gateway(
+        &spec(&r),
+        &[
+            "-store-auth",
+            right.to_str().unwrap(),
+            "-store-remove-sync",
+            "off",
+        ],
+    );
+    let c = client(&gw);
+    c.add(b"auth", b"logged in", 60_000).unwrap();
+    assert!(c.have(b"auth").unwrap());
+    let _ = held.join();
+}
+
+#[test]
+fn redis_down_is_a_failure_within_the_bound_then_the_gateway_reconnects() {
+    let mut r = RedisProc::start(&[]);
+    let gw = bounded_gateway(&r, "outage:", STORE_TIMEOUT_MS);
+    let c = client(&gw);
+    c.add(b"before", b"stored before the outage", 60_000)
+        .unwrap();
+    r.kill();
+    for _ in 0..3 {
+        let began = Instant::now();
+        let get = c.get(b"before");
+        let add = c.add(b"during", b"not stored", 60_000);
+        let have = c.have(b"before");
+        let took = began.elapsed();
+        assert!(get.is_err(), "a failure, never a miss or a hit: {get:?}");
+        assert!(add.is_err(), "never a false 'stored': {add:?}");
+        assert!(have.is_err(), "{have:?}");
+        assert!(
+            took < Duration::from_millis(3 * STORE_TIMEOUT_MS + 1500),
+            "three answers within the bound: {took:?}"
+        );
+    }
+    // The same port again (the data is gone: no persistence here).
+    r.restart();
+    let start = Instant::now();
+    loop {
+        match c.add(b"after", b"stored after the outage", 60_000) {
+            Ok(()) => break,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the gateway did not reconnect: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        c.get(b"after").unwrap().as_deref(),
+        Some(&b"stored after the outage"[..])
+    );
+}
+
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    for extra in [
+        &["-sessions", "100"][..],
+        &["-maxbytes", "1M"],
+        &["-sync", "always"],
+    ] {
+        let run = run_tool(
+            dc_server()
+                .args([
+                    "-listen",
+                    "UNIX:/nonexistent/x.sock",
+                    "-store",
+                    "redis://127.0.0.1:1",
+                ])
+                .args(extra),
+            Duration::from_secs(10),
+        );
+        assert_eq!(run.code, Some(1), "{extra:?}");
+        assert!(run.stderr.contains("Redis"), "{extra:?}: {}", run.stderr);
+    }
+    let run = run_tool(
+        dc_server().args(["-listen", "UNIX:/nonexistent/x.sock", "-store-prefix", "x:"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("need -store redis://"),
+        "{}",
+        run.stderr
+    );
+    let run = run_tool(
+        dc_server().args(["-listen", "UNIX:/x.sock", "-store", "redis://u:pw@h:1"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("-store-auth"), "{}", run.stderr);
+}

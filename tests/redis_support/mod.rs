@@ -1,0 +1,251 @@
+//! Real `redis-server` processes for the Redis store's tests: single
+//! servers and a 3-master/3-replica cluster on loopback ports the tests
+//! choose, each in a temporary directory, stopped by PID; and dc_server
+//! gateways in front of them.
+#![allow(dead_code)]
+
+use crate::common::{kill_pid, run_tool, ServerProc};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// What installs the Redis tools these tests need.
+pub const INSTALL: &str = "apt-get install -y redis-server redis-tools";
+
+/// Fails the test, naming the package, unless `tool` runs.
+pub fn require(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{tool} is missing: install it with `{INSTALL}`");
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback port free now, with its cluster bus port (+10000) free too.
+pub fn free_port() -> u16 {
+    // Start from a spot that depends on the process, so that test binaries
+    // run at once rarely try the same ports.
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 2000) as u16 * 10,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 55_000, "no free port pair found");
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+}
+
+/// One redis-server process.
+pub struct RedisProc {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl RedisProc {
+    /// A server on a free loopback port, with `extra` options.
+    pub fn start(extra: &[&str]) -> RedisProc {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// A server on `port`, with `extra` options.
+    pub fn start_on(port: u16, extra: &[&str]) -> RedisProc {
+        require("redis-server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn_redis(port, &dir, &args);
+        let mut r = RedisProc {
+            child,
+            port,
+            dir,
+            args,
+        };
+        r.wait_ready();
+        r
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn node(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL, by PID).
+    pub fn kill(&mut self) {
+        kill_pid(&mut self.child);
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        kill_pid(&mut self.child);
+        self.child = spawn_redis(self.port, &self.dir, &self.args);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                panic!("redis-server on {} exited: {status}\n{log}", self.port);
+            }
+            if answers(self.port) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server on {} did not answer within 10 s", self.port);
+    }
+
+    /// Runs `redis-cli -p PORT args...` (bounded) and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, args)
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        kill_pid(&mut self.child);
+    }
+}
+
+fn spawn_redis(port: u16, dir: &tempfile::TempDir, extra: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("redis.log"))
+        .expect("redis log file");
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--repl-diskless-sync-delay", "0"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("can't run redis-server ({e}): install it with `{INSTALL}`"))
+}
+
+/// Whether something on `port` answers a PING as Redis does (+PONG, or an
+/// error such as NOAUTH).
+fn answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(n) if n > 0 && (buf[0] == b'+' || buf[0] == b'-'))
+}
+
+/// Runs `redis-cli -p PORT args...` (bounded) and returns its output.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    require("redis-cli");
+    let run = run_tool(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args),
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, Some(0), "redis-cli {args:?}: {}", run.stderr);
+    run.stdout
+}
+
+/// Three masters and three replicas, made with `redis-cli --cluster create`.
+pub struct Cluster {
+    pub nodes: Vec<RedisProc>,
+}
+
+impl Cluster {
+    /// Starts six nodes and joins them; returns once every slot is served
+    /// and every master has its replica in sync.
+    pub fn start() -> Cluster {
+        require("redis-cli");
+        let nodes: Vec<RedisProc> = (0..6)
+            .map(|_| {
+                RedisProc::start(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let mut args = vec!["--cluster".to_string(), "create".to_string()];
+        args.extend(nodes.iter().map(|n| n.node()));
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(nodes[0].port, &args);
+        let cluster = Cluster { nodes };
+        cluster.wait_healthy(Duration::from_secs(60));
+        cluster
+    }
+
+    /// `redis://HOST:PORT,...` of every node.
+    pub fn seeds(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.node()).collect();
+        format!("redis://{}", nodes.join(","))
+    }
+
+    fn wait_healthy(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                n.cli(&["cluster", "info"]).contains("cluster_state:ok") && {
+                    let repl = n.cli(&["info", "replication"]);
+                    repl.contains("role:slave") && repl.contains("master_link_status:up")
+                        || repl.contains("role:master") && repl.contains("connected_slaves:1")
+                }
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the cluster was not healthy within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The dc_server binary, for runs that are expected to fail.
+pub fn dc_server() -> Command {
+    Command::new(crate::common::dc_server_bin())
+}
+
+/// A gateway: dc_server with `-store SPEC` and `extra` options, on a
+/// UNIX socket of its own.
+pub fn gateway(spec: &str, extra: &[&str]) -> ServerProc {
+    let mut args = vec!["-store", spec];
+    args.extend_from_slice(extra);
+    ServerProc::start(&args)
+}
+
+/// A file holding `text`, in `dir`.
+pub fn file_with(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
