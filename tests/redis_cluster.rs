@@ -1,0 +1,157 @@
+//! dc_server as a gateway to a real Redis Cluster of three masters and
+//! three replicas (`redis-cli --cluster create`, on loopback ports, in
+//! temporary directories): every operation, the golden vectors, two
+//! gateways, a restart. The cluster is started once and used by one test
+//! function, so that every node is stopped by its PID at the end.
+//!
+//! Needs `redis-server` and `redis-cli` (`apt-get install -y redis-server
+//! redis-tools`); without them the test fails, naming the package.
+
+mod common;
+mod redis_support;
+mod replay;
+
+use common::{all_vectors, ServerProc, Vector};
+use distcache::{Client, ClientError, Flags};
+use redis_support::{gateway, Cluster};
+use replay::{assert_all_passed, replay_all, replayable, Endpoint, Target};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A bound that a loaded test machine keeps for sure.
+const PATIENT_MS: &str = "5000";
+
+fn client(gw: &ServerProc) -> Client {
+    let c = Client::new(&gw.address(), Flags::PERSISTENT).expect("client");
+    c.set_timeout(Duration::from_secs(8));
+    c
+}
+
+/// A gateway given one seed only: it finds the other nodes itself.
+fn gateway_on(cluster: &Cluster, prefix: &str) -> ServerProc {
+    let seed = format!("redis://{}", cluster.nodes[0].node());
+    gateway(
+        &seed,
+        &["-store-prefix", prefix, "-store-timeout", PATIENT_MS],
+    )
+}
+
+struct Gw(ServerProc);
+
+impl Target for Gw {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Unix(self.0.socket.clone())
+    }
+    fn is_running(&mut self) -> bool {
+        self.0.is_running()
+    }
+}
+
+#[test]
+fn a_gateway_on_a_three_master_cluster() {
+    let cluster = Cluster::start();
+    operations(&cluster);
+    two_gateways_and_a_restart(&cluster);
+    golden_vectors(&cluster);
+}
+
+fn operations(cluster: &Cluster) {
+    let gw = gateway_on(cluster, "ops:");
+    let c = client(&gw);
+    let data: Vec<u8> = (0..32_000u32).map(|i| (i % 251) as u8).collect();
+    // Ids that land on every master.
+    for i in 0..300u32 {
+        let id = [&b"\x00id-"[..], &i.to_be_bytes()].concat();
+        c.add(&id, &data[..(i as usize * 97) % 31_990 + 5], 60_000)
+            .expect("ADD");
+    }
+    for i in 0..300u32 {
+        let id = [&b"\x00id-"[..], &i.to_be_bytes()].concat();
+        let got = c.get(&id).expect("GET");
+        assert_eq!(
+            got.as_deref(),
+            Some(&data[..(i as usize * 97) % 31_990 + 5])
+        );
+        assert!(c.have(&id).expect("HAVE"));
+    }
+    let masters: Vec<_> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.cli(&["info", "replication"]).contains("role:master"))
+        .collect();
+    assert_eq!(masters.len(), 3);
+    for m in &masters {
+        let keys: u64 = m.cli(&["dbsize"]).trim().parse().expect("DBSIZE");
+        assert!(keys > 50, "{} holds {keys} keys", m.node());
+    }
+    let id = [&b"\x00id-"[..], &7u32.to_be_bytes()].concat();
+    assert!(
+        matches!(c.add(&id, b"again", 60_000), Err(ClientError::Refused(s)) if s.wire() == 0x65)
+    );
+    // REMOVE waits for the master's replica, which is there.
+    assert!(c.remove(&id).expect("REMOVE"));
+    assert!(!c.remove(&id).expect("REMOVE again"));
+    assert_eq!(c.get(&id).unwrap(), None);
+    assert!(!c.have(&id).unwrap());
+    c.add(b"zero", b"expires at once", 0).expect("ADD 0 ms");
+    assert_eq!(c.get(b"zero").unwrap(), None);
+    c.add(b"short", b"for 300 ms", 300).unwrap();
+    assert!(c.have(b"short").unwrap());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!c.have(b"short").unwrap());
+}
+
+fn two_gateways_and_a_restart(cluster: &Cluster) {
+    let mut a = gateway_on(cluster, "farm:");
+    let b = gateway(
+        &cluster.seeds(),
+        &["-store-prefix", "farm:", "-store-timeout", PATIENT_MS],
+    );
+    let (ca, cb) = (client(&a), client(&b));
+    for i in 0..100u32 {
+        ca.add(&i.to_be_bytes(), format!("session {i}").as_bytes(), 60_000)
+            .unwrap();
+    }
+    for i in 0..100u32 {
+        let got = cb.get(&i.to_be_bytes()).unwrap();
+        assert_eq!(got, Some(format!("session {i}").into_bytes()));
+    }
+    assert!(cb.remove(&7u32.to_be_bytes()).unwrap());
+    assert!(!ca.have(&7u32.to_be_bytes()).unwrap());
+    a.restart();
+    let ca = client(&a);
+    for i in (0..100u32).filter(|&i| i != 7) {
+        assert!(
+            ca.have(&i.to_be_bytes()).unwrap(),
+            "session {i} after restart"
+        );
+    }
+}
+
+fn golden_vectors(cluster: &Cluster) {
+    let vectors: Vec<Vector> = all_vectors().into_iter().filter(replayable).collect();
+    let n = AtomicUsize::new(0);
+    let start = || -> Box<dyn Target> {
+        let prefix = format!("v{}:", n.fetch_add(1, Ordering::Relaxed));
+        Box::new(Gw(gateway_on(cluster, &prefix)))
+    };
+    let outcomes = replay_all(&vectors, &start);
+    assert_all_passed("a Redis Cluster gateway", &outcomes);
+}
+
+#[test]
+#[ignore = "not built yet: kill -9 of a master under a load of 4 clients, counting failed \
+            operations and the time until every session stored at least 1 s before the \
+            kill is served again (target: the node timeout + 5 s)"]
+fn master_killed_under_load() {}
+
+#[test]
+#[ignore = "not built yet: sessions removed (REMOVE answered OK, so on a replica) just \
+            before their master is killed stay removed after the replica is promoted"]
+fn removed_sessions_stay_removed_after_failover() {}
+
+#[test]
+#[ignore = "not built yet: a fourth master added and slots moved to it with \
+            redis-cli --cluster reshard under a load of 4 clients, with zero wrong \
+            answers (MOVED/ASK followed by the client library)"]
+fn resharding_under_load() {}
