@@ -249,8 +249,104 @@ fn master_killed_under_load() {
     }
 }
 
+/// A fourth master added, and slots (with their sessions) moved to it by
+/// `redis-cli --cluster reshard` under a load of 4 clients: the gateway
+/// follows `MOVED` and `ASK`, and no answer is wrong.
 #[test]
-#[ignore = "not built yet: a fourth master added and slots moved to it with \
-            redis-cli --cluster reshard under a load of 4 clients, with zero wrong \
-            answers (MOVED/ASK followed by the redis crate)"]
-fn resharding_under_load() {}
+fn resharding_under_load() {
+    let mut cluster = Cluster::start();
+    let gw = gateway(
+        &cluster.seeds(),
+        &["-store-prefix", "rs:", "-store-timeout", "2000"],
+    );
+    let c = client(&gw);
+    let session = |i: u32| format!("session number {i}").into_bytes();
+    for i in 0..400u32 {
+        c.add(&i.to_be_bytes(), &session(i), 600_000).unwrap();
+    }
+    let new_master = cluster.add_master();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let tallies = std::thread::scope(|scope| {
+        let load: Vec<_> = (0..4u32)
+            .map(|t| {
+                let (gw, stop) = (&gw, &stop);
+                scope.spawn(move || {
+                    let c = client(gw);
+                    let mut tally = Tally::default();
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let i = n % 400;
+                        match c.get(&i.to_be_bytes()) {
+                            Ok(Some(d)) if d == session(i) => tally.ok += 1,
+                            Ok(other) => {
+                                eprintln!("wrong answer: GET {i}: {other:?}");
+                                tally.wrong += 1
+                            }
+                            Err(_) => tally.failed += 1,
+                        }
+                        // A session of this client's own: added, read,
+                        // removed, gone.
+                        let id = [t.to_be_bytes(), n.to_be_bytes(), [1; 4]].concat();
+                        let mut step = |what: &str, r: Result<bool, ClientError>| match r {
+                            Ok(true) => tally.ok += 1,
+                            Ok(false) => {
+                                eprintln!("wrong answer: {what}");
+                                tally.wrong += 1
+                            }
+                            Err(_) => tally.failed += 1,
+                        };
+                        let added = c.add(&id, b"added under load", 60_000);
+                        let was_added = added.is_ok();
+                        step("ADD", added.map(|()| true));
+                        if was_added {
+                            let got = c
+                                .get(&id)
+                                .map(|d| d.as_deref() == Some(b"added under load"));
+                            step("GET", got);
+                            let removed = c.remove(&id);
+                            let was_removed = matches!(removed, Ok(true));
+                            step("REMOVE", removed);
+                            if was_removed {
+                                step("HAVE", c.have(&id).map(|found| !found));
+                            }
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let first = cluster.nodes[0].node();
+        redis_support::cli(
+            cluster.nodes[0].port,
+            &[
+                "--cluster",
+                "reshard",
+                &first,
+                "--cluster-from",
+                "all",
+                "--cluster-to",
+                &new_master,
+                "--cluster-slots",
+                "2000",
+                "--cluster-yes",
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        load.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<Tally>>()
+    });
+    eprintln!("load during the resharding: {tallies:?}");
+    for t in &tallies {
+        assert_eq!(t.wrong, 0, "a wrong answer: {tallies:?}");
+        assert!(t.ok > 0, "{tallies:?}");
+    }
+    let moved: u64 = cluster.nodes[6].cli(&["dbsize"]).trim().parse().unwrap();
+    assert!(moved > 0, "the new master holds no session");
+    for i in 0..400u32 {
+        assert_eq!(c.get(&i.to_be_bytes()).unwrap(), Some(session(i)), "{i}");
+    }
+}

@@ -170,6 +170,16 @@ pub fn cli(port: u16, args: &[&str]) -> String {
     run.stdout
 }
 
+/// The options of a cluster node.
+pub const CLUSTER_NODE: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    "--cluster-node-timeout",
+    "2000",
+];
+
 /// Three masters and three replicas, made with `redis-cli --cluster create`.
 pub struct Cluster {
     pub nodes: Vec<RedisProc>,
@@ -180,25 +190,14 @@ impl Cluster {
     /// and every master has its replica in sync.
     pub fn start() -> Cluster {
         require("redis-cli");
-        let nodes: Vec<RedisProc> = (0..6)
-            .map(|_| {
-                RedisProc::start(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
-            .collect();
+        let nodes: Vec<RedisProc> = (0..6).map(|_| RedisProc::start(CLUSTER_NODE)).collect();
         let mut args = vec!["--cluster".to_string(), "create".to_string()];
         args.extend(nodes.iter().map(|n| n.node()));
         args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         cli(nodes[0].port, &args);
         let cluster = Cluster { nodes };
-        cluster.wait_healthy(Duration::from_secs(60));
+        cluster.wait_healthy(Duration::from_secs(60), &[]);
         cluster
     }
 
@@ -208,15 +207,35 @@ impl Cluster {
         format!("redis://{}", nodes.join(","))
     }
 
-    fn wait_healthy(&self, limit: Duration) {
+    /// Adds an empty master (`redis-cli --cluster add-node`); its node id.
+    pub fn add_master(&mut self) -> String {
+        let node = RedisProc::start(CLUSTER_NODE);
+        cli(
+            self.nodes[0].port,
+            &["--cluster", "add-node", &node.node(), &self.nodes[0].node()],
+        );
+        let id = node.cli(&["cluster", "myid"]).trim().to_string();
+        let port = node.port;
+        self.nodes.push(node);
+        self.wait_healthy(Duration::from_secs(60), &[port]);
+        id
+    }
+
+    /// Waits until every node serves (`cluster_state:ok`) and knows every
+    /// other, and each node but `unreplicated` masters is a master with its
+    /// replica in sync, or a replica in sync.
+    fn wait_healthy(&self, limit: Duration, unreplicated: &[u16]) {
         let start = Instant::now();
+        let known = format!("cluster_known_nodes:{}", self.nodes.len());
         loop {
             let ok = self.nodes.iter().all(|n| {
-                n.cli(&["cluster", "info"]).contains("cluster_state:ok") && {
-                    let repl = n.cli(&["info", "replication"]);
-                    repl.contains("role:slave") && repl.contains("master_link_status:up")
-                        || repl.contains("role:master") && repl.contains("connected_slaves:1")
-                }
+                let info = n.cli(&["cluster", "info"]);
+                let repl = n.cli(&["info", "replication"]);
+                info.contains("cluster_state:ok")
+                    && info.contains(&known)
+                    && (unreplicated.contains(&n.port)
+                        || repl.contains("role:slave") && repl.contains("master_link_status:up")
+                        || repl.contains("role:master") && repl.contains("connected_slaves:1"))
             });
             if ok {
                 return;
