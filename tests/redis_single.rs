@@ -12,6 +12,8 @@ mod redis_support;
 mod replay;
 
 use common::{all_vectors, raw_frame, run_tool, ServerProc, Vector};
+use distcache::cache::redis::{Kind, RedisOptions, RedisStore};
+use distcache::cache::{Answer, Op, Started, Store};
 use distcache::{Client, ClientError, Flags};
 use redis_support::{dc_server, file_with, gateway, RedisProc};
 use replay::{
@@ -395,4 +397,112 @@ fn options_that_do_not_apply_are_refused() {
     );
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("-store-auth"), "{}", run.stderr);
+}
+
+/// Waits (bounded) for the answer to `started`, as a worker does: after
+/// each call of the progress callback.
+fn answer_of(
+    store: &RedisStore,
+    started: Started,
+    progress: &std::sync::mpsc::Receiver<()>,
+    data: &mut Vec<u8>,
+) -> Answer {
+    let receipt = match started {
+        Started::Done(answer) => return answer,
+        Started::Waiting(receipt) => receipt,
+    };
+    let start = Instant::now();
+    loop {
+        if let Some(answer) = store.finish(&receipt, data) {
+            return answer;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no answer");
+        let _ = progress.recv_timeout(Duration::from_millis(100));
+    }
+}
+
+/// The store interface itself: every operation begun and finished later,
+/// TAKE (fetch and delete at once) included, and the limits answered
+/// without asking Redis.
+#[test]
+fn the_store_interface_begins_and_finishes_every_operation() {
+    let r = RedisProc::start(&[]);
+    let connect = |remove_sync: bool| {
+        let mut options = RedisOptions::parse(&spec(&r)).unwrap();
+        options.prefix = b"api:".to_vec();
+        options.timeout = Duration::from_millis(PATIENT_MS);
+        options.remove_sync = remove_sync;
+        RedisStore::connect(options).expect("connect")
+    };
+    let store = connect(false);
+    assert_eq!(store.kind(), Kind::Single);
+    let (tx, progress) = std::sync::mpsc::channel();
+    store.on_progress(std::sync::Arc::new(move || {
+        let _ = tx.send(());
+    }));
+    let mut data = Vec::new();
+    let mut run = |op: Op<'_>, data: &mut Vec<u8>| {
+        data.clear();
+        let started = store.begin(0, op, data);
+        answer_of(&store, started, &progress, data)
+    };
+    let add = Op::Add {
+        timeout_msecs: 60_000,
+        id: b"t",
+        data: b"session data",
+    };
+    assert_eq!(run(add, &mut data), Answer::Ok);
+    assert_eq!(run(add, &mut data), Answer::Exists);
+    assert_eq!(run(Op::Get(b"t"), &mut data), Answer::Hit);
+    assert_eq!(data, b"session data");
+    assert_eq!(run(Op::Have(b"t"), &mut data), Answer::Ok);
+    assert_eq!(run(Op::Take(b"t"), &mut data), Answer::Hit);
+    assert_eq!(data, b"session data");
+    assert_eq!(run(Op::Take(b"t"), &mut data), Answer::Miss);
+    assert_eq!(run(Op::Have(b"t"), &mut data), Answer::Miss);
+    assert_eq!(run(add, &mut data), Answer::Ok);
+    assert_eq!(run(Op::Remove(b"t"), &mut data), Answer::Ok);
+    assert_eq!(run(Op::Remove(b"t"), &mut data), Answer::Miss);
+    // Limits: answered at once.
+    for op in [
+        Op::Get(&[1; 65]),
+        Op::Have(b""),
+        Op::Remove(&[1; 65]),
+        Op::Take(b""),
+    ] {
+        assert_eq!(
+            store.begin(0, op, &mut data),
+            Started::Done(Answer::Miss),
+            "{op:?}"
+        );
+    }
+    let too_long = Op::Add {
+        timeout_msecs: 604_800_001,
+        id: b"x",
+        data: b"d",
+    };
+    assert_eq!(
+        store.begin(0, too_long, &mut data),
+        Started::Done(Answer::Refused)
+    );
+
+    // Waiting for a replica that is not there: a TAKE or REMOVE is a
+    // failure, never a hit.
+    let synced = connect(true);
+    assert!(synced.add(0, 60_000, b"u", b"session data").is_ok());
+    data.clear();
+    let started = synced.begin(0, Op::Take(b"u"), &mut data);
+    let Started::Waiting(receipt) = started else {
+        panic!("{started:?}");
+    };
+    let start = Instant::now();
+    let answer = loop {
+        if let Some(answer) = synced.finish(&receipt, &mut data) {
+            break answer;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no answer");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(answer, Answer::Failed);
+    assert!(data.is_empty());
 }
