@@ -441,7 +441,7 @@ fn the_store_interface_begins_and_finishes_every_operation() {
         let _ = tx.send(());
     }));
     let mut data = Vec::new();
-    let mut run = |op: Op<'_>, data: &mut Vec<u8>| {
+    let run = |op: Op<'_>, data: &mut Vec<u8>| {
         data.clear();
         let started = store.begin(0, op, data);
         answer_of(&store, started, &progress, data)
