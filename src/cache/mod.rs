@@ -143,6 +143,20 @@ pub enum Started {
     Waiting(Receipt),
 }
 
+/// What a store that relays requests to a remote backend (Redis) counts of
+/// it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendCounts {
+    /// Requests sent to the backend.
+    pub requests: u64,
+    /// Requests the backend answered with an error, or could not be sent.
+    pub errors: u64,
+    /// Requests the backend did not answer in time.
+    pub timeouts: u64,
+    /// Nanoseconds the answered requests took, summed.
+    pub latency_sum_ns: u64,
+}
+
 /// Called by a store (from any thread) when answers to waiting operations
 /// may have become known.
 pub type ProgressFn = Arc<dyn Fn() + Send + Sync>;
@@ -238,6 +252,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// for capacity, expired); zeros for a store that does not count them.
     fn drop_counts(&self) -> DropCounts {
         DropCounts::default()
+    }
+    /// What the store counts of its remote backend; `None` for a store
+    /// that has none.
+    fn backend_counts(&self) -> Option<BackendCounts> {
+        None
     }
     /// Appends to `out` at most `max` (at least 1) live sessions that come
     /// after `from` in the store's listing order (from the first when

@@ -27,10 +27,11 @@ pub use backend::Kind;
 pub use options::{password_from, RedisOptions, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME};
 
 use super::durable::Logger;
-use super::{AddError, Answer, Millis, Op, ProgressFn, Receipt, Started, Store};
+use super::{AddError, Answer, BackendCounts, Millis, Op, ProgressFn, Receipt, Started, Store};
 use crate::proto::{MAX_EXPIRY_MS, MAX_ID_LEN, MAX_TOTAL_DATA};
 use backend::{Backend, Job};
 use pending::Pending;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -84,8 +85,18 @@ impl Health {
     }
 }
 
+/// What the store counts of Redis.
+#[derive(Debug, Default)]
+struct Counts {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    latency_sum_ns: AtomicU64,
+}
+
 /// Sessions kept in Redis.
 pub struct RedisStore {
+    counts: Arc<Counts>,
     runtime: tokio::runtime::Runtime,
     backend: Backend,
     pending: Arc<Pending>,
@@ -119,6 +130,7 @@ impl RedisStore {
             options.log.warn(&format!("store: {note}"));
         }
         Ok(RedisStore {
+            counts: Arc::new(Counts::default()),
             runtime,
             backend,
             pending: Arc::new(Pending::default()),
@@ -150,17 +162,24 @@ impl RedisStore {
         let health = self.health.clone();
         let log = self.log.clone();
         let timeout = self.timeout;
+        let counts = self.counts.clone();
+        counts.requests.fetch_add(1, Ordering::Relaxed);
         self.runtime.spawn(async move {
+            let began = Instant::now();
             let (answer, data) = match tokio::time::timeout(timeout, backend.run(job)).await {
                 Ok(Ok(done)) => {
+                    let ns = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    counts.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
                     health.answered(&log);
                     done
                 }
                 Ok(Err(e)) => {
+                    counts.errors.fetch_add(1, Ordering::Relaxed);
                     health.failed(&log, &e.to_string());
                     (Answer::Failed, Vec::new())
                 }
                 Err(_) => {
+                    counts.timeouts.fetch_add(1, Ordering::Relaxed);
                     health.failed(
                         &log,
                         &format!("no answer within {} ms", timeout.as_millis()),
@@ -239,6 +258,16 @@ impl Store for RedisStore {
 
     fn on_progress(&self, f: ProgressFn) {
         self.pending.on_progress(f);
+    }
+
+    fn backend_counts(&self) -> Option<BackendCounts> {
+        let c = &self.counts;
+        Some(BackendCounts {
+            requests: c.requests.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            latency_sum_ns: c.latency_sum_ns.load(Ordering::Relaxed),
+        })
     }
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
