@@ -74,6 +74,35 @@ fn operations(cluster: &Cluster) {
         );
         assert!(c.have(&id).expect("HAVE"));
     }
+    // dc_admin ls lists them from every master.
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("UNIX:{}", dir.path().join("admin.sock").display());
+    let seed = format!("redis://{}", cluster.nodes[0].node());
+    let lister = gateway(
+        &seed,
+        &[
+            "-store-prefix",
+            "ops:",
+            "-store-timeout",
+            PATIENT_MS,
+            "-admin",
+            &admin,
+        ],
+    );
+    let ls = common::run_tool(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dc_admin")).args(["-connect", &admin, "ls"]),
+        Duration::from_secs(60),
+    );
+    drop(lister);
+    assert_eq!(ls.code, Some(0), "{}", ls.stderr);
+    let mut ids: Vec<&str> = ls
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300, "every session listed once at least");
     let masters: Vec<_> = cluster
         .nodes
         .iter()

@@ -579,7 +579,61 @@ fn admin_and_metrics_on_a_gateway() {
     assert!(value("distcache_backend_latency_seconds_sum").unwrap() > 0.0);
 }
 
+/// dc_admin ls on a gateway: the sessions under its prefix, by SCAN.
 #[test]
-#[ignore = "not built yet: dc_admin ls on a gateway, listing the prefix's keys by SCAN \
-            on every master (with PTTL and STRLEN); the store answers that it cannot list"]
-fn admin_ls_on_a_gateway() {}
+fn admin_ls_on_a_gateway() {
+    let r = RedisProc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("UNIX:{}", dir.path().join("admin.sock").display());
+    let ls_gw = |prefix: &str| {
+        gateway(
+            &spec(&r),
+            &[
+                "-store-prefix",
+                prefix,
+                "-store-remove-sync",
+                "off",
+                "-store-timeout",
+                &PATIENT_MS.to_string(),
+                "-admin",
+                &admin,
+            ],
+        )
+    };
+    let other = ls_gw("oth*r:");
+    client(&other)
+        .add(b"elsewhere", b"another farm", 60_000)
+        .unwrap();
+    drop(other);
+    let gw = ls_gw("ls:");
+    let c = client(&gw);
+    for i in 0..250u32 {
+        c.add(
+            &i.to_be_bytes(),
+            format!("session {i:05}").as_bytes(),
+            60_000,
+        )
+        .unwrap();
+    }
+    let ls = run_tool(
+        Command::new(env!("CARGO_BIN_EXE_dc_admin")).args(["-connect", &admin, "ls"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(ls.code, Some(0), "{}", ls.stderr);
+    let mut ids: Vec<String> = ls
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    let listed = ids.len();
+    ids.sort();
+    ids.dedup();
+    let mut want: Vec<String> = (0..250u32)
+        .map(|i| i.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    want.sort();
+    assert_eq!(ids, want, "every session of the prefix, no other");
+    assert!(listed >= 250);
+    let line = ls.stdout.lines().next().unwrap();
+    assert!(line.split_whitespace().nth(1) == Some("13"), "size: {line}");
+}

@@ -62,6 +62,9 @@ pub enum ListError {
     /// This kind of store does not list its sessions.
     #[error("this store cannot list its sessions")]
     Unsupported,
+    /// The store's backend did not answer in time.
+    #[error("the store's backend did not answer")]
+    Unavailable,
 }
 
 /// A change (an ADD, or a REMOVE that found its session) the store has

@@ -27,17 +27,38 @@ pub(super) enum Link {
 }
 
 impl Link {
-    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+    pub(super) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         match self {
             Link::Single(c) => cmd.query_async(c).await,
             Link::Cluster(c) => cmd.query_async(c).await,
         }
     }
 
-    async fn pipe<T: FromRedisValue>(&mut self, p: &Pipeline) -> RedisResult<T> {
+    pub(super) async fn pipe<T: FromRedisValue>(&mut self, p: &Pipeline) -> RedisResult<T> {
         match self {
             Link::Single(c) => p.query_async(c).await,
             Link::Cluster(c) => p.query_async(c).await,
+        }
+    }
+
+    /// `cmd` sent to the node at `node` (a cluster's master), or to the
+    /// one server.
+    pub(super) async fn query_at<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        node: Option<&(String, u16)>,
+    ) -> RedisResult<T> {
+        match (self, node) {
+            (Link::Cluster(c), Some((host, port))) => {
+                use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let value = c.route_command(cmd.clone(), route).await?;
+                T::from_redis_value(value).map_err(Into::into)
+            }
+            (link, _) => link.query(cmd).await,
         }
     }
 }
@@ -56,7 +77,7 @@ pub enum Kind {
 pub(super) struct Backend {
     pub(super) kind: Kind,
     /// Every request but a REMOVE that waits for a replica.
-    main: Link,
+    pub(super) main: Link,
     /// REMOVEs that wait for a replica.
     removes: Link,
     remove_sync: bool,

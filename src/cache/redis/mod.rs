@@ -20,6 +20,7 @@
 //! A key is the prefix followed by the raw session id.
 
 mod backend;
+mod listing;
 mod options;
 mod pending;
 
@@ -27,7 +28,10 @@ pub use backend::Kind;
 pub use options::{password_from, RedisOptions, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME};
 
 use super::durable::Logger;
-use super::{AddError, Answer, BackendCounts, Millis, Op, ProgressFn, Receipt, Started, Store};
+use super::{
+    AddError, Answer, BackendCounts, ListCursor, ListError, Millis, Op, ProgressFn, Receipt,
+    SessionInfo, Started, Store,
+};
 use crate::proto::{MAX_EXPIRY_MS, MAX_ID_LEN, MAX_TOTAL_DATA};
 use backend::{Backend, Job};
 use pending::Pending;
@@ -258,6 +262,36 @@ impl Store for RedisStore {
 
     fn on_progress(&self, f: ProgressFn) {
         self.pending.on_progress(f);
+    }
+
+    /// The sessions by `SCAN` (see the `listing` module): unordered, and
+    /// each with an age of 0.
+    fn list(
+        &self,
+        now: Millis,
+        from: Option<ListCursor>,
+        max: usize,
+        out: &mut Vec<SessionInfo>,
+    ) -> Result<Option<ListCursor>, ListError> {
+        let page = listing::page(
+            self.backend.clone(),
+            self.prefix.clone(),
+            now,
+            from,
+            max.max(1),
+        );
+        let timeout = self.timeout;
+        // The timer is made inside the runtime, which it needs.
+        match self
+            .runtime
+            .block_on(async move { tokio::time::timeout(timeout, page).await })
+        {
+            Ok(Ok((sessions, next))) => {
+                out.extend(sessions);
+                Ok(next)
+            }
+            Ok(Err(_)) | Err(_) => Err(ListError::Unavailable),
+        }
     }
 
     fn backend_counts(&self) -> Option<BackendCounts> {
