@@ -19,7 +19,7 @@ async fn nodes(backend: &mut Backend) -> RedisResult<Vec<Option<(String, u16)>>>
     }
     let slots: Value = backend
         .main
-        .query(&redis::cmd("CLUSTER").arg("SLOTS"))
+        .query(redis::cmd("CLUSTER").arg("SLOTS"))
         .await?;
     let mut masters = Vec::new();
     if let Value::Array(ranges) = slots {
