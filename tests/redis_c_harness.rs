@@ -5,6 +5,8 @@
 //! Needs `make stage` (which `make test` runs) and `redis-server`
 //! (`apt-get install -y redis-server redis-tools`).
 
+// Only part of the C harness's helpers is used here.
+#[allow(dead_code)]
 mod c_support;
 mod common;
 mod redis_support;
