@@ -131,16 +131,14 @@ pub(super) fn finish_waiting(
     let answer = store.finish(receipt, data)?;
     let mark = out.len();
     let framed = match answered(command, answer) {
-        Carried::Hit => {
+        Answered::Hit => {
             let framed = encode_message(out, true, uid, command, data).map(|()| Outcome::Ok);
             data.clear();
             framed
         }
-        Carried::Status(status, outcome) => {
+        Answered::Status(status, outcome) => {
             encode_message(out, true, uid, command, &[status.wire()]).map(|()| outcome)
         }
-        // An answer is never a receipt.
-        Carried::Waiting(_) => Ok(Outcome::Miss),
     };
     // Data that a store holds fits the frames it came in; should a frame
     // still fail, the request is answered as a failure.
@@ -164,11 +162,28 @@ fn failure(command: Command) -> (Status, Outcome) {
     (Status::Disconnected, outcome)
 }
 
+/// What a store's answer comes to on the wire.
+enum Answered {
+    /// A reply of one status byte.
+    Status(Status, Outcome),
+    /// A hit: the session's data is in the caller's buffer.
+    Hit,
+}
+
+impl From<Answered> for Carried {
+    fn from(a: Answered) -> Carried {
+        match a {
+            Answered::Status(status, outcome) => Carried::Status(status, outcome),
+            Answered::Hit => Carried::Hit,
+        }
+    }
+}
+
 /// What a store's answer to `command` comes to on the wire.
-fn answered(command: Command, answer: Answer) -> Carried {
+fn answered(command: Command, answer: Answer) -> Answered {
     let (status, outcome) = match answer {
         Answer::Ok => (Status::Ok, Outcome::Ok),
-        Answer::Hit => return Carried::Hit,
+        Answer::Hit => return Answered::Hit,
         Answer::Miss => (Status::NotFound, Outcome::Miss),
         Answer::Exists => (Status::AddMatchingSession, Outcome::Exists),
         Answer::Refused => (Status::AddDataRange, Outcome::Refused),
@@ -176,7 +191,7 @@ fn answered(command: Command, answer: Answer) -> Carried {
         Answer::NotKept => (Status::NotFound, Outcome::Miss),
         Answer::Failed => failure(command),
     };
-    Carried::Status(status, outcome)
+    Answered::Status(status, outcome)
 }
 
 /// Carries out one request against `store` and returns the reply's payload:
@@ -257,7 +272,7 @@ fn carry_out(
         };
         data.clear();
         return Ok(match store.begin(now, op, data) {
-            Started::Done(answer) => answered(command, answer),
+            Started::Done(answer) => answered(command, answer).into(),
             Started::Waiting(receipt) => Carried::Waiting(receipt),
         });
     }

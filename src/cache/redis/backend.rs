@@ -280,10 +280,9 @@ impl Backend {
         // reply to come back (never 0, which would wait for ever).
         let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
         Ok(match job {
-            Job::Add { key, data, ttl: 0 } => {
+            Job::Add { key, ttl: 0, .. } => {
                 // A session that expires at once is never stored; it is
                 // refused only if the id is taken.
-                let _ = data;
                 let n: i64 = self.main.query(redis::cmd("EXISTS").arg(&key)).await?;
                 if n > 0 {
                     (Answer::Exists, Vec::new())
