@@ -637,3 +637,54 @@ fn admin_ls_on_a_gateway() {
     let line = ls.stdout.lines().next().unwrap();
     assert!(line.split_whitespace().nth(1) == Some("13"), "size: {line}");
 }
+
+/// An outage is logged once when it begins and once when it ends, however
+/// many requests fail meanwhile.
+#[test]
+fn an_outage_is_logged_once_with_its_start_and_end() {
+    let mut r = RedisProc::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("gw.sock");
+    let mut child = dc_server()
+        .arg("-listen")
+        .arg(format!("UNIX:{}", socket.display()))
+        .args(["-store", &spec(&r), "-store-remove-sync", "off"])
+        .args(["-store-timeout", &STORE_TIMEOUT_MS.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dc_server");
+    let log = common::collect_stderr(&mut child);
+    let start = Instant::now();
+    while UnixStream::connect(&socket).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "gateway listening"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = Client::new(&format!("UNIX:{}", socket.display()), Flags::PERSISTENT).unwrap();
+    c.set_timeout(CLIENT_TIMEOUT);
+    c.add(b"a", b"before the outage", 60_000).unwrap();
+    r.kill();
+    for _ in 0..5 {
+        assert!(c.get(b"a").is_err());
+    }
+    r.restart();
+    let start = Instant::now();
+    while c.add(b"b", b"after the outage", 60_000).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(15), "reconnected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = || log.lock().unwrap().clone();
+    let start = Instant::now();
+    while !text().contains("Redis answers again") {
+        assert!(start.elapsed() < Duration::from_secs(5), "{}", text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    common::kill_pid(&mut child);
+    let text = text();
+    assert_eq!(text.matches("Redis is failing").count(), 1, "{text}");
+    assert_eq!(text.matches("Redis answers again").count(), 1, "{text}");
+}
