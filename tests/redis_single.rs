@@ -688,3 +688,60 @@ fn an_outage_is_logged_once_with_its_start_and_end() {
     assert_eq!(text.matches("Redis is failing").count(), 1, "{text}");
     assert_eq!(text.matches("Redis answers again").count(), 1, "{text}");
 }
+
+/// The farm's path: a client, dc_client, a gateway, Redis. A Redis outage
+/// reaches the client as failed operations, answered by the gateway, so
+/// dc_client does not take the gateway for dead; once Redis is back the
+/// same path serves again.
+#[test]
+fn through_dc_client_to_a_gateway() {
+    let mut r = RedisProc::start(&[]);
+    let gw = bounded_gateway(&r, "proxied:", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("proxy.sock");
+    let mut proxy = Command::new(common::dc_client_bin())
+        .arg("-listen")
+        .arg(format!("UNIX:{}", socket.display()))
+        .args(["-server", &gw.address(), "-timeout", "2000"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dc_client");
+    let start = Instant::now();
+    while UnixStream::connect(&socket).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "dc_client listening"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = Client::new(&format!("UNIX:{}", socket.display()), Flags::PERSISTENT).unwrap();
+    c.set_timeout(CLIENT_TIMEOUT);
+    let direct = client(&gw);
+    c.add(b"via proxy", b"stored through dc_client", 60_000)
+        .unwrap();
+    assert_eq!(
+        direct.get(b"via proxy").unwrap().as_deref(),
+        Some(&b"stored through dc_client"[..])
+    );
+    assert!(c.remove(b"via proxy").unwrap());
+    r.kill();
+    for _ in 0..3 {
+        let began = Instant::now();
+        let got = c.get(b"via proxy");
+        assert!(
+            matches!(got, Err(ClientError::UnexpectedReply(_))),
+            "the gateway's failure, passed on: {got:?}"
+        );
+        assert!(began.elapsed() < Duration::from_millis(300 + 1500));
+    }
+    r.restart();
+    let start = Instant::now();
+    while c.add(b"again", b"after the outage", 60_000).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(15), "served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(c.have(b"again").unwrap());
+    common::kill_pid(&mut proxy);
+}
