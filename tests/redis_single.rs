@@ -745,3 +745,112 @@ fn through_dc_client_to_a_gateway() {
     assert!(c.have(b"again").unwrap());
     common::kill_pid(&mut proxy);
 }
+
+/// Reads `n` replies from `s` (bounded): (uid, op, payload) each.
+fn replies(s: &mut UnixStream, n: usize) -> Vec<(u32, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut header = [0u8; 14];
+        s.read_exact(&mut header).expect("reply header");
+        let uid = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+        let len = u16::from_be_bytes([header[12], header[13]]) as usize;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).expect("reply payload");
+        out.push((uid, header[10], body));
+    }
+    out
+}
+
+/// Requests pipelined on one connection: those for different sessions
+/// are in flight at once (a GET goes to Redis while a REMOVE before it
+/// waits for a replica), those for the same session are carried out in
+/// the order they came, and every reply comes back in request order.
+#[test]
+fn pipelined_requests_overlap_and_stay_in_order() {
+    let r = RedisProc::start(&[]);
+    let gw = gateway(
+        &spec(&r),
+        &["-store-prefix", "pipe:", "-store-timeout", "3000"],
+    );
+    let c = client(&gw);
+    c.add(b"a", b"session a data", 60_000).unwrap();
+    c.add(b"b", b"session b data", 60_000).unwrap();
+    let gets_before: u64 = r
+        .cli(&["info", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|v| v.split(',').next()?.parse().ok())
+        .unwrap_or(0);
+    let mut s = UnixStream::connect(&gw.socket).unwrap();
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    // REMOVE a waits (WAIT 1) for a replica that is not there.
+    let mut burst = raw_frame(false, 2, 1, b"a");
+    burst.extend(raw_frame(false, 1, 2, b"b"));
+    s.write_all(&burst).unwrap();
+    let start = Instant::now();
+    loop {
+        let gets: u64 = r
+            .cli(&["info", "commandstats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+            .and_then(|v| v.split(',').next()?.parse().ok())
+            .unwrap_or(0);
+        if gets > gets_before {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "the GET did not reach Redis while the REMOVE before it waited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = replies(&mut s, 2);
+    assert_eq!((got[0].0, got[0].1, &got[0].2[..]), (1, 2, &[0x02][..]));
+    assert_eq!(
+        (got[1].0, got[1].1, &got[1].2[..]),
+        (2, 1, &b"session b data"[..])
+    );
+
+    // The same session, pipelined: in order.
+    let mut add = Vec::new();
+    add.extend_from_slice(&60_000u32.to_be_bytes());
+    add.extend_from_slice(&1u32.to_be_bytes());
+    add.extend_from_slice(b"x");
+    add.extend_from_slice(b"session x data");
+    let quick = gateway(
+        &spec(&r),
+        &["-store-prefix", "pipe:", "-store-remove-sync", "off"],
+    );
+    let mut s = UnixStream::connect(&quick.socket).unwrap();
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    let mut burst = Vec::new();
+    for (uid, op, payload) in [
+        (10, 0, &add[..]),
+        (11, 1, b"x"),
+        (12, 1, b"b"),
+        (13, 2, b"x"),
+        (14, 3, b"x"),
+        (15, 1, b"x"),
+        (16, 0, &add[..]),
+        (17, 0, &add[..]),
+        (18, 3, b"x"),
+    ] {
+        burst.extend(raw_frame(false, op, uid, payload));
+    }
+    s.write_all(&burst).unwrap();
+    let got = replies(&mut s, 9);
+    let want: [(u32, u8, &[u8]); 9] = [
+        (10, 0, &[0x00]),
+        (11, 1, b"session x data"),
+        (12, 1, b"session b data"),
+        (13, 2, &[0x00]),
+        (14, 3, &[0x01]),
+        (15, 1, &[0x01]),
+        (16, 0, &[0x00]),
+        (17, 0, &[0x65]),
+        (18, 3, &[0x00]),
+    ];
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0, g.1, &g.2[..]), w);
+    }
+}

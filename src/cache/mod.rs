@@ -185,6 +185,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn synced(&self, _receipt: &Receipt) -> Option<bool> {
         Some(false)
     }
+    /// Whether a caller may begin an operation while others it began are
+    /// not answered yet, as long as none of those is for the same id: the
+    /// store carries out operations on different ids independently. A
+    /// store that says no (the default) sees a connection's operations one
+    /// at a time.
+    fn overlaps(&self) -> bool {
+        false
+    }
     /// Registers `f`, called whenever answers to waiting operations may
     /// have become known. A store that never makes one wait ignores it.
     fn on_progress(&self, _f: ProgressFn) {}

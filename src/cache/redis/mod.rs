@@ -264,6 +264,11 @@ impl Store for RedisStore {
         self.pending.on_progress(f);
     }
 
+    /// Commands for different keys are independent in Redis.
+    fn overlaps(&self) -> bool {
+        true
+    }
+
     /// The sessions by `SCAN` (see the `listing` module): unordered, and
     /// each with an age of 0.
     fn list(
