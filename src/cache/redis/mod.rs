@@ -60,31 +60,46 @@ pub enum RedisError {
     Connect(String),
 }
 
+/// Failures for this long without an answer in between make an outage,
+/// which is logged; a shorter blip (one request timing out on a busy
+/// machine) is not.
+const OUTAGE: Duration = Duration::from_secs(1);
+
 /// Whether Redis is answering, to log each outage once, when it begins
 /// and when it ends.
 #[derive(Debug, Default)]
 struct Health {
-    down_since: Mutex<Option<Instant>>,
+    /// Since when requests have failed without an answer in between, and
+    /// whether that was logged as an outage.
+    failing: Mutex<Option<(Instant, bool)>>,
 }
 
 impl Health {
     fn failed(&self, log: &Logger, why: &str) {
-        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if down.is_none() {
-            *down = Some(Instant::now());
-            log.warn(&format!(
-                "store: Redis is failing ({why}); requests are answered as failures until it answers"
-            ));
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *failing {
+            None => *failing = Some((Instant::now(), false)),
+            Some((since, logged)) if !*logged && since.elapsed() >= OUTAGE => {
+                *logged = true;
+                log.warn(&format!(
+                    "store: Redis is failing ({why}) since {} ms; requests are answered as \
+                     failures until it answers",
+                    since.elapsed().as_millis()
+                ));
+            }
+            Some(_) => {}
         }
     }
 
     fn answered(&self, log: &Logger) {
-        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(since) = down.take() {
-            log.warn(&format!(
-                "store: Redis answers again, after {} ms of failures",
-                since.elapsed().as_millis()
-            ));
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((since, logged)) = failing.take() {
+            if logged {
+                log.warn(&format!(
+                    "store: Redis answers again, after {} ms of failures",
+                    since.elapsed().as_millis()
+                ));
+            }
         }
     }
 }
