@@ -857,3 +857,36 @@ fn pipelined_requests_overlap_and_stay_in_order() {
         assert_eq!((g.0, g.1, &g.2[..]), w);
     }
 }
+
+/// `redis://USER@HOST:PORT` with the password from `-store-auth`: an ACL
+/// user of Redis 6 and later.
+#[test]
+fn an_acl_user_with_its_password_from_a_file() {
+    let r = RedisProc::start(&[
+        "--user",
+        "gateway",
+        "on",
+        ">its-secret",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = file_with(&dir, "secret", "its-secret\n");
+    let store = format!("redis://gateway@{}", r.node());
+    let gw = gateway(
+        &store,
+        &[
+            "-store-auth",
+            secret.to_str().unwrap(),
+            "-store-remove-sync",
+            "off",
+        ],
+    );
+    let c = client(&gw);
+    c.add(b"acl", b"stored as an ACL user", 60_000).unwrap();
+    assert!(c.have(b"acl").unwrap());
+    let wrong = format!("redis://someone-else@{}", r.node());
+    let (err, _) = failed_start(&wrong, &["-store-auth", secret.to_str().unwrap()]);
+    assert!(err.to_lowercase().contains("password"), "{err}");
+}
