@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use crate::common::{kill_pid, run_tool, ServerProc};
+use distcache::{Client, Flags};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -267,4 +268,69 @@ pub fn file_with(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, text).expect("write file");
     path
+}
+
+// ---------------------------------------------------------------------------
+// Gateways on one server, and their clients
+
+/// The bound the gateways answer within where the bound is what a test
+/// looks at.
+pub const STORE_TIMEOUT_MS: u64 = 500;
+
+/// The bound elsewhere: one that a loaded test machine (dozens of
+/// gateways starting at once) keeps for sure.
+pub const PATIENT_MS: u64 = 5000;
+
+/// A client that waits longer than the gateway, so that the gateway's
+/// own answer is what it sees.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn client(gw: &ServerProc) -> Client {
+    let c = Client::new(&gw.address(), Flags::PERSISTENT).expect("client");
+    c.set_timeout(CLIENT_TIMEOUT);
+    c
+}
+
+pub fn spec(r: &RedisProc) -> String {
+    format!("redis://{}", r.node())
+}
+
+/// A gateway that answers a REMOVE once the master has it (a single
+/// server has no replica to wait for).
+pub fn plain_gateway(r: &RedisProc, prefix: &str) -> ServerProc {
+    bounded_gateway(r, prefix, PATIENT_MS)
+}
+
+/// [`plain_gateway`] with a bound of `ms`.
+pub fn bounded_gateway(r: &RedisProc, prefix: &str, ms: u64) -> ServerProc {
+    gateway(
+        &spec(r),
+        &[
+            "-store-prefix",
+            prefix,
+            "-store-timeout",
+            &ms.to_string(),
+            "-store-remove-sync",
+            "off",
+        ],
+    )
+}
+
+/// Runs a gateway that must fail to start; its standard error, and how
+/// long it took.
+pub fn failed_start(store: &str, extra: &[&str]) -> (String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("gw.sock");
+    let began = Instant::now();
+    let run = run_tool(
+        dc_server()
+            .arg("-listen")
+            .arg(format!("UNIX:{}", socket.display()))
+            .args(["-store", store, "-store-timeout", "500"])
+            .args(extra),
+        Duration::from_secs(20),
+    );
+    let took = began.elapsed();
+    assert_eq!(run.code, Some(1), "exit code; stderr: {}", run.stderr);
+    (run.stderr, took)
 }
