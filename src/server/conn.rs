@@ -10,7 +10,7 @@
 //!   reading costs at most that plus one reply;
 //! - bytes read but not decoded yet ([`Conn::held`]), when decoding paused
 //!   for a reply waiting on the disk (`-sync always`) or on the socket;
-//! - the requests in flight ([`Conn::queue`]): one waiting for the disk,
+//! - the requests in flight ([`Conn::flight`]): one waiting for the disk,
 //!   or, with a store that lets them overlap (Redis), up to
 //!   [`MAX_IN_FLIGHT`] for different ids, their replies sent in request
 //!   order.
@@ -102,6 +102,16 @@ enum Slot {
     Ready(Vec<u8>),
 }
 
+/// The requests of a connection that are in flight, and the next one if
+/// it could not begin yet.
+#[derive(Debug, Default)]
+struct Flight {
+    /// Begun and not answered on the wire yet, oldest first; never empty.
+    queue: VecDeque<Slot>,
+    /// A request decoded that waits to begin.
+    parked: Option<Parked>,
+}
+
 /// A request decoded while it could not begin yet (one for the same id
 /// is in flight, or too many are).
 #[derive(Debug)]
@@ -143,11 +153,8 @@ pub(super) struct Conn {
     out: Vec<u8>,
     /// Bytes read but not decoded yet.
     held: Vec<u8>,
-    /// Requests begun and not answered on the wire yet, oldest first:
-    /// empty for an idle connection (no allocation).
-    queue: VecDeque<Slot>,
-    /// A request decoded that waits to begin.
-    parked: Option<Box<Parked>>,
+    /// The requests in flight; `None` when there is none.
+    flight: Option<Box<Flight>>,
     /// What the worker asked the kernel to watch the socket for.
     pub(super) watch: Watch,
     /// When bytes last came in, or replies last went out (server clock).
@@ -174,8 +181,7 @@ impl Conn {
             decoder: Decoder::new(Role::Server),
             out: Vec::new(),
             held: Vec::new(),
-            queue: VecDeque::new(),
-            parked: None,
+            flight: None,
             watch: Watch::Nothing,
             last_active: now,
             request_began: now,
@@ -187,7 +193,7 @@ impl Conn {
     /// unsent, or a reply waiting for the disk. Such a connection is never
     /// displaced, and a stopping server lets it finish.
     pub(super) fn is_busy(&self) -> bool {
-        !self.out.is_empty() || !self.queue.is_empty()
+        !self.out.is_empty() || self.flight.is_some()
     }
 
     /// Whether replies wait for the socket to take them.
@@ -202,7 +208,12 @@ impl Conn {
 
     /// Whether a reply waits for the disk.
     pub(super) fn is_waiting(&self) -> bool {
-        !self.queue.is_empty()
+        self.flight.is_some()
+    }
+
+    /// How many requests are in flight.
+    fn in_flight(&self) -> usize {
+        self.flight.as_ref().map_or(0, |f| f.queue.len())
     }
 
     /// Does all that can be done now: finishes a waiting reply if the store
@@ -272,7 +283,10 @@ impl Conn {
     /// store has answered them; then the parked request, if it may begin
     /// now. True when the connection may take more requests.
     fn finish_waiting(&mut self, env: &mut Env<'_>) -> Result<bool, End> {
-        while let Some(front) = self.queue.front() {
+        let Some(flight) = self.flight.as_mut() else {
+            return Ok(true);
+        };
+        while let Some(front) = flight.queue.front() {
             match front {
                 Slot::Ready(bytes) => env.out.extend_from_slice(bytes),
                 Slot::Waiting(w) => {
@@ -287,15 +301,17 @@ impl Conn {
                     self.last_active = env.now;
                 }
             }
-            self.queue.pop_front();
+            flight.queue.pop_front();
         }
-        if self.queue.is_empty() {
-            // Give the memory back: most connections never need it again.
-            self.queue = VecDeque::new();
+        let parked = flight.parked.take();
+        if flight.queue.is_empty() {
+            self.flight = None;
         }
-        if let Some(p) = self.parked.take() {
+        if let Some(p) = parked {
             if !self.may_begin(env, p.command, &p.payload) {
-                self.parked = Some(p);
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.parked = Some(p);
+                }
                 return Ok(false);
             }
             let req = Request {
@@ -311,7 +327,8 @@ impl Conn {
     /// Whether another request may begin before those in flight are
     /// answered.
     fn may_take_more(&self, env: &Env<'_>) -> bool {
-        self.queue.is_empty() || env.store.overlaps() && self.queue.len() < MAX_IN_FLIGHT
+        let n = self.in_flight();
+        n == 0 || env.store.overlaps() && n < MAX_IN_FLIGHT
     }
 
     /// Whether a request (`command` with `payload`) may begin now: nothing
@@ -319,14 +336,14 @@ impl Conn {
     /// and none in flight is for the same id (so that each id's requests
     /// are carried out in the order they came).
     fn may_begin(&self, env: &Env<'_>, command: Command, payload: &[u8]) -> bool {
-        if self.queue.is_empty() {
+        let Some(flight) = &self.flight else {
             return true;
-        }
+        };
         if !self.may_take_more(env) {
             return false;
         }
         let id = request_id(command, payload);
-        !self
+        !flight
             .queue
             .iter()
             .any(|s| matches!(s, Slot::Waiting(w) if !id.is_empty() && w.id == id))
@@ -337,7 +354,7 @@ impl Conn {
     /// otherwise.
     fn begin(&mut self, env: &mut Env<'_>, req: Request<'_>, mark: Instant) -> Result<(), End> {
         let now = env.clock.at(mark);
-        let queued = !self.queue.is_empty();
+        let queued = self.flight.is_some();
         let mut own = Vec::new();
         let out = if queued { &mut own } else { &mut *env.out };
         let begun = begin_request(env.policy, env.store, now, req, out, env.data, true);
@@ -347,13 +364,14 @@ impl Conn {
                 env.stats
                     .metrics()
                     .record(req.command, outcome, finished - mark);
-                if queued {
-                    self.queue.push_back(Slot::Ready(own));
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.queue.push_back(Slot::Ready(own));
                 }
                 Ok(())
             }
             Ok(Begun::Waiting(receipt)) => {
-                self.queue.push_back(Slot::Waiting(Waiting {
+                let flight = self.flight.get_or_insert_with(Box::default);
+                flight.queue.push_back(Slot::Waiting(Waiting {
                     uid: req.uid,
                     command: req.command,
                     receipt,
@@ -405,11 +423,14 @@ impl Conn {
             input = &input[used..];
             let Some(req) = req else { continue };
             if !self.may_begin(env, req.command, req.payload) {
-                self.parked = Some(Box::new(Parked {
-                    uid: req.uid,
-                    command: req.command,
-                    payload: req.payload.to_vec(),
-                }));
+                // Something is in flight, or the request could begin.
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.parked = Some(Parked {
+                        uid: req.uid,
+                        command: req.command,
+                        payload: req.payload.to_vec(),
+                    });
+                }
                 self.held.extend_from_slice(input);
                 return Ok(false);
             }
