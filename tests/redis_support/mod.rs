@@ -58,13 +58,29 @@ pub struct RedisProc {
 }
 
 impl RedisProc {
-    /// A server on a free loopback port, with `extra` options.
+    /// A server on a free loopback port, with `extra` options. A port
+    /// taken meanwhile (by another program on the machine) is given up for
+    /// the next free one, a few times.
     pub fn start(extra: &[&str]) -> RedisProc {
-        Self::start_on(free_port(), extra)
+        let mut taken = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::try_start_on(port, extra) {
+                Ok(r) => return r,
+                Err(log) if log.contains("Address already in use") => taken.push(port),
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("redis-server found ports {taken:?} taken when it started");
     }
 
     /// A server on `port`, with `extra` options.
     pub fn start_on(port: u16, extra: &[&str]) -> RedisProc {
+        Self::try_start_on(port, extra).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// A server on `port`, or what it said when it did not start.
+    fn try_start_on(port: u16, extra: &[&str]) -> Result<RedisProc, String> {
         require("redis-server");
         let dir = tempfile::tempdir().expect("tempdir");
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -75,8 +91,8 @@ impl RedisProc {
             dir,
             args,
         };
-        r.wait_ready();
-        r
+        r.wait_ready()?;
+        Ok(r)
     }
 
     /// `127.0.0.1:PORT`.
@@ -93,23 +109,34 @@ impl RedisProc {
     pub fn restart(&mut self) {
         kill_pid(&mut self.child);
         self.child = spawn_redis(self.port, &self.dir, &self.args);
-        self.wait_ready();
+        if let Err(log) = self.wait_ready() {
+            panic!("{log}");
+        }
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits (at most 10 s) until the server answers; what it said if it
+    /// exited or did not answer.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log =
                     std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
-                panic!("redis-server on {} exited: {status}\n{log}", self.port);
+                return Err(format!(
+                    "redis-server on {} exited: {status}\n{log}",
+                    self.port
+                ));
             }
             if answers(self.port) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server on {} did not answer within 10 s", self.port);
+        kill_pid(&mut self.child);
+        Err(format!(
+            "redis-server on {} did not answer within 10 s",
+            self.port
+        ))
     }
 
     /// Runs `redis-cli -p PORT args...` (bounded) and returns its output.
