@@ -25,6 +25,7 @@ readelf         binutils
 taskset         util-linux
 systemd-analyze systemd
 redis-server    redis-server
+redis-cli       redis-tools
 memcached       memcached
 dpkg-deb        dpkg
 dpkg-shlibdeps  dpkg-dev

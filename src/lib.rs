@@ -228,7 +228,29 @@ pub use cache::DurableStore;
 
 pub use cache::durable::{DurableError, LoadReport};
 pub use cache::{AddBegun, AddError, DropCounts, DurableOptions, ListCursor, ListError};
+pub use cache::{Answer, Op, Started};
 pub use cache::{Millis, ProgressFn, Receipt, SessionInfo, SyncMode};
+
+/// A store that keeps the sessions in a Redis server or a Redis Cluster,
+/// so that any number of `dc_server` gateways share them.
+///
+/// # Example
+///
+/// ```no_run
+/// use distcache::{RedisOptions, RedisStore, Server, Store};
+/// use std::sync::Arc;
+///
+/// let mut options = RedisOptions::parse("redis://127.0.0.1:7000,127.0.0.1:7001")?;
+/// options.prefix = b"farm-a:".to_vec();
+/// let store: Arc<dyn Store> = Arc::new(RedisStore::connect(options)?);
+/// let listen = [distcache::Address::parse("UNIX:/run/dc_gateway.sock")?];
+/// let server = Server::bind_with_store(&listen, store)?;
+/// server.run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use cache::redis::RedisStore;
+
+pub use cache::redis::{RedisError, RedisOptions};
 
 /// # Example
 ///

@@ -1,5 +1,6 @@
 //! dc_server: the distcache session cache server.
 
+use distcache::internals::cache::redis;
 use distcache::internals::cache::Logger;
 use distcache::internals::cli::{
     bytes_in, is_help, number_in, options_or_exit, Args, Asked, CliError,
@@ -11,7 +12,7 @@ use distcache::internals::server::{default_max_conns, MAX_THREADS, RESERVED_FDS}
 use distcache::internals::tls::{is_tls, ReloadSignal};
 use distcache::Address;
 use distcache::{DurableOptions, DurableStore, SyncMode};
-use distcache::{MemoryStore, Store};
+use distcache::{MemoryStore, RedisOptions, RedisStore, Store};
 use distcache::{Server, ServerConfig};
 use distcache::{ServerOptions, ServerTls, TlsAddress};
 use std::path::{Path, PathBuf};
@@ -64,6 +65,24 @@ Usage: dc_server [options]
                      and syncs them to disk at most <ms> after (default
                      interval:1000; 1 to 3600000); 'always' answers an ADD
                      only once it is synced
+  -store redis://[user@]host:port[,host:port...]
+                     keep the sessions in Redis instead, a single server
+                     or a Redis Cluster (recognised by itself; the nodes
+                     given are seeds): the server becomes a gateway that
+                     holds nothing itself, and any number of gateways
+                     share the sessions. -sessions, -maxbytes and -sync do
+                     not apply
+  -store-auth <file> with redis://: the password, the first line of <file>
+  -store-prefix <s>  with redis://: put <s> before each session id to make
+                     its key, so that farms can share Redis (default dc:)
+  -store-timeout <ms> with redis://: answer each request within <ms>
+                     milliseconds, as a failure if Redis has not answered
+                     (default 2000; 10 to 600000)
+  -store-remove-sync <on|off>
+                     with redis://: 'on' (the default) answers a REMOVE
+                     only once a replica has it (WAIT 1), and as a failure
+                     otherwise, so that a failover cannot bring a removed
+                     session back; 'off' answers once the master has it
 ";
 
 const USAGE_TAIL: &str = "  -h, -help, -?      show this text
@@ -95,6 +114,8 @@ const MAX_BYTES: u64 = 1 << 40;
 const MAX_CONNS: u64 = 1_000_000;
 const MAX_IDLE_MS: u64 = 3_600_000;
 const DEFAULT_ADMIN_PERMS: u32 = 0o600;
+const MIN_STORE_TIMEOUT_MS: u64 = 10;
+const MAX_STORE_TIMEOUT_MS: u64 = 600_000;
 
 struct Config {
     server: ServerConfig,
@@ -108,6 +129,8 @@ struct Config {
     progress: Option<u64>,
     store: Option<PathBuf>,
     sync: SyncMode,
+    /// `-store redis://...`, with its other options.
+    redis: Option<RedisOptions>,
     daemon: DaemonOptions,
     inspect: Inspect,
     /// The TLS listeners' credentials, and which listeners speak TLS.
@@ -222,6 +245,12 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut progress = None;
     let mut store = None;
     let mut sync = None;
+    let mut redis: Option<RedisOptions> = None;
+    let mut sessions_given = false;
+    let mut store_auth = None;
+    let mut store_prefix = None;
+    let mut store_timeout = None;
+    let mut store_remove_sync = None;
     let mut daemon = DaemonOptions::default();
     let mut inspect = Inspect::default();
     let mut tls = TlsArgs::default();
@@ -236,7 +265,10 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
                 }
                 listen.push(addr);
             }
-            "sessions" => sessions = args.parsed("sessions", number_in(1, MAX_SESSIONS))?,
+            "sessions" => {
+                sessions = args.parsed("sessions", number_in(1, MAX_SESSIONS))?;
+                sessions_given = true;
+            }
             "maxbytes" => max_bytes = args.parsed("maxbytes", bytes_in(0, MAX_BYTES))?,
             "maxconns" => max_conns = Some(args.parsed("maxconns", number_in(1, MAX_CONNS))?),
             "threads" => threads = args.parsed("threads", number_in(1, MAX_THREADS as u64))?,
@@ -248,7 +280,21 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "admin" => inspect.admin = Some(args.parsed("admin", admin_address)?),
             "adminperms" => inspect.admin_perms = Some(args.parsed("adminperms", parse_mode)?),
             "metrics" => inspect.metrics = Some(args.parsed("metrics", metrics_address)?),
-            "store" => store = Some(args.parsed("store", non_empty_path)?),
+            "store" => match args.parsed("store", store_place)? {
+                Place::Dir(dir) => store = Some(dir),
+                Place::Redis(options) => redis = Some(*options),
+            },
+            "store-auth" => store_auth = Some(args.parsed("store-auth", read_password)?),
+            "store-prefix" => store_prefix = Some(args.parsed("store-prefix", non_empty)?),
+            "store-timeout" => {
+                store_timeout = Some(args.parsed(
+                    "store-timeout",
+                    number_in(MIN_STORE_TIMEOUT_MS, MAX_STORE_TIMEOUT_MS),
+                )?)
+            }
+            "store-remove-sync" => {
+                store_remove_sync = Some(args.parsed("store-remove-sync", on_off)?)
+            }
             "sync" => sync = Some(args.parsed("sync", SyncMode::parse)?),
             name => {
                 if !tls.take(name, &mut args)? && !daemon.take(name, &mut args)? {
@@ -262,6 +308,43 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     }
     if inspect.admin_perms.is_some() && inspect.admin.is_none() {
         return Err(CliError::Missing("-adminperms needs -admin"));
+    }
+    if let Some(options) = &mut redis {
+        if store.is_some() {
+            return Err(CliError::Missing(
+                "-store is given twice: a directory and Redis",
+            ));
+        }
+        if sessions_given || max_bytes > 0 {
+            return Err(CliError::Missing(
+                "-sessions and -maxbytes do not apply to a Redis store: Redis holds the \
+                 sessions, within its own maxmemory",
+            ));
+        }
+        if sync.is_some() {
+            return Err(CliError::Missing(
+                "-sync does not apply to a Redis store: Redis keeps its own persistence",
+            ));
+        }
+        options.password = store_auth;
+        if let Some(prefix) = store_prefix {
+            options.prefix = prefix.into_bytes();
+        }
+        if let Some(ms) = store_timeout {
+            options.timeout = Duration::from_millis(ms);
+        }
+        if let Some(on) = store_remove_sync {
+            options.remove_sync = on;
+        }
+        options.log = Logger::new(|line| log(Level::Warning, line));
+    } else if store_auth.is_some()
+        || store_prefix.is_some()
+        || store_timeout.is_some()
+        || store_remove_sync.is_some()
+    {
+        return Err(CliError::Missing(
+            "-store-auth, -store-prefix, -store-timeout and -store-remove-sync need -store redis://...",
+        ));
     }
     if sync.is_some() && store.is_none() {
         return Err(CliError::Missing("-sync needs -store"));
@@ -280,10 +363,47 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
         progress,
         store,
         sync: sync.unwrap_or_default(),
+        redis,
         daemon,
         inspect,
         tls,
     })))
+}
+
+/// Where `-store` keeps the sessions.
+enum Place {
+    Dir(PathBuf),
+    Redis(Box<RedisOptions>),
+}
+
+fn store_place(s: &str) -> Result<Place, String> {
+    if s.starts_with(redis::SCHEME) {
+        return RedisOptions::parse(s)
+            .map(|o| Place::Redis(Box::new(o)))
+            .map_err(|e| e.to_string());
+    }
+    non_empty_path(s).map(Place::Dir).map_err(String::from)
+}
+
+fn read_password(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("can't read it: {e}"))?;
+    redis::password_from(&text).map_err(|e| e.to_string())
+}
+
+fn non_empty(s: &str) -> Result<String, &'static str> {
+    if s.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+fn on_off(s: &str) -> Result<bool, &'static str> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("must be 'on' or 'off'"),
+    }
 }
 
 fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
@@ -391,6 +511,28 @@ fn give_store_to(dir: &Path, user: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Connects to Redis (after -daemon's fork: the client's threads are the
+/// child's) and says what it found.
+fn connect_redis(options: &RedisOptions) -> Result<RedisStore, String> {
+    let seeds: Vec<String> = options.seeds.iter().map(|s| s.to_string()).collect();
+    let store = RedisStore::connect(options.clone()).map_err(|e| format!("-store: {e}"))?;
+    log(
+        Level::Notice,
+        &format!(
+            "store: Redis {} at {} (prefix '{}', timeout {} ms, remove-sync {})",
+            match store.kind() {
+                redis::Kind::Single => "server",
+                redis::Kind::Cluster => "cluster",
+            },
+            seeds.join(","),
+            String::from_utf8_lossy(&options.prefix),
+            options.timeout.as_millis(),
+            if options.remove_sync { "on" } else { "off" },
+        ),
+    );
+    Ok(store)
+}
+
 /// Runs the server until a stop signal; `Err` is the message to log.
 fn serve(config: Config) -> Result<(), String> {
     let in_foreground = !config.daemon.daemon;
@@ -420,9 +562,10 @@ fn serve(config: Config) -> Result<(), String> {
         }
         None => default_max_conns(nofile),
     };
-    let store: Arc<dyn Store> = match &durable {
-        Some(d) => d.clone(),
-        None => Arc::new(MemoryStore::with_max_bytes(
+    let store: Arc<dyn Store> = match (&durable, &config.redis) {
+        (Some(d), _) => d.clone(),
+        (None, Some(options)) => Arc::new(connect_redis(options)?),
+        (None, None) => Arc::new(MemoryStore::with_max_bytes(
             config.server.sessions,
             config.max_bytes,
         )),

@@ -13,6 +13,7 @@
 
 pub mod durable;
 mod memory;
+pub(crate) mod redis;
 
 pub use durable::{DurableOptions, DurableStore, SyncMode};
 pub use memory::{Change, DropCounts, DropReason, Journal, MemoryStore, MAX_EVICTION_BATCH};
@@ -63,6 +64,9 @@ pub enum ListError {
     /// This kind of store does not list its sessions.
     #[error("this store cannot list its sessions")]
     Unsupported,
+    /// The store's backend did not answer in time.
+    #[error("the store's backend did not answer")]
+    Unavailable,
 }
 
 /// A change (an ADD, or a REMOVE or TAKE that found its session) the store has
@@ -87,8 +91,79 @@ pub enum AddBegun {
     Waiting(Receipt),
 }
 
-/// Called by a store (from any thread) when answers to waiting ADDs may
-/// have become known.
+/// One operation of the protocol, as [`Store::begin`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Store `data` under `id` for `timeout_msecs` (the protocol's limits
+    /// already checked).
+    Add {
+        /// The session's lifetime.
+        timeout_msecs: u32,
+        /// The session id.
+        id: &'a [u8],
+        /// The session data.
+        data: &'a [u8],
+    },
+    /// Fetch the session stored under the id.
+    Get(&'a [u8]),
+    /// Whether a session is stored under the id.
+    Have(&'a [u8]),
+    /// Delete the session stored under the id.
+    Remove(&'a [u8]),
+    /// Fetch and delete the session stored under the id, at once.
+    Take(&'a [u8]),
+}
+
+/// A store's answer to an [`Op`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Stored (ADD); found (HAVE); found and deleted (REMOVE).
+    Ok,
+    /// Found (GET, TAKE): the session's data was appended to the caller's
+    /// buffer.
+    Hit,
+    /// No session under the id.
+    Miss,
+    /// ADD: a live session with this id is already stored.
+    Exists,
+    /// ADD: the store cannot hold this session.
+    Refused,
+    /// A change carried out in memory that did not reach the disk in time
+    /// (answered as the durable store always has: an ADD refused, a
+    /// REMOVE as finding nothing).
+    NotKept,
+    /// The store could not carry the operation out, or does not know
+    /// whether it did: its backend failed or did not answer in time. Never
+    /// a hit, never "stored".
+    Failed,
+}
+
+/// How [`Store::begin`] went: answered at once, or waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The answer.
+    Done(Answer),
+    /// Begun; [`Store::finish`] gives the answer once the store's progress
+    /// callback was called, or once the receipt's deadline passed.
+    Waiting(Receipt),
+}
+
+/// What a store that relays requests to a remote backend (Redis) counts of
+/// it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendCounts {
+    /// Requests sent to the backend.
+    pub requests: u64,
+    /// Requests the backend answered with an error, or could not be sent.
+    pub errors: u64,
+    /// Requests the backend did not answer in time.
+    pub timeouts: u64,
+    /// Nanoseconds the answered requests took, summed.
+    pub latency_sum_ns: u64,
+}
+
+/// Called by a store (from any thread) when answers to waiting operations
+/// may have become known.
 pub type ProgressFn = Arc<dyn Fn() + Send + Sync>;
 
 /// A session store, shared by all of a server's connections.
@@ -112,9 +187,70 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn synced(&self, _receipt: &Receipt) -> Option<bool> {
         Some(false)
     }
-    /// Registers `f`, called whenever answers to waiting ADDs may have
-    /// become known. A store that never makes an ADD wait ignores it.
+    /// Whether a caller may begin an operation while others it began are
+    /// not answered yet, as long as none of those is for the same id: the
+    /// store carries out operations on different ids independently. A
+    /// store that says no (the default) sees a connection's operations one
+    /// at a time.
+    fn overlaps(&self) -> bool {
+        false
+    }
+    /// Registers `f`, called whenever answers to waiting operations may
+    /// have become known. A store that never makes one wait ignores it.
     fn on_progress(&self, _f: ProgressFn) {}
+    /// Begins `op` for a caller that must not wait: answers at once, or
+    /// gives a receipt for [`Store::finish`]. A GET or TAKE answered at
+    /// once appends the session's data to `data`.
+    ///
+    /// The default carries the operation out with the calls above: only an
+    /// ADD, a REMOVE or a TAKE can wait (for the disk). A TAKE that waits
+    /// has appended the session's data to `data` already; the caller keeps
+    /// it until [`Store::finish`] says the removal is on disk.
+    fn begin(&self, now: Millis, op: Op<'_>, data: &mut Vec<u8>) -> Started {
+        let found = |yes| if yes { Answer::Ok } else { Answer::Miss };
+        Started::Done(match op {
+            Op::Add {
+                timeout_msecs,
+                id,
+                data,
+            } => match self.add_begin(now, timeout_msecs, id, data) {
+                AddBegun::Done(Ok(())) => Answer::Ok,
+                AddBegun::Done(Err(AddError::Exists)) => Answer::Exists,
+                AddBegun::Done(Err(AddError::Refused)) => Answer::Refused,
+                AddBegun::Waiting(receipt) => return Started::Waiting(receipt),
+            },
+            Op::Get(id) => {
+                if self.get_into(now, id, data) {
+                    Answer::Hit
+                } else {
+                    Answer::Miss
+                }
+            }
+            Op::Have(id) => found(self.have(now, id)),
+            Op::Remove(id) => match self.remove_begin(now, id) {
+                (true, Some(receipt)) => return Started::Waiting(receipt),
+                (removed, _) => found(removed),
+            },
+            Op::Take(id) => match self.take_begin(now, id, data) {
+                // The session's data is in `data`; the caller keeps it
+                // until the removal is on disk.
+                (true, Some(receipt)) => return Started::Waiting(receipt),
+                (true, None) => Answer::Hit,
+                (false, _) => Answer::Miss,
+            },
+        })
+    }
+    /// The answer to an operation [`Store::begin`] left waiting on
+    /// `receipt`, once known (a GET's or TAKE's data appended to `data`);
+    /// `None` while it is not. A store answers every receipt by its
+    /// deadline.
+    ///
+    /// The default asks [`Store::synced`]: [`Answer::Ok`] once the change
+    /// is on disk, [`Answer::NotKept`] when it will not be.
+    fn finish(&self, receipt: &Receipt, _data: &mut Vec<u8>) -> Option<Answer> {
+        self.synced(receipt)
+            .map(|kept| if kept { Answer::Ok } else { Answer::NotKept })
+    }
     /// Appends the session stored under `id` to `out`; false when there is none.
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool;
     /// Appends the session stored under `id` to `out` and deletes it, as
@@ -155,6 +291,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// for capacity, expired); zeros for a store that does not count them.
     fn drop_counts(&self) -> DropCounts {
         DropCounts::default()
+    }
+    /// What the store counts of its remote backend; `None` for a store
+    /// that has none.
+    fn backend_counts(&self) -> Option<BackendCounts> {
+        None
     }
     /// Appends to `out` at most `max` (at least 1) live sessions that come
     /// after `from` in the store's listing order (from the first when

@@ -45,6 +45,13 @@ pub mod client {
 pub mod cache {
     pub use crate::cache::durable::{Logger, OfflineStore, COMPACT_SLACK, LOCK_FILE, LOG_FILE};
     pub use crate::cache::MAX_EVICTION_BATCH;
+
+    /// The Redis store's address scheme, defaults and password file.
+    pub mod redis {
+        pub use crate::cache::redis::{
+            password_from, Kind, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME,
+        };
+    }
 }
 
 /// dc_server's limits.

@@ -9,7 +9,11 @@
 //!   while they reach [`MAX_PENDING`], so a client that sends without
 //!   reading costs at most that plus one reply;
 //! - bytes read but not decoded yet ([`Conn::held`]), when decoding paused
-//!   for a reply waiting on the disk (`-sync always`) or on the socket.
+//!   for a reply waiting on the disk (`-sync always`) or on the socket;
+//! - the requests in flight ([`Conn::flight`]): one waiting for the disk,
+//!   or, with a store that lets them overlap (Redis), up to
+//!   [`MAX_IN_FLIGHT`] for different ids, their replies sent in request
+//!   order.
 //!
 //! Replies to every complete request that one read brought are written
 //! together, in order, with one `send` when the socket takes them.
@@ -17,8 +21,9 @@
 use super::handler::{begin_request, finish_waiting, Begun, Request};
 use super::{Clock, Outcome, Policy, Stats};
 use crate::cache::{Millis, Receipt, Store};
-use crate::proto::{Command, Decoder, Role};
+use crate::proto::{AddRequest, Command, Decoder, Role};
 use crate::tls::Link;
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -36,6 +41,9 @@ pub(super) const READ_CHUNK: usize = 64 * 1024;
 /// Replies pending on one connection beyond which it is read no further
 /// until the client has taken some.
 pub(super) const MAX_PENDING: usize = 64 * 1024;
+/// Requests of one connection in flight at once, with a store that lets
+/// them overlap ([`Store::overlaps`]).
+pub(super) const MAX_IN_FLIGHT: usize = 32;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,15 +82,60 @@ pub(super) struct Env<'a> {
     pub(super) data: &'a mut Vec<u8>,
 }
 
-/// A request (an ADD, a REMOVE or a TAKE) whose reply waits for the disk.
+/// A request whose reply waits for the store: an ADD, a REMOVE or a
+/// TAKE for the disk, any request for a remote store.
 #[derive(Debug)]
 struct Waiting {
     uid: u32,
     command: Command,
     receipt: Receipt,
     began: Instant,
-    /// A TAKE's session data, sent once its removal is on disk.
+    /// A TAKE's session data, sent once its removal is on disk (empty
+    /// otherwise, and for a store that gives the data when it answers).
     taken: Vec<u8>,
+    /// The session id it is for (empty when it names none).
+    id: Vec<u8>,
+}
+
+/// A request begun and not yet answered on the wire, in the order the
+/// requests came.
+#[derive(Debug)]
+enum Slot {
+    /// Its answer waits for the store.
+    Waiting(Waiting),
+    /// Answered; its framed reply waits for the replies before it.
+    Ready(Vec<u8>),
+}
+
+/// The requests of a connection that are in flight, and the next one if
+/// it could not begin yet.
+#[derive(Debug, Default)]
+struct Flight {
+    /// Begun and not answered on the wire yet, oldest first; never empty.
+    queue: VecDeque<Slot>,
+    /// A request decoded that waits to begin.
+    parked: Option<Parked>,
+}
+
+/// A request decoded while it could not begin yet (one for the same id
+/// is in flight, or too many are).
+#[derive(Debug)]
+struct Parked {
+    uid: u32,
+    command: Command,
+    payload: Vec<u8>,
+}
+
+/// The session id a request is for; empty when it names none (an ADD
+/// refused or malformed before the store is asked).
+fn request_id(command: Command, payload: &[u8]) -> &[u8] {
+    match command {
+        Command::Add => match AddRequest::parse(payload) {
+            Ok(Ok(add)) => add.id,
+            _ => &[],
+        },
+        _ => payload,
+    }
 }
 
 /// What a connection's socket is watched for.
@@ -106,7 +159,8 @@ pub(super) struct Conn {
     out: Vec<u8>,
     /// Bytes read but not decoded yet.
     held: Vec<u8>,
-    waiting: Option<Box<Waiting>>,
+    /// The requests in flight; `None` when there is none.
+    flight: Option<Box<Flight>>,
     /// What the worker asked the kernel to watch the socket for.
     pub(super) watch: Watch,
     /// When bytes last came in, or replies last went out (server clock).
@@ -133,7 +187,7 @@ impl Conn {
             decoder: Decoder::new(Role::Server),
             out: Vec::new(),
             held: Vec::new(),
-            waiting: None,
+            flight: None,
             watch: Watch::Nothing,
             last_active: now,
             request_began: now,
@@ -145,7 +199,7 @@ impl Conn {
     /// unsent, or a reply waiting for the disk. Such a connection is never
     /// displaced, and a stopping server lets it finish.
     pub(super) fn is_busy(&self) -> bool {
-        !self.out.is_empty() || self.waiting.is_some()
+        !self.out.is_empty() || self.flight.is_some()
     }
 
     /// Whether replies (or the TLS handshake) wait for the socket to take
@@ -162,7 +216,12 @@ impl Conn {
 
     /// Whether a reply waits for the disk.
     pub(super) fn is_waiting(&self) -> bool {
-        self.waiting.is_some()
+        self.flight.is_some()
+    }
+
+    /// How many requests are in flight.
+    fn in_flight(&self) -> usize {
+        self.flight.as_ref().map_or(0, |f| f.queue.len())
     }
 
     /// Does all that can be done now: finishes a waiting reply if the store
@@ -187,10 +246,13 @@ impl Conn {
     }
 
     fn run(&mut self, env: &mut Env<'_>, buf: &mut [u8], drained_hint: bool) -> Result<(), End> {
-        if !self.finish_waiting(env)? {
+        // Replies finished now go out even when no more requests may
+        // begin yet.
+        let more = self.finish_waiting(env)?;
+        self.flush(env)?;
+        if !more {
             return Ok(());
         }
-        self.flush(env)?;
         if self.out.len() >= MAX_PENDING {
             return Ok(());
         }
@@ -225,23 +287,115 @@ impl Conn {
         }
     }
 
-    /// The reply to the waiting request, once the store knows it. True
-    /// when nothing waits (any more).
+    /// The replies to the requests in flight, in order, as far as the
+    /// store has answered them; then the parked request, if it may begin
+    /// now. True when the connection may take more requests.
     fn finish_waiting(&mut self, env: &mut Env<'_>) -> Result<bool, End> {
-        let Some(w) = &self.waiting else {
+        let Some(flight) = self.flight.as_mut() else {
             return Ok(true);
         };
-        let Some(outcome) =
-            finish_waiting(env.store, &w.receipt, w.uid, w.command, &w.taken, env.out)
-        else {
-            return Ok(false);
+        while let Some(front) = flight.queue.front() {
+            match front {
+                Slot::Ready(bytes) => env.out.extend_from_slice(bytes),
+                Slot::Waiting(w) => {
+                    let Some(outcome) = finish_waiting(
+                        env.store, &w.receipt, w.uid, w.command, &w.taken, env.out, env.data,
+                    ) else {
+                        break;
+                    };
+                    env.stats
+                        .metrics()
+                        .record(w.command, outcome, w.began.elapsed());
+                    self.last_active = env.now;
+                }
+            }
+            flight.queue.pop_front();
+        }
+        let parked = flight.parked.take();
+        if flight.queue.is_empty() {
+            self.flight = None;
+        }
+        if let Some(p) = parked {
+            if !self.may_begin(env, p.command, &p.payload) {
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.parked = Some(p);
+                }
+                return Ok(false);
+            }
+            let req = Request {
+                uid: p.uid,
+                command: p.command,
+                payload: &p.payload,
+            };
+            self.begin(env, req, Instant::now())?;
+        }
+        Ok(self.may_take_more(env))
+    }
+
+    /// Whether another request may begin before those in flight are
+    /// answered.
+    fn may_take_more(&self, env: &Env<'_>) -> bool {
+        let n = self.in_flight();
+        n == 0 || env.store.overlaps() && n < MAX_IN_FLIGHT
+    }
+
+    /// Whether a request (`command` with `payload`) may begin now: nothing
+    /// is in flight, or the store lets requests overlap, there is room,
+    /// and none in flight is for the same id (so that each id's requests
+    /// are carried out in the order they came).
+    fn may_begin(&self, env: &Env<'_>, command: Command, payload: &[u8]) -> bool {
+        let Some(flight) = &self.flight else {
+            return true;
         };
-        env.stats
-            .metrics()
-            .record(w.command, outcome, w.began.elapsed());
-        self.waiting = None;
-        self.last_active = env.now;
-        Ok(true)
+        if !self.may_take_more(env) {
+            return false;
+        }
+        let id = request_id(command, payload);
+        !flight
+            .queue
+            .iter()
+            .any(|s| matches!(s, Slot::Waiting(w) if !id.is_empty() && w.id == id))
+    }
+
+    /// Begins `req` (which came in at `mark`): its reply is framed in
+    /// `env.out` when nothing is in flight before it, and queued
+    /// otherwise.
+    fn begin(&mut self, env: &mut Env<'_>, req: Request<'_>, mark: Instant) -> Result<(), End> {
+        let now = env.clock.at(mark);
+        let queued = self.flight.is_some();
+        let mut own = Vec::new();
+        let out = if queued { &mut own } else { &mut *env.out };
+        let begun = begin_request(env.policy, env.store, now, req, out, env.data, true);
+        let finished = Instant::now();
+        match begun {
+            Ok(Begun::Done(outcome)) => {
+                env.stats
+                    .metrics()
+                    .record(req.command, outcome, finished - mark);
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.queue.push_back(Slot::Ready(own));
+                }
+                Ok(())
+            }
+            Ok(Begun::Waiting(receipt)) => {
+                let flight = self.flight.get_or_insert_with(Box::default);
+                flight.queue.push_back(Slot::Waiting(Waiting {
+                    uid: req.uid,
+                    command: req.command,
+                    receipt,
+                    began: mark,
+                    id: request_id(req.command, req.payload).to_vec(),
+                    taken: taken_data(req.command, env.data),
+                }));
+                Ok(())
+            }
+            Err(_) => {
+                env.stats
+                    .metrics()
+                    .record(req.command, Outcome::Malformed, finished - mark);
+                Err(End::Malformed)
+            }
+        }
     }
 
     /// Decodes `input` and carries out every complete request, framing the
@@ -277,34 +431,26 @@ impl Conn {
             };
             input = &input[used..];
             let Some(req) = req else { continue };
-            let now = env.clock.at(mark);
-            let begun = begin_request(env.policy, env.store, now, req, env.out, env.data, true);
-            let finished = Instant::now();
-            match begun {
-                Ok(Begun::Done(outcome)) => {
-                    env.stats
-                        .metrics()
-                        .record(req.command, outcome, finished - mark);
-                }
-                Ok(Begun::Waiting(receipt)) => {
-                    self.waiting = Some(Box::new(Waiting {
+            if !self.may_begin(env, req.command, req.payload) {
+                // Something is in flight, or the request could begin.
+                if let Some(flight) = self.flight.as_mut() {
+                    flight.parked = Some(Parked {
                         uid: req.uid,
                         command: req.command,
-                        receipt,
-                        began: mark,
-                        taken: taken_data(req.command, env.data),
-                    }));
-                    self.held.extend_from_slice(input);
-                    return Ok(false);
+                        payload: req.payload.to_vec(),
+                    });
                 }
-                Err(_) => {
-                    env.stats
-                        .metrics()
-                        .record(req.command, Outcome::Malformed, finished - mark);
-                    return Err(End::Malformed);
-                }
+                self.held.extend_from_slice(input);
+                return Ok(false);
             }
-            mark = finished;
+            self.begin(env, req, mark)?;
+            mark = Instant::now();
+            if !self.may_take_more(env) {
+                // A reply waits (for the disk): the rest is decoded only
+                // once it is sent.
+                self.held.extend_from_slice(input);
+                return Ok(false);
+            }
             if env.out.len() + self.out.len() >= MAX_PENDING {
                 self.flush(env)?;
                 if !self.out.is_empty() {

@@ -136,6 +136,32 @@ pub fn exposition(report: &Report) -> String {
         t.sample(&format!("{name}_sum"), &labels, seconds(l.sum_ns));
         t.sample(&format!("{name}_count"), &labels, cumulative);
     }
+    if let Some(b) = &report.backend {
+        t.single(
+            "distcache_backend_requests_total",
+            "counter",
+            "Requests sent to the store's backend (Redis).",
+            b.requests,
+        );
+        t.single(
+            "distcache_backend_errors_total",
+            "counter",
+            "Backend requests answered with an error, or that could not be sent.",
+            b.errors,
+        );
+        t.single(
+            "distcache_backend_timeouts_total",
+            "counter",
+            "Backend requests not answered within the store's timeout.",
+            b.timeouts,
+        );
+        t.single(
+            "distcache_backend_latency_seconds_sum",
+            "counter",
+            "Seconds the answered backend requests took, summed.",
+            seconds(b.latency_sum_ns),
+        );
+    }
     t.0
 }
 

@@ -1,5 +1,5 @@
 use super::metrics::Outcome;
-use crate::cache::{AddBegun, AddError, Millis, Receipt, Store};
+use crate::cache::{AddError, Answer, Millis, Op, Receipt, Started, Store};
 use crate::proto::{encode_message, AddRequest, Command, Message, ProtoError, Status};
 use std::time::Instant;
 
@@ -73,17 +73,18 @@ pub(super) struct Request<'a> {
 pub(super) enum Begun {
     /// Answered; the reply is framed.
     Done(Outcome),
-    /// An ADD, or a REMOVE or TAKE that found its session, whose reply
-    /// waits for the disk: [`finish_waiting`] frames it. A TAKE's session
-    /// data is left in the caller's `data` buffer, to be kept until then.
+    /// Begun; the store answers later: [`finish_waiting`] frames the
+    /// reply. A TAKE that waits for its removal to reach the disk leaves
+    /// the session's data in the caller's `data` buffer, to be kept until
+    /// then and handed back to [`finish_waiting`] as `taken`.
     Waiting(Receipt),
 }
 
 /// The one way a request is carried out: against `store`, with the reply
 /// framed in `out` (a GET hit's data passes through `data`, a buffer the
-/// caller keeps). With `begin_only`, an ADD that the store answers only
-/// once it is on disk (and a REMOVE or TAKE, likewise) gives [`Begun::Waiting`]
-/// and nothing is framed yet;
+/// caller keeps). With `begin_only`, a request the store answers later
+/// (an ADD or REMOVE waiting for the disk, any request waiting for a
+/// remote store) gives [`Begun::Waiting`] and nothing is framed yet;
 /// otherwise it is waited for. `Err` as for [`handle_request`].
 pub(super) fn begin_request(
     policy: Policy,
@@ -117,11 +118,11 @@ pub(super) fn begin_request(
     Ok(Begun::Done(outcome))
 }
 
-/// Frames the reply to the request `uid` (an ADD, a REMOVE or a TAKE)
-/// that waits on `receipt`, once `store` knows whether its change is on
-/// disk; `None` while it does not. A change that did not reach the disk is
-/// answered as a failure: the ADD refused, the REMOVE and the TAKE as
-/// finding nothing. `taken`: the session data a TAKE removed.
+/// Frames the reply to the request `uid` that waits on `receipt`, once
+/// `store` has its answer; `None` while it does not. `data` is the
+/// caller's buffer for a GET hit's data, as for [`begin_request`];
+/// `taken`, the data a TAKE removed before it waited for the disk (empty
+/// otherwise).
 pub(super) fn finish_waiting(
     store: &dyn Store,
     receipt: &Receipt,
@@ -129,20 +130,80 @@ pub(super) fn finish_waiting(
     command: Command,
     taken: &[u8],
     out: &mut Vec<u8>,
+    data: &mut Vec<u8>,
 ) -> Option<Outcome> {
-    let (status, outcome) = match (store.synced(receipt)?, command) {
-        (true, Command::Take) => {
-            // Session data is at most one message long.
-            encode_message(out, true, uid, command, taken).ok()?;
-            return Some(Outcome::Ok);
+    data.clear();
+    let answer = match store.finish(receipt, data)? {
+        // The removal is on disk: the session the TAKE removed is its.
+        Answer::Ok if command == Command::Take && !taken.is_empty() => {
+            data.extend_from_slice(taken);
+            Answer::Hit
         }
-        (true, _) => (Status::Ok, Outcome::Ok),
-        (false, Command::Add) => (Status::AddDataRange, Outcome::Refused),
-        (false, _) => (Status::NotFound, Outcome::Miss),
+        answer => answer,
     };
-    // A one-byte payload always fits a frame.
-    encode_message(out, true, uid, command, &[status.wire()]).ok()?;
-    Some(outcome)
+    let mark = out.len();
+    let framed = match answered(command, answer) {
+        Answered::Hit => {
+            let framed = encode_message(out, true, uid, command, data).map(|()| Outcome::Ok);
+            data.clear();
+            framed
+        }
+        Answered::Status(status, outcome) => {
+            encode_message(out, true, uid, command, &[status.wire()]).map(|()| outcome)
+        }
+    };
+    // Data that a store holds fits the frames it came in; should a frame
+    // still fail, the request is answered as a failure.
+    Some(framed.unwrap_or_else(|_| {
+        let (status, outcome) = failure(command);
+        out.truncate(mark);
+        let _ = encode_message(out, true, uid, command, &[status.wire()]);
+        outcome
+    }))
+}
+
+/// The reply a store's failure gets: 0x02 (`DC_ERR_DISCONNECTED`, the
+/// status a proxy sends when it lost its server mid-request), which the
+/// client library reports as a failed operation, never as a hit or as
+/// "stored".
+fn failure(command: Command) -> (Status, Outcome) {
+    let outcome = match command {
+        Command::Add => Outcome::Refused,
+        _ => Outcome::Miss,
+    };
+    (Status::Disconnected, outcome)
+}
+
+/// What a store's answer comes to on the wire.
+enum Answered {
+    /// A reply of one status byte.
+    Status(Status, Outcome),
+    /// A hit: the session's data is in the caller's buffer.
+    Hit,
+}
+
+impl From<Answered> for Carried {
+    fn from(a: Answered) -> Carried {
+        match a {
+            Answered::Status(status, outcome) => Carried::Status(status, outcome),
+            Answered::Hit => Carried::Hit,
+        }
+    }
+}
+
+/// What a store's answer to `command` comes to on the wire.
+fn answered(command: Command, answer: Answer) -> Answered {
+    let (status, outcome) = match answer {
+        Answer::Ok => (Status::Ok, Outcome::Ok),
+        Answer::Hit => return Answered::Hit,
+        Answer::Miss => (Status::NotFound, Outcome::Miss),
+        Answer::Exists => (Status::AddMatchingSession, Outcome::Exists),
+        Answer::Refused => (Status::AddDataRange, Outcome::Refused),
+        Answer::NotKept if command == Command::Add => (Status::AddDataRange, Outcome::Refused),
+        Answer::NotKept => (Status::NotFound, Outcome::Miss),
+        Answer::Failed => failure(command),
+    };
+    Answered::Status(status, outcome)
 }
 
 /// Carries out one request against `store` and returns the reply's payload:
@@ -178,7 +239,7 @@ enum Carried {
     Status(Status, Outcome),
     /// A GET or TAKE hit: the session's data is in the caller's buffer.
     Hit,
-    /// A change whose answer waits for the disk.
+    /// Begun; the store answers later.
     Waiting(Receipt),
 }
 
@@ -207,20 +268,33 @@ fn carry_out(
             Carried::Status(Status::NotFound, Outcome::Miss)
         }
     };
+    if begin_only {
+        let op = match command {
+            Command::Add => match AddRequest::parse(payload)? {
+                Err(refusal) => return Ok(Carried::Status(refusal, Outcome::Refused)),
+                Ok(add) => Op::Add {
+                    timeout_msecs: add.timeout_msecs.max(policy.min_expiry_msecs),
+                    id: add.id,
+                    data: add.data,
+                },
+            },
+            Command::Get => Op::Get(payload),
+            Command::Have => Op::Have(payload),
+            Command::Remove => Op::Remove(payload),
+            Command::Take => Op::Take(payload),
+        };
+        data.clear();
+        return Ok(match store.begin(now, op, data) {
+            Started::Done(answer) => answered(command, answer).into(),
+            Started::Waiting(receipt) => Carried::Waiting(receipt),
+        });
+    }
     Ok(match command {
         Command::Add => match AddRequest::parse(payload)? {
             Err(refusal) => Carried::Status(refusal, Outcome::Refused),
             Ok(add) => {
                 let timeout = add.timeout_msecs.max(policy.min_expiry_msecs);
-                let result = if begin_only {
-                    match store.add_begin(now, timeout, add.id, add.data) {
-                        AddBegun::Done(result) => result,
-                        AddBegun::Waiting(receipt) => return Ok(Carried::Waiting(receipt)),
-                    }
-                } else {
-                    store.add(now, timeout, add.id, add.data)
-                };
-                let (status, outcome) = add_status(result);
+                let (status, outcome) = add_status(store.add(now, timeout, add.id, add.data));
                 Carried::Status(status, outcome)
             }
         },
@@ -232,22 +306,13 @@ fn carry_out(
                 Carried::Status(Status::NotFound, Outcome::Miss)
             }
         }
-        Command::Remove if begin_only => match store.remove_begin(now, payload) {
-            (true, Some(receipt)) => Carried::Waiting(receipt),
-            (removed, _) => found(removed),
-        },
         Command::Remove => found(store.remove(now, payload)),
         Command::Take => {
             data.clear();
-            let (taken, receipt) = if begin_only {
-                store.take_begin(now, payload, data)
+            if store.take_into(now, payload, data) {
+                Carried::Hit
             } else {
-                (store.take_into(now, payload, data), None)
-            };
-            match (taken, receipt) {
-                (true, Some(receipt)) => Carried::Waiting(receipt),
-                (true, None) => Carried::Hit,
-                (false, _) => Carried::Status(Status::NotFound, Outcome::Miss),
+                Carried::Status(Status::NotFound, Outcome::Miss)
             }
         }
         Command::Have => found(store.have(now, payload)),
@@ -363,6 +428,113 @@ mod tests {
         handle_request(policy, &s, 0, &req, &mut out).unwrap();
         let (msgs, _) = decode_all(Role::Client, &out).unwrap();
         assert_eq!(msgs[0].payload, [0x66]);
+    }
+
+    /// An answer and its data, kept for [`Later::finish`].
+    type Kept = (Answer, Vec<u8>);
+
+    /// A store that answers every operation later: the memory store's
+    /// answer (or a failure, for ids starting with `!`), kept until
+    /// asked for.
+    #[derive(Debug)]
+    struct Later {
+        inner: MemoryStore,
+        answers: std::sync::Mutex<Vec<Option<Kept>>>,
+    }
+
+    impl Store for Later {
+        fn add(&self, now: Millis, t: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
+            self.inner.add(now, t, id, data)
+        }
+        fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
+            self.inner.get_into(now, id, out)
+        }
+        fn remove(&self, now: Millis, id: &[u8]) -> bool {
+            self.inner.remove(now, id)
+        }
+        fn have(&self, now: Millis, id: &[u8]) -> bool {
+            self.inner.have(now, id)
+        }
+        fn len(&self, now: Millis) -> usize {
+            self.inner.len(now)
+        }
+        fn begin(&self, now: Millis, op: Op<'_>, _data: &mut Vec<u8>) -> Started {
+            let id = match op {
+                Op::Add { id, .. } => id,
+                Op::Get(id) | Op::Have(id) | Op::Remove(id) | Op::Take(id) => id,
+            };
+            let mut data = Vec::new();
+            let answer = if id.starts_with(b"!") {
+                Answer::Failed
+            } else {
+                match self.inner.begin(now, op, &mut data) {
+                    Started::Done(answer) => answer,
+                    Started::Waiting(_) => unreachable!("the memory store never waits"),
+                }
+            };
+            let mut answers = self.answers.lock().unwrap();
+            answers.push(Some((answer, data)));
+            Started::Waiting(Receipt {
+                seq: answers.len() as u64 - 1,
+                deadline: Instant::now(),
+            })
+        }
+        fn finish(&self, receipt: &Receipt, data: &mut Vec<u8>) -> Option<Answer> {
+            let (answer, got) = self.answers.lock().unwrap()[receipt.seq as usize].take()?;
+            data.extend_from_slice(&got);
+            Some(answer)
+        }
+    }
+
+    /// The reply payload of one request begun and finished later.
+    fn later(store: &Later, command: Command, payload: &[u8]) -> Vec<u8> {
+        let (mut out, mut data) = (Vec::new(), Vec::new());
+        let req = Request {
+            uid: 9,
+            command,
+            payload,
+        };
+        let begun = begin_request(Policy::default(), store, 0, req, &mut out, &mut data, true);
+        let Ok(Begun::Waiting(receipt)) = begun else {
+            panic!("{command:?} answered at once: {begun:?}");
+        };
+        assert!(out.is_empty(), "nothing framed before the answer");
+        assert!(finish_waiting(store, &receipt, 9, command, &[], &mut out, &mut data).is_some());
+        assert!(
+            finish_waiting(store, &receipt, 9, command, &[], &mut Vec::new(), &mut data).is_none(),
+            "answered once"
+        );
+        let (msgs, partial) = decode_all(Role::Client, &out).expect("valid reply");
+        assert!(!partial);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!((msgs[0].uid, msgs[0].command), (9, command));
+        msgs[0].payload.clone()
+    }
+
+    #[test]
+    fn every_operation_can_be_answered_later() {
+        let s = Later {
+            inner: MemoryStore::new(10),
+            answers: Default::default(),
+        };
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+        assert_eq!(later(&s, Command::Add, &add(1000, b"id", &big)), [0x00]);
+        assert_eq!(later(&s, Command::Add, &add(1000, b"id", b"x")), [0x65]);
+        assert_eq!(later(&s, Command::Get, b"id"), big);
+        assert_eq!(later(&s, Command::Have, b"id"), [0x00]);
+        assert_eq!(later(&s, Command::Remove, b"id"), [0x00]);
+        assert_eq!(later(&s, Command::Remove, b"id"), [0x01]);
+        assert_eq!(later(&s, Command::Get, b"id"), [0x01]);
+        assert_eq!(later(&s, Command::Have, b"id"), [0x01]);
+        // A failure is 0x02 for every operation, never a hit or "stored".
+        for (command, payload) in [
+            (Command::Add, add(1000, b"!x", b"data")),
+            (Command::Get, b"!x".to_vec()),
+            (Command::Have, b"!x".to_vec()),
+            (Command::Remove, b"!x".to_vec()),
+        ] {
+            assert_eq!(later(&s, command, &payload), [0x02], "{command:?}");
+        }
     }
 
     #[test]

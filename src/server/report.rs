@@ -3,7 +3,7 @@
 
 use super::metrics::{command_name, Latency, Outcome};
 use super::{Clock, Stats};
-use crate::cache::{DropCounts, Store};
+use crate::cache::{BackendCounts, DropCounts, Store};
 use crate::proto::Command;
 
 /// A server's counters and its store's figures, read at one moment (each
@@ -31,6 +31,8 @@ pub struct Report {
     pub operations: Vec<(Command, Outcome, u64)>,
     /// The latency histogram of each operation.
     pub latency: Vec<(Command, Latency)>,
+    /// The store's remote backend, if it has one.
+    pub backend: Option<BackendCounts>,
 }
 
 impl Report {
@@ -50,6 +52,7 @@ impl Report {
             sessions: store.len(now) as u64,
             data_bytes: store.data_bytes(now),
             drops: store.drop_counts(),
+            backend: store.backend_counts(),
             connections_accepted: stats.connections(),
             connections_open: m.connections_open(),
             protocol_errors: m.protocol_errors(),
@@ -93,6 +96,14 @@ impl Report {
             let name = command_name(*c);
             out.push((format!("latency.{name}.count"), l.count()));
             out.push((format!("latency.{name}.sum_us"), l.sum_ns / 1000));
+        }
+        if let Some(b) = &self.backend {
+            out.extend([
+                ("backend.requests".into(), b.requests),
+                ("backend.errors".into(), b.errors),
+                ("backend.timeouts".into(), b.timeouts),
+                ("backend.latency_sum_us".into(), b.latency_sum_ns / 1000),
+            ]);
         }
         out
     }

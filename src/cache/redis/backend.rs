@@ -1,0 +1,378 @@
+//! The connections to Redis and the commands each operation becomes.
+//!
+//! A single server is reached through a [`ConnectionManager`], a cluster
+//! through the client's cluster connection (slot map, `MOVED`/`ASK`,
+//! reconnection); both multiplex every request of the gateway over one
+//! connection per node, pipelined. A REMOVE that waits for a replica
+//! (`WAIT`, which holds up the connection it is sent on) goes over links
+//! of its own, so that the other requests never queue behind it.
+
+use super::options::{RedisOptions, Seed};
+use super::RedisError;
+use crate::cache::Answer;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue,
+    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
+};
+use std::time::Duration;
+
+/// A link to Redis that many requests share.
+#[derive(Clone)]
+pub(super) enum Link {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    pub(super) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Link::Single(c) => cmd.query_async(c).await,
+            Link::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    pub(super) async fn pipe<T: FromRedisValue>(&mut self, p: &Pipeline) -> RedisResult<T> {
+        match self {
+            Link::Single(c) => p.query_async(c).await,
+            Link::Cluster(c) => p.query_async(c).await,
+        }
+    }
+
+    /// `cmd` sent to the node at `node` (a cluster's master), or to the
+    /// one server.
+    pub(super) async fn query_at<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        node: Option<&(String, u16)>,
+    ) -> RedisResult<T> {
+        match (self, node) {
+            (Link::Cluster(c), Some((host, port))) => {
+                use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let value = c.route_command(cmd.clone(), route).await?;
+                T::from_redis_value(value).map_err(Into::into)
+            }
+            (link, _) => link.query(cmd).await,
+        }
+    }
+}
+
+/// What Redis turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One server (with or without replicas).
+    Single,
+    /// A Redis Cluster.
+    Cluster,
+}
+
+/// The gateway's links to Redis.
+#[derive(Clone)]
+pub(super) struct Backend {
+    pub(super) kind: Kind,
+    /// Every request but a REMOVE that waits for a replica.
+    pub(super) main: Link,
+    /// REMOVEs that wait for a replica.
+    removes: Link,
+    remove_sync: bool,
+    timeout: Duration,
+}
+
+/// One operation with what it needs, owned, for the background thread.
+#[derive(Debug)]
+pub(super) enum Job {
+    Add {
+        key: Vec<u8>,
+        data: Vec<u8>,
+        ttl: u32,
+    },
+    Get(Vec<u8>),
+    Have(Vec<u8>),
+    Remove(Vec<u8>),
+    Take(Vec<u8>),
+    Count,
+}
+
+/// The largest value taken as session data: anything larger under one of
+/// our keys was not stored by a gateway.
+const MAX_DATA: usize = crate::proto::MAX_TOTAL_DATA;
+
+fn info_for(seed: &Seed, options: &RedisOptions) -> RedisResult<ConnectionInfo> {
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(user) = &options.user {
+        redis = redis.set_username(user);
+    }
+    if let Some(password) = &options.password {
+        redis = redis.set_password(password);
+    }
+    Ok(ConnectionAddr::Tcp(seed.host.clone(), seed.port)
+        .into_connection_info()?
+        .set_redis_settings(redis))
+}
+
+/// Whether the `INFO cluster` text says cluster mode.
+fn says_cluster(info: &str) -> bool {
+    info.lines().any(|l| l.trim() == "cluster_enabled:1")
+}
+
+/// The number of replicas an `INFO replication` text says are connected.
+fn connected_replicas(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Asks `seed` what it is; within the timeout.
+async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>), String> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(options.timeout))
+        .set_response_timeout(Some(options.timeout));
+    let asked = async {
+        let client = Client::open(info_for(seed, options)?)?;
+        let mut c = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let cluster: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut c)
+            .await?;
+        let replication: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c)
+            .await?;
+        let kind = if says_cluster(&cluster) {
+            Kind::Cluster
+        } else {
+            Kind::Single
+        };
+        RedisResult::Ok((kind, connected_replicas(&replication)))
+    };
+    match tokio::time::timeout(options.timeout, asked).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) if e.is_timeout() => Err(format!(
+            "no answer within {} ms",
+            options.timeout.as_millis()
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {} ms",
+            options.timeout.as_millis()
+        )),
+    }
+}
+
+/// `fut` within `timeout`; its error, or the timeout, as text.
+async fn bounded<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+impl Backend {
+    /// Finds out from the seeds what Redis is and connects to it; the
+    /// second value is a note worth logging.
+    pub(super) async fn connect(
+        options: &RedisOptions,
+    ) -> Result<(Backend, Option<String>), RedisError> {
+        let mut failures = Vec::new();
+        let mut found = None;
+        for seed in &options.seeds {
+            match probe(seed, options).await {
+                Ok(what) => {
+                    found = Some((seed, what));
+                    break;
+                }
+                Err(e) => failures.push(format!("{seed}: {e}")),
+            }
+        }
+        let Some((seed, (kind, replicas))) = found else {
+            return Err(RedisError::Unreachable(failures.join("; ")));
+        };
+        let within = |what: &str, e: String| RedisError::Connect(format!("{seed} ({what}): {e}"));
+        let (main, removes) = match kind {
+            Kind::Single => {
+                let client = Client::open(
+                    info_for(seed, options).map_err(|e| within("address", e.to_string()))?,
+                )
+                .map_err(|e| within("address", e.to_string()))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(options.timeout))
+                    .set_response_timeout(Some(options.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                let main = bounded(
+                    options.timeout,
+                    ConnectionManager::new_with_config(client.clone(), config.clone()),
+                )
+                .await
+                .map_err(|e| within("connecting", e))?;
+                let removes = bounded(
+                    options.timeout,
+                    ConnectionManager::new_with_config(client, config),
+                )
+                .await
+                .map_err(|e| within("connecting", e))?;
+                (Link::Single(main), Link::Single(removes))
+            }
+            Kind::Cluster => {
+                let mut nodes = Vec::new();
+                for s in &options.seeds {
+                    nodes.push(info_for(s, options).map_err(|e| within("address", e.to_string()))?);
+                }
+                let mut builder = ClusterClient::builder(nodes)
+                    .connection_timeout(options.timeout)
+                    .response_timeout(options.timeout)
+                    .retries(6)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200);
+                if let Some(user) = &options.user {
+                    builder = builder.username(user);
+                }
+                if let Some(password) = &options.password {
+                    builder = builder.password(password);
+                }
+                let client = builder
+                    .build()
+                    .map_err(|e| within("cluster", e.to_string()))?;
+                let main = bounded(options.timeout, client.get_async_connection())
+                    .await
+                    .map_err(|e| within("cluster", e))?;
+                let removes = bounded(options.timeout, client.get_async_connection())
+                    .await
+                    .map_err(|e| within("cluster", e))?;
+                (Link::Cluster(main), Link::Cluster(removes))
+            }
+        };
+        let note = match (kind, replicas, options.remove_sync) {
+            (Kind::Single, Some(0), true) => Some(format!(
+                "{seed} has no replica: every REMOVE will report failure \
+                 (-store-remove-sync off answers it once the server has it)"
+            )),
+            _ => None,
+        };
+        Ok((
+            Backend {
+                kind,
+                main,
+                removes,
+                remove_sync: options.remove_sync,
+                timeout: options.timeout,
+            },
+            note,
+        ))
+    }
+
+    /// Carries `job` out; the answer and a hit's data, or why Redis could
+    /// not answer. The caller bounds the time.
+    pub(super) async fn run(&mut self, job: Job) -> RedisResult<(Answer, Vec<u8>)> {
+        let found = |n: i64| if n > 0 { Answer::Ok } else { Answer::Miss };
+        // WAIT's own bound: what is left of ours, less a margin for the
+        // reply to come back (never 0, which would wait for ever).
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        Ok(match job {
+            Job::Add { key, ttl: 0, .. } => {
+                // A session that expires at once is never stored; it is
+                // refused only if the id is taken.
+                let n: i64 = self.main.query(redis::cmd("EXISTS").arg(&key)).await?;
+                if n > 0 {
+                    (Answer::Exists, Vec::new())
+                } else {
+                    (Answer::Ok, Vec::new())
+                }
+            }
+            Job::Add { key, data, ttl } => {
+                let set: Option<String> = self
+                    .main
+                    .query(
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(&data)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(ttl),
+                    )
+                    .await?;
+                let answer = if set.is_some() {
+                    Answer::Ok
+                } else {
+                    Answer::Exists
+                };
+                (answer, Vec::new())
+            }
+            Job::Get(key) => {
+                let data: Option<Vec<u8>> = self.main.query(redis::cmd("GET").arg(&key)).await?;
+                hit(data)
+            }
+            Job::Have(key) => {
+                let n: i64 = self.main.query(redis::cmd("EXISTS").arg(&key)).await?;
+                (found(n), Vec::new())
+            }
+            Job::Remove(key) if !self.remove_sync => {
+                let n: i64 = self.main.query(redis::cmd("DEL").arg(&key)).await?;
+                (found(n), Vec::new())
+            }
+            Job::Remove(key) => {
+                let mut p = redis::pipe();
+                p.cmd("DEL").arg(&key).cmd("WAIT").arg(1).arg(wait_ms);
+                let (n, acked): (i64, i64) = self.removes.pipe(&p).await?;
+                match (n, acked) {
+                    (0, _) => (Answer::Miss, Vec::new()),
+                    (_, 0) => (Answer::Failed, Vec::new()),
+                    _ => (Answer::Ok, Vec::new()),
+                }
+            }
+            Job::Take(key) if !self.remove_sync => {
+                let data: Option<Vec<u8>> = self.main.query(redis::cmd("GETDEL").arg(&key)).await?;
+                hit(data)
+            }
+            Job::Take(key) => {
+                let mut p = redis::pipe();
+                p.cmd("GETDEL").arg(&key).cmd("WAIT").arg(1).arg(wait_ms);
+                let (data, acked): (Option<Vec<u8>>, i64) = self.removes.pipe(&p).await?;
+                match (data, acked) {
+                    (None, _) => (Answer::Miss, Vec::new()),
+                    (Some(_), 0) => (Answer::Failed, Vec::new()),
+                    (data, _) => hit(data),
+                }
+            }
+            Job::Count => {
+                let n: i64 = self.main.query(&redis::cmd("DBSIZE")).await?;
+                (Answer::Ok, n.to_le_bytes().to_vec())
+            }
+        })
+    }
+}
+
+fn hit(data: Option<Vec<u8>>) -> (Answer, Vec<u8>) {
+    match data {
+        None => (Answer::Miss, Vec::new()),
+        Some(d) if d.is_empty() || d.len() > MAX_DATA => (Answer::Failed, Vec::new()),
+        Some(d) => (Answer::Hit, d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lines() {
+        assert!(says_cluster("# Cluster\r\ncluster_enabled:1\r\n"));
+        assert!(!says_cluster("# Cluster\r\ncluster_enabled:0\r\n"));
+        assert_eq!(
+            connected_replicas("role:master\r\nconnected_slaves:2\r\n"),
+            Some(2)
+        );
+        assert_eq!(connected_replicas("role:master\r\n"), None);
+    }
+}

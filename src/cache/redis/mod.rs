@@ -1,0 +1,351 @@
+//! [`RedisStore`]: the sessions kept in Redis, a single server or a Redis
+//! Cluster, so that any number of servers (gateways) share them.
+//!
+//! Every operation is begun without waiting ([`Store::begin`]): it goes to
+//! a background thread (a Tokio runtime of one thread) that multiplexes
+//! and pipelines the requests of every connection over a few connections
+//! per Redis node, and the worker hears of the answer through the progress
+//! callback. Each request is answered within the store's timeout: with
+//! Redis's answer, or else [`Answer::Failed`], never a hit or "stored"
+//! that Redis did not give.
+//!
+//! | operation | Redis |
+//! |---|---|
+//! | ADD | `SET key data NX PX ttl` (ttl 0: `EXISTS`, nothing stored) |
+//! | GET | `GET` |
+//! | HAVE | `EXISTS` |
+//! | REMOVE | `DEL`, then `WAIT 1` on the same node (unless `remove_sync` is off) |
+//! | TAKE | `GETDEL`, then `WAIT 1` likewise |
+//!
+//! A key is the prefix followed by the raw session id.
+
+mod backend;
+mod listing;
+mod options;
+mod pending;
+
+pub use backend::Kind;
+pub use options::{password_from, RedisOptions, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME};
+
+use super::durable::Logger;
+use super::{
+    AddError, Answer, BackendCounts, ListCursor, ListError, Millis, Op, ProgressFn, Receipt,
+    SessionInfo, Started, Store,
+};
+use crate::proto::{MAX_EXPIRY_MS, MAX_ID_LEN, MAX_TOTAL_DATA};
+use backend::{Backend, Job};
+use pending::Pending;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Why a Redis store could not start.
+#[derive(Debug, Error)]
+pub enum RedisError {
+    /// The `-store` value is not a Redis address.
+    #[error("bad Redis address {0}")]
+    Address(String),
+    /// The password could not be had.
+    #[error("Redis password: {0}")]
+    Auth(String),
+    /// The background thread could not start.
+    #[error("can't start the Redis client thread: {0}")]
+    Runtime(std::io::Error),
+    /// No seed answered.
+    #[error("no Redis seed answered: {0}")]
+    Unreachable(String),
+    /// A seed answered, but connecting for the requests failed.
+    #[error("can't connect to Redis at {0}")]
+    Connect(String),
+}
+
+/// Failures for this long without an answer in between make an outage,
+/// which is logged; a shorter blip (one request timing out on a busy
+/// machine) is not.
+const OUTAGE: Duration = Duration::from_secs(1);
+
+/// Whether Redis is answering, to log each outage once, when it begins
+/// and when it ends.
+#[derive(Debug, Default)]
+struct Health {
+    /// Since when requests have failed without an answer in between, and
+    /// whether that was logged as an outage.
+    failing: Mutex<Option<(Instant, bool)>>,
+}
+
+impl Health {
+    fn failed(&self, log: &Logger, why: &str) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *failing {
+            None => *failing = Some((Instant::now(), false)),
+            Some((since, logged)) if !*logged && since.elapsed() >= OUTAGE => {
+                *logged = true;
+                log.warn(&format!(
+                    "store: Redis is failing ({why}) since {} ms; requests are answered as \
+                     failures until it answers",
+                    since.elapsed().as_millis()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn answered(&self, log: &Logger) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((since, logged)) = failing.take() {
+            if logged {
+                log.warn(&format!(
+                    "store: Redis answers again, after {} ms of failures",
+                    since.elapsed().as_millis()
+                ));
+            }
+        }
+    }
+}
+
+/// What the store counts of Redis.
+#[derive(Debug, Default)]
+struct Counts {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    latency_sum_ns: AtomicU64,
+}
+
+/// Sessions kept in Redis.
+pub struct RedisStore {
+    counts: Arc<Counts>,
+    runtime: tokio::runtime::Runtime,
+    backend: Backend,
+    pending: Arc<Pending>,
+    health: Arc<Health>,
+    prefix: Vec<u8>,
+    timeout: Duration,
+    log: Logger,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("kind", &self.backend.kind)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Starts the background thread and connects to Redis as `options`
+    /// say, within its timeout for each seed.
+    pub fn connect(options: RedisOptions) -> Result<RedisStore, RedisError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dc-redis")
+            .enable_all()
+            .build()
+            .map_err(RedisError::Runtime)?;
+        let (backend, note) = runtime.block_on(Backend::connect(&options))?;
+        if let Some(note) = note {
+            options.log.warn(&format!("store: {note}"));
+        }
+        Ok(RedisStore {
+            counts: Arc::new(Counts::default()),
+            runtime,
+            backend,
+            pending: Arc::new(Pending::default()),
+            health: Arc::new(Health::default()),
+            prefix: options.prefix,
+            timeout: options.timeout,
+            log: options.log,
+        })
+    }
+
+    /// Whether Redis is a single server or a cluster.
+    pub fn kind(&self) -> Kind {
+        self.backend.kind
+    }
+
+    fn key(&self, id: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.prefix.len() + id.len());
+        key.extend_from_slice(&self.prefix);
+        key.extend_from_slice(id);
+        key
+    }
+
+    /// Hands `job` to the background thread; the receipt for its answer.
+    fn spawn(&self, job: Job) -> Receipt {
+        let deadline = Instant::now() + self.timeout;
+        let seq = self.pending.open(deadline);
+        let mut backend = self.backend.clone();
+        let pending = self.pending.clone();
+        let health = self.health.clone();
+        let log = self.log.clone();
+        let timeout = self.timeout;
+        let counts = self.counts.clone();
+        counts.requests.fetch_add(1, Ordering::Relaxed);
+        self.runtime.spawn(async move {
+            let began = Instant::now();
+            let (answer, data) = match tokio::time::timeout(timeout, backend.run(job)).await {
+                Ok(Ok(done)) => {
+                    let ns = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    counts.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+                    health.answered(&log);
+                    done
+                }
+                Ok(Err(e)) => {
+                    counts.errors.fetch_add(1, Ordering::Relaxed);
+                    health.failed(&log, &e.to_string());
+                    (Answer::Failed, Vec::new())
+                }
+                Err(_) => {
+                    counts.timeouts.fetch_add(1, Ordering::Relaxed);
+                    health.failed(
+                        &log,
+                        &format!("no answer within {} ms", timeout.as_millis()),
+                    );
+                    (Answer::Failed, Vec::new())
+                }
+            };
+            pending.answer(seq, answer, data);
+        });
+        Receipt { seq, deadline }
+    }
+
+    /// Carries `op` out and waits for its answer.
+    fn run(&self, now: Millis, op: Op<'_>, data: &mut Vec<u8>) -> Answer {
+        match self.begin(now, op, data) {
+            Started::Done(answer) => answer,
+            Started::Waiting(receipt) => self.pending.wait(receipt.seq, data),
+        }
+    }
+}
+
+/// Whether `id` is a session id the protocol allows.
+fn valid_id(id: &[u8]) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+}
+
+impl Store for RedisStore {
+    fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
+        let op = Op::Add {
+            timeout_msecs,
+            id,
+            data,
+        };
+        match self.run(now, op, &mut Vec::new()) {
+            Answer::Ok => Ok(()),
+            Answer::Exists => Err(AddError::Exists),
+            _ => Err(AddError::Refused),
+        }
+    }
+
+    fn begin(&self, _now: Millis, op: Op<'_>, _data: &mut Vec<u8>) -> Started {
+        // Every limit is checked before Redis is asked.
+        let job = match op {
+            Op::Add {
+                timeout_msecs,
+                id,
+                data,
+            } => {
+                if !valid_id(id)
+                    || timeout_msecs > MAX_EXPIRY_MS
+                    || data.is_empty()
+                    || data.len() > MAX_TOTAL_DATA
+                {
+                    return Started::Done(Answer::Refused);
+                }
+                Job::Add {
+                    key: self.key(id),
+                    data: data.to_vec(),
+                    ttl: timeout_msecs,
+                }
+            }
+            Op::Get(id) | Op::Have(id) | Op::Remove(id) | Op::Take(id) if !valid_id(id) => {
+                return Started::Done(Answer::Miss)
+            }
+            Op::Get(id) => Job::Get(self.key(id)),
+            Op::Have(id) => Job::Have(self.key(id)),
+            Op::Remove(id) => Job::Remove(self.key(id)),
+            Op::Take(id) => Job::Take(self.key(id)),
+        };
+        Started::Waiting(self.spawn(job))
+    }
+
+    fn finish(&self, receipt: &Receipt, data: &mut Vec<u8>) -> Option<Answer> {
+        self.pending.take(receipt.seq, data)
+    }
+
+    fn on_progress(&self, f: ProgressFn) {
+        self.pending.on_progress(f);
+    }
+
+    /// Commands for different keys are independent in Redis.
+    fn overlaps(&self) -> bool {
+        true
+    }
+
+    /// The sessions by `SCAN` (see the `listing` module): unordered, and
+    /// each with an age of 0.
+    fn list(
+        &self,
+        now: Millis,
+        from: Option<ListCursor>,
+        max: usize,
+        out: &mut Vec<SessionInfo>,
+    ) -> Result<Option<ListCursor>, ListError> {
+        let page = listing::page(
+            self.backend.clone(),
+            self.prefix.clone(),
+            now,
+            from,
+            max.max(1),
+        );
+        let timeout = self.timeout;
+        // The timer is made inside the runtime, which it needs.
+        match self
+            .runtime
+            .block_on(async move { tokio::time::timeout(timeout, page).await })
+        {
+            Ok(Ok((sessions, next))) => {
+                out.extend(sessions);
+                Ok(next)
+            }
+            Ok(Err(_)) | Err(_) => Err(ListError::Unavailable),
+        }
+    }
+
+    fn backend_counts(&self) -> Option<BackendCounts> {
+        let c = &self.counts;
+        Some(BackendCounts {
+            requests: c.requests.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            latency_sum_ns: c.latency_sum_ns.load(Ordering::Relaxed),
+        })
+    }
+
+    fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
+        self.run(now, Op::Get(id), out) == Answer::Hit
+    }
+
+    fn remove(&self, now: Millis, id: &[u8]) -> bool {
+        self.run(now, Op::Remove(id), &mut Vec::new()) == Answer::Ok
+    }
+
+    fn have(&self, now: Millis, id: &[u8]) -> bool {
+        self.run(now, Op::Have(id), &mut Vec::new()) == Answer::Ok
+    }
+
+    /// The keys in Redis (`DBSIZE`, summed over a cluster's masters): every
+    /// prefix's, not only this store's. 0 when Redis does not answer.
+    fn len(&self, _now: Millis) -> usize {
+        let receipt = self.spawn(Job::Count);
+        let mut out = Vec::new();
+        match self.pending.wait(receipt.seq, &mut out) {
+            Answer::Ok => <[u8; 8]>::try_from(out.as_slice())
+                .map(|b| usize::try_from(i64::from_le_bytes(b).max(0)).unwrap_or(usize::MAX))
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
