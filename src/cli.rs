@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use thiserror::Error;
 
@@ -173,9 +174,50 @@ pub fn bytes_in(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
     }
 }
 
+/// Parses a path that must not be empty.
+pub fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
+    if s.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
+/// The PEM files of a TLS endpoint, as `-tls-cert`, `-tls-key` and
+/// `-tls-ca` give them (dc_server's listeners, dc_client's server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `-tls-cert`: the certificate chain to present.
+    pub cert: Option<PathBuf>,
+    /// `-tls-key`: its private key.
+    pub key: Option<PathBuf>,
+    /// `-tls-ca`: the CA the peer's certificate must chain to.
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Takes option `name` and its value if it is one of these; false if
+    /// it is not.
+    pub fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, CliError> {
+        let (option, slot) = match name {
+            "tls-cert" => ("tls-cert", &mut self.cert),
+            "tls-key" => ("tls-key", &mut self.key),
+            "tls-ca" => ("tls-ca", &mut self.ca),
+            _ => return Ok(false),
+        };
+        *slot = Some(args.parsed(option, non_empty_path)?);
+        Ok(true)
+    }
+
+    /// Whether any of them was given.
+    pub fn given(&self) -> bool {
+        self.cert.is_some() || self.key.is_some() || self.ca.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::bytes_in;
+    use super::{bytes_in, Args, CliError, TlsFiles};
 
     #[test]
     fn sizes_take_binary_suffixes() {
@@ -193,5 +235,27 @@ mod tests {
             assert!(p(bad).is_err(), "{bad:?} accepted");
         }
         assert!(p("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn tls_files_take_their_three_options() {
+        let mut args = Args::new(["-tls-ca", "ca.pem", "-tls-key", "", "-listen"]);
+        let mut files = TlsFiles::default();
+        assert!(!files.given());
+        let name = args.next_option().unwrap().unwrap();
+        assert_eq!(files.take(&name, &mut args), Ok(true));
+        assert_eq!(files.ca.as_deref(), Some("ca.pem".as_ref()));
+        assert!(files.given());
+        let name = args.next_option().unwrap().unwrap();
+        assert!(matches!(
+            files.take(&name, &mut args),
+            Err(CliError::BadValue {
+                option: "tls-key",
+                ..
+            })
+        ));
+        let name = args.next_option().unwrap().unwrap();
+        assert_eq!(files.take(&name, &mut args), Ok(false));
+        assert_eq!(files.cert, None);
     }
 }

@@ -1,12 +1,13 @@
 //! dc_client: the local proxy to a distcache server.
 
-use distcache::internals::cli::{is_help, number_in, options_or_exit, Args, Asked, CliError};
+use distcache::internals::cli::{
+    is_help, number_in, options_or_exit, Args, Asked, CliError, TlsFiles,
+};
 use distcache::internals::daemon::{self, log, Daemon, DaemonOptions, Level};
 use distcache::internals::tls::is_tls;
 use distcache::Address;
 use distcache::{ClientTls, Credentials, TlsAddress};
 use distcache::{Proxy, ProxyConfig, ProxyNotice as Notice};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +59,7 @@ type Command = Asked<Box<(ProxyConfig, DaemonOptions)>>;
 fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut listen = None;
     let mut server: Option<(Address, Option<TlsAddress>)> = None;
-    let mut creds = Credentials::default();
+    let mut files = TlsFiles::default();
     let mut retry = 5000;
     let mut idle = 0;
     let mut timeout = distcache::internals::proxy::DEFAULT_SERVER_TIMEOUT.as_millis() as u64;
@@ -82,11 +83,8 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             "retry" => retry = args.parsed("retry", number_in(1, MAX_PERIOD_MS))?,
             "idle" => idle = args.parsed("idle", number_in(0, MAX_PERIOD_MS))?,
             "timeout" => timeout = args.parsed("timeout", number_in(1, MAX_PERIOD_MS))?,
-            "tls-ca" => creds.ca = Some(args.parsed("tls-ca", file_path)?),
-            "tls-cert" => creds.cert = Some(args.parsed("tls-cert", file_path)?),
-            "tls-key" => creds.key = Some(args.parsed("tls-key", file_path)?),
             other => {
-                if !daemon.take(other, &mut args)? {
+                if !files.take(other, &mut args)? && !daemon.take(other, &mut args)? {
                     return Err(args.unknown());
                 }
             }
@@ -95,6 +93,11 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
     let (server, tls_server) = server.ok_or(CliError::Missing("no -server address given"))?;
     let tls = match tls_server {
         Some(to) => {
+            let creds = Credentials {
+                ca: files.ca,
+                cert: files.cert,
+                key: files.key,
+            };
             let tls = ClientTls::new(&to, &creds).map_err(|e| CliError::BadValue {
                 option: "server",
                 value: to.to_string(),
@@ -102,7 +105,7 @@ fn parse(mut args: Args) -> Result<Command, CliError> {
             })?;
             Some(Arc::new(tls))
         }
-        None if creds != Credentials::default() => {
+        None if files.given() => {
             return Err(CliError::Missing("-tls-* options need a TLS: server"));
         }
         None => None,
@@ -130,14 +133,6 @@ fn server_address(s: &str) -> Result<(Address, Option<TlsAddress>), String> {
         Ok((a.address.clone(), Some(a)))
     } else {
         Ok((Address::parse(s).map_err(|e| e.to_string())?, None))
-    }
-}
-
-fn file_path(s: &str) -> Result<PathBuf, &'static str> {
-    if s.is_empty() {
-        Err("must not be empty")
-    } else {
-        Ok(PathBuf::from(s))
     }
 }
 

@@ -10,6 +10,7 @@
 //! The reply marks the server up; another stall doubles the back-off. A
 //! refused connection is tried again every retry period.
 
+use super::ProxyConfig;
 use crate::client::Backoff;
 use crate::nal::{Address, Stream};
 use crate::proto::{encode_message, Command, Decoder, Message, Role};
@@ -85,23 +86,16 @@ pub(super) struct Backend {
 }
 
 impl Backend {
-    /// A server leg that makes its first attempt at once.
-    pub(super) fn new(
-        address: Address,
-        tls: Option<Arc<ClientTls>>,
-        retry: Duration,
-        timeout: Duration,
-        max_in_flight: usize,
-        down: Backoff,
-        now: Instant,
-    ) -> Backend {
+    /// A server leg to `config.server` that makes its first attempt at
+    /// once.
+    pub(super) fn new(config: &ProxyConfig, now: Instant) -> Backend {
         Backend {
-            address,
-            tls,
-            retry,
-            timeout,
-            max_in_flight,
-            down,
+            address: config.server.clone(),
+            tls: config.tls.clone(),
+            retry: config.retry,
+            timeout: config.server_timeout,
+            max_in_flight: config.max_in_flight,
+            down: config.down,
             backoff: Duration::ZERO,
             trial: false,
             stalls: 0,
@@ -356,6 +350,8 @@ impl Backend {
         None
     }
 
+    /// Reads what the server sent and takes the replies in it, until
+    /// nothing more is there.
     fn read(
         &mut self,
         scratch: &mut [u8],
@@ -363,8 +359,19 @@ impl Backend {
         now: Instant,
     ) -> Option<Change> {
         loop {
-            if let Some(change) = self.read_once(scratch, replies, now) {
-                return Some(change);
+            let State::Up { stream } = &mut self.state else {
+                return None;
+            };
+            match stream.recv(scratch) {
+                Ok(0) => return Some(self.fail("the server closed the connection".into(), now)),
+                Ok(n) => {
+                    self.progress = now;
+                    if let Some(change) = self.take_replies(&scratch[..n], replies, now) {
+                        return Some(change);
+                    }
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Some(self.fail(e.to_string(), now)),
             }
             // TLS may hold the rest of what came in, and the socket would
             // not say so.
@@ -374,23 +381,13 @@ impl Backend {
         }
     }
 
-    fn read_once(
+    /// Takes the replies in `input`, bytes just read from the server.
+    fn take_replies(
         &mut self,
-        scratch: &mut [u8],
+        mut input: &[u8],
         replies: &mut Vec<(InFlight, Message)>,
         now: Instant,
     ) -> Option<Change> {
-        let State::Up { stream } = &mut self.state else {
-            return None;
-        };
-        let n = match stream.recv(scratch) {
-            Ok(0) => return Some(self.fail("the server closed the connection".into(), now)),
-            Ok(n) => n,
-            Err(e) if would_block(&e) => return None,
-            Err(e) => return Some(self.fail(e.to_string(), now)),
-        };
-        self.progress = now;
-        let mut input = &scratch[..n];
         while !input.is_empty() {
             let (used, msg) = match self.decoder.decode(input) {
                 Ok(r) => r,
@@ -436,15 +433,28 @@ fn would_block(e: &io::Error) -> bool {
 mod tests {
     use super::*;
 
+    /// A configuration for a server at `addr`, with `retry`, `timeout`,
+    /// at most `max_in_flight` requests in flight and `down`.
+    fn config(
+        addr: Address,
+        retry: Duration,
+        timeout: Duration,
+        max_in_flight: usize,
+        down: Backoff,
+    ) -> ProxyConfig {
+        let mut config = ProxyConfig::new(addr.clone(), addr);
+        config.retry = retry;
+        config.server_timeout = timeout;
+        config.max_in_flight = max_in_flight;
+        config.down = down;
+        config
+    }
+
     fn backend() -> Backend {
         let addr = Address::parse("UNIX:/nonexistent/dc.sock").expect("address");
+        let s = Duration::from_secs;
         Backend::new(
-            addr,
-            None,
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            2,
-            Backoff::default(),
+            &config(addr, s(1), s(1), 2, Backoff::default()),
             Instant::now(),
         )
     }
@@ -506,7 +516,7 @@ mod tests {
             max: s(3),
         };
         let now = Instant::now();
-        let mut b = Backend::new(addr, None, s(5), s(1), 8, down, now);
+        let mut b = Backend::new(&config(addr, s(5), s(1), 8, down), now);
         assert!(matches!(b.tick(now), Some(Change::Up)));
         assert!(b.forward(Command::Have, b"a", to(0), now));
         assert!(b.flush(now).is_none());

@@ -1,5 +1,5 @@
 //! The `dc_server` engine: listeners and a fixed set of worker threads,
-//! each an event loop over non-blocking sockets (see `worker.rs`).
+//! each an event loop over non-blocking sockets (see `worker/`).
 //!
 //! A connection is a small state, not a thread: a server holds tens of
 //! thousands of them at a few hundred bytes each. New connections go to

@@ -268,6 +268,14 @@ fn carry_out(
             Carried::Status(Status::NotFound, Outcome::Miss)
         }
     };
+    // GET and TAKE: the session's data, now in `data`, or a miss.
+    let fetched = |hit: bool| {
+        if hit {
+            Carried::Hit
+        } else {
+            Carried::Status(Status::NotFound, Outcome::Miss)
+        }
+    };
     if begin_only {
         let op = match command {
             Command::Add => match AddRequest::parse(payload)? {
@@ -300,20 +308,12 @@ fn carry_out(
         },
         Command::Get => {
             data.clear();
-            if store.get_into(now, payload, data) {
-                Carried::Hit
-            } else {
-                Carried::Status(Status::NotFound, Outcome::Miss)
-            }
+            fetched(store.get_into(now, payload, data))
         }
         Command::Remove => found(store.remove(now, payload)),
         Command::Take => {
             data.clear();
-            if store.take_into(now, payload, data) {
-                Carried::Hit
-            } else {
-                Carried::Status(Status::NotFound, Outcome::Miss)
-            }
+            fetched(store.take_into(now, payload, data))
         }
         Command::Have => found(store.have(now, payload)),
     })

@@ -99,14 +99,7 @@ impl Link {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Link::Plain(s) => (&*s).read(buf),
-            Link::Tls(t) => {
-                t.handshake()?;
-                t.wants_write = false;
-                match t.stream.ssl_read(buf) {
-                    Ok(n) => Ok(n),
-                    Err(e) => t.failed(e),
-                }
-            }
+            Link::Tls(t) => t.exchange(|s| s.ssl_read(buf)),
         }
     }
 
@@ -114,19 +107,22 @@ impl Link {
     pub(crate) fn send(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             Link::Plain(s) => s.send_with_flags(bytes, libc::MSG_NOSIGNAL),
-            Link::Tls(t) => {
-                t.handshake()?;
-                t.wants_write = false;
-                match t.stream.ssl_write(bytes) {
-                    Ok(n) => Ok(n),
-                    Err(e) => t.failed(e),
-                }
-            }
+            Link::Tls(t) => t.exchange(|s| s.ssl_write(bytes)),
         }
     }
 }
 
 impl TlsLink {
+    /// Reads or writes with `op` once the handshake is over.
+    fn exchange(
+        &mut self,
+        op: impl FnOnce(&mut SslStream<Raw>) -> Result<usize, openssl::ssl::Error>,
+    ) -> io::Result<usize> {
+        self.handshake()?;
+        self.wants_write = false;
+        op(&mut self.stream).or_else(|e| self.failed(e))
+    }
+
     /// Goes on with the handshake; `Ok` once it is over.
     fn handshake(&mut self) -> io::Result<()> {
         if !self.handshaking {

@@ -68,12 +68,7 @@ impl Upstream {
     pub(crate) fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Upstream::Plain(s) => s.recv(buf),
-            Upstream::Tls(t) => {
-                t.handshake()?;
-                t.wants_write = false;
-                let r = t.stream.ssl_read(buf);
-                r.or_else(|e| t.failed(e))
-            }
+            Upstream::Tls(t) => t.exchange(|s| s.ssl_read(buf)),
         }
     }
 
@@ -81,17 +76,22 @@ impl Upstream {
     pub(crate) fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Upstream::Plain(s) => s.send(buf),
-            Upstream::Tls(t) => {
-                t.handshake()?;
-                t.wants_write = false;
-                let r = t.stream.ssl_write(buf);
-                r.or_else(|e| t.failed(e))
-            }
+            Upstream::Tls(t) => t.exchange(|s| s.ssl_write(buf)),
         }
     }
 }
 
 impl TlsUpstream {
+    /// Reads or writes with `op` once the handshake is over.
+    fn exchange(
+        &mut self,
+        op: impl FnOnce(&mut SslStream<NoWait>) -> Result<usize, openssl::ssl::Error>,
+    ) -> io::Result<usize> {
+        self.handshake()?;
+        self.wants_write = false;
+        op(&mut self.stream).or_else(|e| self.failed(e))
+    }
+
     fn handshake(&mut self) -> io::Result<()> {
         if !self.handshaking {
             return Ok(());

@@ -145,15 +145,7 @@ impl Proxy {
             notice,
         } = self;
         let now = Instant::now();
-        let backend = Backend::new(
-            config.server.clone(),
-            config.tls.clone(),
-            config.retry,
-            config.server_timeout,
-            config.max_in_flight,
-            config.down,
-            now,
-        );
+        let backend = Backend::new(&config, now);
         let mut engine = Engine {
             listener: Some(listener),
             backend,
