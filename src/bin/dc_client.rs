@@ -180,10 +180,7 @@ fn serve(daemon: &mut Daemon, config: ProxyConfig) -> Result<(), String> {
     });
     let stop = proxy.stop_handle();
     daemon
-        .ready(move |signal| {
-            log(Level::Notice, &format!("stopping on {}", signal.name()));
-            stop.stop();
-        })
+        .ready(move || stop.stop())
         .map_err(|e| e.to_string())?;
     proxy.run().map_err(|e| e.to_string())
 }

@@ -138,17 +138,17 @@ impl Daemon {
         })
     }
 
-    /// Call when the service is ready: starts the thread that runs `on_stop`
-    /// at the first stop signal; with `-daemon`, moves to `/`, points the
+    /// Call when the service is ready: starts the thread that, at the first
+    /// stop signal, logs "stopping on SIG..." and runs `stop`; with `-daemon`, moves to `/`, points the
     /// standard streams at `/dev/null`, sends [`log`] to syslog and lets the
     /// waiting parent exit 0.
-    pub fn ready(
-        &mut self,
-        on_stop: impl FnOnce(StopSignal) + Send + 'static,
-    ) -> Result<(), DaemonError> {
+    pub fn ready(&mut self, stop: impl FnOnce() + Send + 'static) -> Result<(), DaemonError> {
         if let Some(signals) = self.signals.take() {
             signals
-                .spawn_waiter(on_stop)
+                .spawn_waiter(move |signal| {
+                    log(Level::Notice, &format!("stopping on {}", signal.name()));
+                    stop();
+                })
                 .map_err(DaemonError::Signals)?;
         }
         if let Some(mut parent) = self.parent.take() {

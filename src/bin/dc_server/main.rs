@@ -1,6 +1,7 @@
 //! dc_server: the distcache session cache server.
 
 mod options;
+mod redis_args;
 mod report;
 mod store;
 mod tls;
@@ -131,10 +132,7 @@ fn serve(config: Config) -> Result<(), String> {
     }
     let stop = server.stop_handle();
     daemon
-        .ready(move |signal| {
-            log(Level::Notice, &format!("{}: stopping", signal.name()));
-            stop.stop();
-        })
+        .ready(move || stop.stop())
         .map_err(|e| e.to_string())?;
     log(
         Level::Notice,

@@ -1,6 +1,7 @@
 //! dc_server's command line: the usage text, the options and what they
 //! are checked against.
 
+use crate::redis_args::RedisArgs;
 use crate::tls::TlsArgs;
 use distcache::internals::cache::redis;
 use distcache::internals::cache::Logger;
@@ -116,8 +117,6 @@ const MAX_BYTES: u64 = 1 << 40;
 const MAX_CONNS: u64 = 1_000_000;
 const MAX_IDLE_MS: u64 = 3_600_000;
 pub(crate) const DEFAULT_ADMIN_PERMS: u32 = 0o600;
-const MIN_STORE_TIMEOUT_MS: u64 = 10;
-const MAX_STORE_TIMEOUT_MS: u64 = 600_000;
 
 /// What dc_server runs with.
 pub(crate) struct Config {
@@ -192,10 +191,7 @@ pub(crate) fn parse(mut args: Args) -> Result<Command, CliError> {
     let mut sync = None;
     let mut redis: Option<RedisOptions> = None;
     let mut sessions_given = false;
-    let mut store_auth = None;
-    let mut store_prefix = None;
-    let mut store_timeout = None;
-    let mut store_remove_sync = None;
+    let mut redis_args = RedisArgs::default();
     let mut daemon = DaemonOptions::default();
     let mut inspect = Inspect::default();
     let mut tls = TlsArgs::default();
@@ -229,20 +225,12 @@ pub(crate) fn parse(mut args: Args) -> Result<Command, CliError> {
                 Place::Dir(dir) => store = Some(dir),
                 Place::Redis(options) => redis = Some(*options),
             },
-            "store-auth" => store_auth = Some(args.parsed("store-auth", read_password)?),
-            "store-prefix" => store_prefix = Some(args.parsed("store-prefix", non_empty)?),
-            "store-timeout" => {
-                store_timeout = Some(args.parsed(
-                    "store-timeout",
-                    number_in(MIN_STORE_TIMEOUT_MS, MAX_STORE_TIMEOUT_MS),
-                )?)
-            }
-            "store-remove-sync" => {
-                store_remove_sync = Some(args.parsed("store-remove-sync", on_off)?)
-            }
             "sync" => sync = Some(args.parsed("sync", SyncMode::parse)?),
             name => {
-                if !tls.take(name, &mut args)? && !daemon.take(name, &mut args)? {
+                if !tls.take(name, &mut args)?
+                    && !redis_args.take(name, &mut args)?
+                    && !daemon.take(name, &mut args)?
+                {
                     return Err(args.unknown());
                 }
             }
@@ -271,26 +259,9 @@ pub(crate) fn parse(mut args: Args) -> Result<Command, CliError> {
                 "-sync does not apply to a Redis store: Redis keeps its own persistence",
             ));
         }
-        options.password = store_auth;
-        if let Some(prefix) = store_prefix {
-            options.prefix = prefix.into_bytes();
-        }
-        if let Some(ms) = store_timeout {
-            options.timeout = Duration::from_millis(ms);
-        }
-        if let Some(on) = store_remove_sync {
-            options.remove_sync = on;
-        }
         options.log = Logger::new(|line| log(Level::Warning, line));
-    } else if store_auth.is_some()
-        || store_prefix.is_some()
-        || store_timeout.is_some()
-        || store_remove_sync.is_some()
-    {
-        return Err(CliError::Missing(
-            "-store-auth, -store-prefix, -store-timeout and -store-remove-sync need -store redis://...",
-        ));
     }
+    redis_args.apply(redis.as_mut())?;
     if sync.is_some() && store.is_none() {
         return Err(CliError::Missing("-sync needs -store"));
     }
@@ -328,25 +299,4 @@ fn store_place(s: &str) -> Result<Place, String> {
             .map_err(|e| e.to_string());
     }
     non_empty_path(s).map(Place::Dir).map_err(String::from)
-}
-
-fn read_password(path: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("can't read it: {e}"))?;
-    redis::password_from(&text).map_err(|e| e.to_string())
-}
-
-fn non_empty(s: &str) -> Result<String, &'static str> {
-    if s.is_empty() {
-        Err("must not be empty")
-    } else {
-        Ok(s.to_string())
-    }
-}
-
-fn on_off(s: &str) -> Result<bool, &'static str> {
-    match s {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err("must be 'on' or 'off'"),
-    }
 }

@@ -64,7 +64,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use writer::{Counters, Writer};
+use writer::{Counters, Shared, Writer};
 
 /// Why a store directory could not be opened or used.
 #[derive(Debug, Error)]
@@ -177,10 +177,7 @@ pub struct DurableStats {
 /// A session store that survives restarts. See the module documentation.
 #[derive(Debug)]
 pub struct DurableStore {
-    memory: Arc<MemoryStore>,
-    queue: Arc<Queue>,
-    sync: SyncMode,
-    counters: Arc<Counters>,
+    shared: Shared,
     writer: Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
     _lock: DirLock,
@@ -284,26 +281,20 @@ impl DurableStore {
             memory.restore(0, s.expires_ms - now, &id, &s.data);
         }
         let counters = Arc::new(Counters::default());
-        let writer = Writer::new(
-            paths,
-            file,
-            len,
-            queue.clone(),
-            memory.clone(),
-            options.sync,
-            counters.clone(),
-            options.log,
-        );
+        let shared = Shared {
+            memory,
+            queue,
+            sync: options.sync,
+            counters,
+        };
+        let writer = Writer::new(paths, file, len, shared.clone(), options.log);
         let handle = std::thread::Builder::new()
             .name("dc-store-writer".into())
             .spawn(move || writer.run())
             .map_err(DurableError::Thread)?;
         Ok((
             DurableStore {
-                memory,
-                queue,
-                sync: options.sync,
-                counters,
+                shared,
                 writer: Mutex::new(Some(handle)),
                 dir: dir.into(),
                 _lock: lock,
@@ -319,23 +310,23 @@ impl DurableStore {
 
     /// When the log is synced.
     pub fn sync_mode(&self) -> SyncMode {
-        self.sync
+        self.shared.sync
     }
 
     /// The sessions in memory.
     pub fn memory(&self) -> &MemoryStore {
-        &self.memory
+        &self.shared.memory
     }
 
     /// What the store has done so far.
     pub fn stats(&self) -> DurableStats {
         DurableStats {
-            log_bytes: self.counters.log_bytes.load(Ordering::Relaxed),
-            live_bytes: self.queue.live_bytes(),
-            queued_bytes: self.queue.queued_bytes(),
-            dropped: self.queue.dropped(),
-            compactions: self.counters.compactions.load(Ordering::Relaxed),
-            write_errors: self.counters.write_errors.load(Ordering::Relaxed),
+            log_bytes: self.shared.counters.log_bytes.load(Ordering::Relaxed),
+            live_bytes: self.shared.queue.live_bytes(),
+            queued_bytes: self.shared.queue.queued_bytes(),
+            dropped: self.shared.queue.dropped(),
+            compactions: self.shared.counters.compactions.load(Ordering::Relaxed),
+            write_errors: self.shared.counters.write_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -343,7 +334,7 @@ impl DurableStore {
     /// the store then takes no more changes (lookups still work). Waits
     /// at most `limit`; false if the writer had not finished by then.
     pub fn close(&self, limit: Duration) -> bool {
-        self.queue.close();
+        self.shared.queue.close();
         let Some(handle) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return true;
         };
@@ -371,10 +362,10 @@ impl DurableStore {
     /// A tombstone the queue could not take leaves the log out of step
     /// until the writer has compacted it: such a REMOVE is not said done.
     fn tombstone_receipt(&self) -> Receipt {
-        let seq = if self.queue.is_diverged() {
+        let seq = if self.shared.queue.is_diverged() {
             u64::MAX
         } else {
-            self.queue.last_receipt()
+            self.shared.queue.last_receipt()
         };
         Receipt {
             seq,
@@ -385,16 +376,20 @@ impl DurableStore {
 
 impl Store for DurableStore {
     fn add_begin(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> AddBegun {
-        if self.sync != SyncMode::Always {
-            return AddBegun::Done(self.memory.add(now, timeout_msecs, id, data));
+        if self.shared.sync != SyncMode::Always {
+            return AddBegun::Done(self.shared.memory.add(now, timeout_msecs, id, data));
         }
         let deadline = Instant::now() + ALWAYS_ACK_WAIT;
         // Only a writer far behind leaves no room; waiting for it here is
         // the back-pressure that keeps the queue bounded.
-        if !self.queue.wait_for_room(deadline) {
+        if !self.shared.queue.wait_for_room(deadline) {
             return AddBegun::Done(Err(AddError::Refused));
         }
-        match self.memory.add_with_receipt(now, timeout_msecs, id, data) {
+        match self
+            .shared
+            .memory
+            .add_with_receipt(now, timeout_msecs, id, data)
+        {
             Err(e) => AddBegun::Done(Err(e)),
             Ok(Some(seq)) => AddBegun::Waiting(Receipt { seq, deadline }),
             // Not queued for the disk: in memory, but not said stored.
@@ -403,8 +398,8 @@ impl Store for DurableStore {
     }
 
     fn remove_begin(&self, now: Millis, id: &[u8]) -> (bool, Option<Receipt>) {
-        let removed = self.memory.remove(now, id);
-        if !removed || self.sync != SyncMode::Always {
+        let removed = self.shared.memory.remove(now, id);
+        if !removed || self.shared.sync != SyncMode::Always {
             return (removed, None);
         }
         (true, Some(self.tombstone_receipt()))
@@ -413,15 +408,15 @@ impl Store for DurableStore {
     fn take_begin(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> (bool, Option<Receipt>) {
         // The memory store takes it under its lock and queues the tombstone
         // in the same step, as a REMOVE does.
-        let taken = self.memory.take_into(now, id, out);
-        if !taken || self.sync != SyncMode::Always {
+        let taken = self.shared.memory.take_into(now, id, out);
+        if !taken || self.shared.sync != SyncMode::Always {
             return (taken, None);
         }
         (true, Some(self.tombstone_receipt()))
     }
 
     fn synced(&self, receipt: &Receipt) -> Option<bool> {
-        match self.queue.synced(receipt.seq) {
+        match self.shared.queue.synced(receipt.seq) {
             Some(synced) => Some(synced),
             None if Instant::now() >= receipt.deadline => Some(false),
             None => None,
@@ -429,19 +424,23 @@ impl Store for DurableStore {
     }
 
     fn on_progress(&self, f: ProgressFn) {
-        self.queue.on_progress(f);
+        self.shared.queue.on_progress(f);
     }
 
     fn add(&self, now: Millis, timeout_msecs: u32, id: &[u8], data: &[u8]) -> Result<(), AddError> {
-        if self.sync != SyncMode::Always {
-            return self.memory.add(now, timeout_msecs, id, data);
+        if self.shared.sync != SyncMode::Always {
+            return self.shared.memory.add(now, timeout_msecs, id, data);
         }
         let deadline = Instant::now() + ALWAYS_ACK_WAIT;
-        if !self.queue.wait_for_room(deadline) {
+        if !self.shared.queue.wait_for_room(deadline) {
             return Err(AddError::Refused);
         }
-        match self.memory.add_with_receipt(now, timeout_msecs, id, data)? {
-            Some(receipt) if self.queue.wait_synced(receipt, deadline) => Ok(()),
+        match self
+            .shared
+            .memory
+            .add_with_receipt(now, timeout_msecs, id, data)?
+        {
+            Some(receipt) if self.shared.queue.wait_synced(receipt, deadline) => Ok(()),
             // Not on disk: the session stays in memory, but the client is
             // not told it is stored.
             _ => Err(AddError::Refused),
@@ -449,13 +448,13 @@ impl Store for DurableStore {
     }
 
     fn get_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
-        self.memory.get_into(now, id, out)
+        self.shared.memory.get_into(now, id, out)
     }
 
     fn remove(&self, now: Millis, id: &[u8]) -> bool {
         let (removed, receipt) = self.remove_begin(now, id);
         match receipt {
-            Some(r) => self.queue.wait_synced(r.seq, r.deadline),
+            Some(r) => self.shared.queue.wait_synced(r.seq, r.deadline),
             None => removed,
         }
     }
@@ -463,7 +462,7 @@ impl Store for DurableStore {
     fn take_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
         let start = out.len();
         match self.take_begin(now, id, out) {
-            (true, Some(r)) if !self.queue.wait_synced(r.seq, r.deadline) => {
+            (true, Some(r)) if !self.shared.queue.wait_synced(r.seq, r.deadline) => {
                 // Gone from memory, but not known gone from the disk: not
                 // handed out.
                 out.truncate(start);
@@ -474,19 +473,19 @@ impl Store for DurableStore {
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {
-        self.memory.have(now, id)
+        self.shared.memory.have(now, id)
     }
 
     fn len(&self, now: Millis) -> usize {
-        self.memory.len(now)
+        self.shared.memory.len(now)
     }
 
     fn data_bytes(&self, now: Millis) -> Option<u64> {
-        self.memory.data_bytes(now)
+        self.shared.memory.data_bytes(now)
     }
 
     fn drop_counts(&self) -> DropCounts {
-        self.memory.drop_counts()
+        self.shared.memory.drop_counts()
     }
 
     fn list(
@@ -496,7 +495,7 @@ impl Store for DurableStore {
         max: usize,
         out: &mut Vec<super::SessionInfo>,
     ) -> Result<Option<ListCursor>, ListError> {
-        self.memory.list(now, from, max, out)
+        self.shared.memory.list(now, from, max, out)
     }
 }
 

@@ -283,16 +283,14 @@ fn a_dropped_tombstone_makes_the_writer_compact_memory_back_onto_disk() {
         queue.clone() as Arc<dyn Journal>,
     ));
     let counters = Arc::new(Counters::default());
-    let mut writer = Writer::new(
-        paths,
-        file,
-        record::FILE_HEADER.len() as u64,
-        queue.clone(),
-        memory.clone(),
-        SyncMode::Always,
-        counters.clone(),
-        Logger::new(|_| {}),
-    );
+    let shared = Shared {
+        memory: memory.clone(),
+        queue: queue.clone(),
+        sync: SyncMode::Always,
+        counters: counters.clone(),
+    };
+    let len = record::FILE_HEADER.len() as u64;
+    let mut writer = Writer::new(paths, file, len, shared, Logger::new(|_| {}));
     memory.add(0, 60_000, b"x", &[1; 100]).unwrap();
     assert!(writer.step(Duration::ZERO));
     memory.add(0, 60_000, b"y", &[2; 100]).unwrap();

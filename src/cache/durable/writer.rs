@@ -85,16 +85,24 @@ struct Compaction {
     for_divergence: bool,
 }
 
+/// What a durable store and its writer share: the sessions in memory, the
+/// queue of changes between them, when changes are synced, and the
+/// counters.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub memory: Arc<MemoryStore>,
+    pub queue: Arc<Queue>,
+    pub sync: SyncMode,
+    pub counters: Arc<Counters>,
+}
+
 /// The writer's state; [`Writer::run`] is the thread's body.
 #[derive(Debug)]
 pub struct Writer {
     paths: Paths,
     file: File,
     len: u64,
-    queue: Arc<Queue>,
-    memory: Arc<MemoryStore>,
-    sync: SyncMode,
-    counters: Arc<Counters>,
+    shared: Shared,
     log: Logger,
     pending: Option<Pending>,
     compaction: Option<Compaction>,
@@ -107,26 +115,13 @@ pub struct Writer {
 
 impl Writer {
     /// A writer appending to `file`, the log, `len` bytes long.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        paths: Paths,
-        file: File,
-        len: u64,
-        queue: Arc<Queue>,
-        memory: Arc<MemoryStore>,
-        sync: SyncMode,
-        counters: Arc<Counters>,
-        log: Logger,
-    ) -> Writer {
-        counters.log_bytes.store(len, Ordering::Relaxed);
+    pub fn new(paths: Paths, file: File, len: u64, shared: Shared, log: Logger) -> Writer {
+        shared.counters.log_bytes.store(len, Ordering::Relaxed);
         Writer {
             paths,
             file,
             len,
-            queue,
-            memory,
-            sync,
-            counters,
+            shared,
             log,
             pending: None,
             compaction: None,
@@ -153,7 +148,7 @@ impl Writer {
     /// due, and takes a compaction step. False once the queue is closed
     /// and everything is written.
     pub fn step(&mut self, wait: Duration) -> bool {
-        let (batch, closing) = self.queue.take(wait);
+        let (batch, closing) = self.shared.queue.take(wait);
         let drained = batch.ops.is_empty();
         let appended = self.append(batch);
         self.sync_if_due(closing);
@@ -170,7 +165,7 @@ impl Writer {
         if self.compaction.is_some() {
             return Duration::ZERO;
         }
-        match (&self.pending, self.sync) {
+        match (&self.pending, self.shared.sync) {
             (Some(p), SyncMode::Interval(every)) => every.saturating_sub(p.since.elapsed()),
             (Some(_), SyncMode::Always) => Duration::ZERO,
             (None, _) => IDLE,
@@ -194,7 +189,10 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.len += written;
-                self.counters.log_bytes.store(self.len, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .log_bytes
+                    .store(self.len, Ordering::Relaxed);
                 let since = Instant::now();
                 let p = self.pending.get_or_insert(Pending {
                     first: batch.first,
@@ -214,8 +212,8 @@ impl Writer {
                 // Settle the batches before this one first: receipts are
                 // reported in order.
                 self.sync_if_due(true);
-                self.queue.finish(batch.first, batch.last, false);
-                self.queue.mark_diverged();
+                self.shared.queue.finish(batch.first, batch.last, false);
+                self.shared.queue.mark_diverged();
                 0
             }
         }
@@ -226,7 +224,7 @@ impl Writer {
         let Some(p) = &self.pending else {
             return;
         };
-        let due = match self.sync {
+        let due = match self.shared.sync {
             SyncMode::Always => true,
             SyncMode::Interval(every) => now || p.since.elapsed() >= every,
         };
@@ -242,11 +240,11 @@ impl Writer {
                     "can't sync '{}': {e}; recent sessions may be missing after a crash",
                     self.paths.log.display()
                 ));
-                self.queue.mark_diverged();
+                self.shared.queue.mark_diverged();
                 false
             }
         };
-        self.queue.finish(first, last, ok);
+        self.shared.queue.finish(first, last, ok);
     }
 
     /// Starts a compaction when one is due, and takes a step of the one
@@ -272,10 +270,11 @@ impl Writer {
         if Instant::now() < self.compact_not_before {
             return false;
         }
-        if !oversized(self.len, self.queue.live_bytes()) && !self.queue.is_diverged() {
+        if !oversized(self.len, self.shared.queue.live_bytes()) && !self.shared.queue.is_diverged()
+        {
             return false;
         }
-        let for_divergence = self.queue.take_diverged();
+        let for_divergence = self.shared.queue.take_diverged();
         match create_new_log(&self.paths.new_log) {
             Ok(out) => {
                 self.compaction = Some(Compaction {
@@ -294,7 +293,7 @@ impl Writer {
                     self.paths.new_log.display()
                 ));
                 if for_divergence {
-                    self.queue.mark_diverged();
+                    self.shared.queue.mark_diverged();
                 }
                 self.compact_not_before = Instant::now() + RETRY_AFTER;
                 false
@@ -306,7 +305,7 @@ impl Writer {
         let Writer {
             file,
             len,
-            memory,
+            shared: Shared { memory, .. },
             compaction,
             ..
         } = self;
@@ -362,8 +361,14 @@ impl Writer {
             self.file = c.out;
             self.len = c.out_len;
         }
-        self.counters.log_bytes.store(self.len, Ordering::Relaxed);
-        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .log_bytes
+            .store(self.len, Ordering::Relaxed);
+        self.shared
+            .counters
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
         if let Err(e) = sync_dir(&self.paths.dir) {
             // The old log or the new one is in place, both complete.
             self.trouble(format!(
@@ -373,7 +378,7 @@ impl Writer {
         }
         // What was appended but not yet synced is synced in the new log.
         if let Some(p) = self.pending.take() {
-            self.queue.finish(p.first, p.last, true);
+            self.shared.queue.finish(p.first, p.last, true);
         }
         Ok(())
     }
@@ -383,14 +388,14 @@ impl Writer {
             drop(c.out);
             let _ = fs::remove_file(&self.paths.new_log);
             if c.for_divergence {
-                self.queue.mark_diverged();
+                self.shared.queue.mark_diverged();
             }
         }
     }
 
     /// Logs that the queue dropped changes, at most every REPORT_EVERY.
     fn report_drops(&mut self) {
-        let now = self.queue.dropped();
+        let now = self.shared.queue.dropped();
         if now == self.reported_drops {
             return;
         }
@@ -414,7 +419,10 @@ impl Writer {
 
     /// Counts a failure and logs it, unless the same was logged recently.
     fn trouble(&mut self, line: String) {
-        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .write_errors
+            .fetch_add(1, Ordering::Relaxed);
         let repeat = self
             .last_report
             .as_ref()

@@ -1,0 +1,89 @@
+//! The options of a Redis store (`-store-auth`, `-store-prefix`,
+//! `-store-timeout`, `-store-remove-sync`), put on the options that
+//! `-store redis://...` made, or refused without them.
+
+use distcache::internals::cache::redis;
+use distcache::internals::cli::{number_in, Args, CliError};
+use distcache::RedisOptions;
+use std::time::Duration;
+
+const MIN_STORE_TIMEOUT_MS: u64 = 10;
+const MAX_STORE_TIMEOUT_MS: u64 = 600_000;
+
+/// The `-store-*` options of a Redis store.
+#[derive(Default)]
+pub(crate) struct RedisArgs {
+    password: Option<String>,
+    prefix: Option<String>,
+    timeout_ms: Option<u64>,
+    remove_sync: Option<bool>,
+}
+
+impl RedisArgs {
+    /// Takes option `name` if it is one of these.
+    pub(crate) fn take(&mut self, name: &str, args: &mut Args) -> Result<bool, CliError> {
+        match name {
+            "store-auth" => self.password = Some(args.parsed("store-auth", read_password)?),
+            "store-prefix" => self.prefix = Some(args.parsed("store-prefix", non_empty)?),
+            "store-timeout" => {
+                let range = number_in(MIN_STORE_TIMEOUT_MS, MAX_STORE_TIMEOUT_MS);
+                self.timeout_ms = Some(args.parsed("store-timeout", range)?);
+            }
+            "store-remove-sync" => {
+                self.remove_sync = Some(args.parsed("store-remove-sync", on_off)?)
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Puts these on the Redis store's `options`; an error when some were
+    /// given and there is no Redis store.
+    pub(crate) fn apply(self, options: Option<&mut RedisOptions>) -> Result<(), CliError> {
+        let Some(options) = options else {
+            let given = self.password.is_some()
+                || self.prefix.is_some()
+                || self.timeout_ms.is_some()
+                || self.remove_sync.is_some();
+            return match given {
+                false => Ok(()),
+                true => Err(CliError::Missing(
+                    "-store-auth, -store-prefix, -store-timeout and -store-remove-sync \
+                     need -store redis://...",
+                )),
+            };
+        };
+        options.password = self.password;
+        if let Some(prefix) = self.prefix {
+            options.prefix = prefix.into_bytes();
+        }
+        if let Some(ms) = self.timeout_ms {
+            options.timeout = Duration::from_millis(ms);
+        }
+        if let Some(on) = self.remove_sync {
+            options.remove_sync = on;
+        }
+        Ok(())
+    }
+}
+
+fn read_password(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("can't read it: {e}"))?;
+    redis::password_from(&text).map_err(|e| e.to_string())
+}
+
+fn non_empty(s: &str) -> Result<String, &'static str> {
+    if s.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+fn on_off(s: &str) -> Result<bool, &'static str> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("must be 'on' or 'off'"),
+    }
+}
