@@ -246,6 +246,7 @@ fn start_dc(
     name: &str,
     program: &Path,
     extra: &[String],
+    preload: bool,
 ) -> Result<(Proc, PathBuf), String> {
     let sock = cfg.dir.path().join(format!("{name}.sock"));
     let mut args = vec!["-listen".to_string(), format!("UNIX:{}", sock.display())];
@@ -258,9 +259,11 @@ fn start_dc(
             std::fs::read_to_string(&log).unwrap_or_default().trim()
         )
     })?;
-    let added = crate::load::preload(&sock.to_string_lossy(), KEYS)?;
-    if added != KEYS {
-        return Err(format!("{name}: preloaded {added} of {KEYS} sessions"));
+    if preload {
+        let added = crate::load::preload(&sock.to_string_lossy(), KEYS)?;
+        if added != KEYS {
+            return Err(format!("{name}: preloaded {added} of {KEYS} sessions"));
+        }
     }
     Ok((proc, sock))
 }
@@ -321,12 +324,19 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
         "dc-memory",
         ours,
         &["-sessions".into(), KEYS.to_string()],
+        true,
     )?;
     let store = ["-store".to_string(), format!("redis://{}", cluster.seeds())];
-    let (gateway, gateway_sock) = start_dc(cfg, "dc-gateway", ours, &store)?;
-    // The same values stored through the other gateway are the same keys.
+    let (gateway, gateway_sock) = start_dc(cfg, "dc-gateway", ours, &store, true)?;
+    // The other gateway finds the values stored through the first.
     let base = match std::env::var_os("BENCH_GATEWAY_BASE") {
-        Some(p) => Some(start_dc(cfg, "dc-gateway-base", Path::new(&p), &store)?),
+        Some(p) => Some(start_dc(
+            cfg,
+            "dc-gateway-base",
+            Path::new(&p),
+            &store,
+            false,
+        )?),
         None => None,
     };
     let targets = if base.is_some() { 4 } else { 3 };

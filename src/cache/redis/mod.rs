@@ -206,7 +206,7 @@ impl RedisStore {
                     (Answer::Failed, Vec::new())
                 }
             };
-            pending.answer(seq, answer, data);
+            pending.answer_in_runtime(seq, answer, data);
         });
         Receipt { seq, deadline }
     }
