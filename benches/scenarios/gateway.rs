@@ -22,6 +22,12 @@ const CLIENT_CPU: Cpu = Cpu::Pinned(1);
 const MASTERS: usize = 3;
 /// Values stored, all of them hit at random.
 const KEYS: u64 = 10_000;
+/// Percent of the requests that store a new value.
+const WRITES: u64 = 10;
+/// The in-memory dc_server's capacity: room for the preloaded values and
+/// the stores of a few seconds (were it full, the soonest-expiring go
+/// first: stored values, never a preloaded one).
+const MEMORY_SESSIONS: u64 = 100_000;
 const CONNS: [usize; 2] = [1, 64];
 const INSTALL: &str = "apt-get install -y redis-server";
 /// How long the cluster may take to form.
@@ -323,7 +329,7 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
         cfg,
         "dc-memory",
         ours,
-        &["-sessions".into(), KEYS.to_string()],
+        &["-sessions".into(), MEMORY_SESSIONS.to_string()],
         true,
     )?;
     let store = ["-store".to_string(), format!("redis://{}", cluster.seeds())];
@@ -351,6 +357,7 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
                     format!("conns={conns}"),
                     format!("secs={}", cfg.secs),
                     format!("keys={KEYS}"),
+                    format!("writes={WRITES}"),
                     format!("run={}", r + 1),
                 ];
                 match t {
@@ -416,9 +423,11 @@ fn section(cfg: &Config, version: &str, samples: &[[Samples; 4]], targets: usize
     let _ = writeln!(
         md,
         "## Scenario 11: dc_server as a gateway to a Redis Cluster\n\n\
-         GET hits of {KEYS} values of {} bytes under {}-byte ids, at random; one load generator \
+         GET hits of {KEYS} values of {} bytes under {}-byte ids, at random, and {WRITES}% of \
+         the requests stores of new values of that size that live {} ms (distcache ADD; \
+         `SET key value PX ttl` to the cluster); one load generator \
          (one event loop, one request in flight per client, every reply checked) on CPU 1. \
-         Targets: dc_server in memory (`-sessions {KEYS}`) and dc_server as a gateway \
+         Targets: dc_server in memory (`-sessions {MEMORY_SESSIONS}`) and dc_server as a gateway \
          (`-store redis://` the three masters), both on CPU 0 and reached on a UNIX socket; and \
          the Redis Cluster itself (redis-server {version}, {MASTERS} masters, no replicas, \
          loopback TCP, CPUs left to the scheduler), each client holding a connection to every \
@@ -427,6 +436,7 @@ fn section(cfg: &Config, version: &str, samples: &[[Samples; 4]], targets: usize
          the server side (the gateway's own, then the Redis nodes' in brackets).{}\n",
         crate::wire::DATA_LEN,
         crate::wire::ID_LEN,
+        gwload::WRITE_TTL_MS,
         cfg.runs,
         cfg.secs,
         if targets > 3 {

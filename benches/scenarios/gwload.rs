@@ -1,4 +1,6 @@
-//! The load generator of scenario 11: GET hits of preloaded 1 KiB values,
+//! The load generator of scenario 11: GET hits of preloaded 1 KiB values
+//! and, a given share of the requests, stores of new 1 KiB values (ADD on
+//! distcache's wire, `SET key value PX ttl` in RESP) that live one second,
 //! either in distcache's protocol to one dc_server (in memory, or a
 //! gateway to Redis) on a UNIX socket, or in RESP straight to the masters
 //! of a Redis Cluster on loopback TCP. The second is cluster-aware in the
@@ -10,8 +12,9 @@
 use crate::load::print_latencies;
 use crate::peerproto::{text_key, Proto, Reply};
 use crate::procs::KeyValues;
-use crate::wire::Rng;
+use crate::wire::{self, Rng};
 use distcache::internals::latency::Histogram;
+use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Role};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -21,6 +24,11 @@ const WARM_UP: Duration = Duration::from_millis(200);
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 /// Redis Cluster's number of hash slots.
 pub const SLOTS: usize = 16384;
+/// The family of the ids the stores add, apart from the preloaded ones.
+const WRITTEN: u8 = 9;
+/// The lifetime of a stored value: the stores of a run never fill a
+/// cache, and the soonest-expiring go first if one were full.
+pub const WRITE_TTL_MS: u32 = 1000;
 
 /// CRC16-CCITT (XModem), the hash of Redis Cluster's key slots.
 fn crc16(data: &[u8]) -> u16 {
@@ -141,6 +149,35 @@ impl Target {
         }
     }
 
+    /// Appends the store of value `i` (a new id) under `uid`.
+    fn write(&self, out: &mut Vec<u8>, i: u64, uid: u32) -> Result<(), String> {
+        let data = wire::data(i);
+        match self {
+            Target::Distcache(_) => {
+                let mut payload = Vec::with_capacity(wire::DATA_LEN + 64);
+                AddRequest {
+                    timeout_msecs: WRITE_TTL_MS,
+                    id: &wire::id(WRITTEN, i),
+                    data,
+                }
+                .encode(&mut payload)
+                .map_err(|e| e.to_string())?;
+                encode_message(out, false, uid, Command::Add, &payload).map_err(|e| e.to_string())
+            }
+            Target::Cluster(_) => {
+                out.extend_from_slice(b"*5\r\n$3\r\nSET\r\n$32\r\n");
+                out.extend_from_slice(&text_key(i));
+                out.extend_from_slice(format!("\r\n${}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(data);
+                let ttl = WRITE_TTL_MS.to_string();
+                out.extend_from_slice(
+                    format!("\r\n$2\r\nPX\r\n${}\r\n{ttl}\r\n", ttl.len()).as_bytes(),
+                );
+                Ok(())
+            }
+        }
+    }
+
     fn proto(&self) -> Proto {
         match self {
             Target::Distcache(_) => Proto::Distcache,
@@ -172,7 +209,8 @@ impl Target {
 }
 
 /// `gw-load target=distcache unix=PATH | target=cluster seed=HOST:PORT,
-/// conns=N secs=S keys=K [run=R]`: GET hits of random values 0..K from N
+/// conns=N secs=S keys=K [writes=PERCENT] [run=R]`: GET hits of random
+/// values 0..K, and PERCENT of the requests stores of new values, from N
 /// clients of one event loop, one request in flight each; prints `ops=`,
 /// `secs=` and the latency percentiles of the requests sent after a
 /// warm-up.
@@ -186,7 +224,17 @@ pub fn client(kv: &KeyValues) -> Result<(), String> {
     let secs: f64 = kv.num("secs")?;
     let keys: u64 = kv.num("keys")?;
     let run: u64 = kv.num_or("run", 1)?;
-    let hist = events(&target, conns.max(1), keys, run, secs)?;
+    let writes: u64 = kv.num_or("writes", 0)?;
+    if writes > 100 {
+        return Err(format!("writes={writes}: a percentage"));
+    }
+    let load = Load {
+        keys,
+        writes,
+        // Each run and client stores under ids of its own.
+        first_new: (run << 40) | KEYS_RESERVED,
+    };
+    let hist = events(&target, conns.max(1), &load, run, secs)?;
     if hist.count() == 0 {
         return Err("no GET was answered in the measured window".into());
     }
@@ -194,13 +242,71 @@ pub fn client(kv: &KeyValues) -> Result<(), String> {
     Ok(())
 }
 
+/// Above the preloaded values' indexes.
+const KEYS_RESERVED: u64 = 1 << 32;
+
+/// What the clients ask for.
+struct Load {
+    keys: u64,
+    /// Percent of the requests that store a new value.
+    writes: u64,
+    /// The index of the first new value of this run.
+    first_new: u64,
+}
+
+/// The reply awaited to a store: on distcache's wire, OK (status 0); in
+/// RESP, `+OK`.
+struct Stored {
+    decoder: Decoder,
+    buf: Vec<u8>,
+}
+
+impl Stored {
+    fn feed(&mut self, proto: Proto, input: &[u8], uid: u32) -> Result<bool, String> {
+        if proto == Proto::Distcache {
+            let (used, msg) = self.decoder.decode(input).map_err(|e| e.to_string())?;
+            let Some(reply) = msg else {
+                return Ok(false);
+            };
+            if used != input.len() {
+                return Err("bytes beyond the reply to the one request in flight".into());
+            }
+            if reply.uid != uid || reply.command != Command::Add {
+                return Err("a reply for another request".into());
+            }
+            if reply.payload != [0] {
+                return Err(format!("an ADD of a new id answered {:?}", reply.payload));
+            }
+            return Ok(true);
+        }
+        self.buf.extend_from_slice(input);
+        if self.buf.len() < 5 {
+            return Ok(false);
+        }
+        if self.buf != b"+OK\r\n" {
+            return Err(format!(
+                "a SET answered '{}'",
+                String::from_utf8_lossy(&self.buf).trim_end()
+            ));
+        }
+        self.buf.clear();
+        Ok(true)
+    }
+}
+
 /// One client: its connections (one per node) and its request in flight.
 struct Client {
     streams: Vec<Box<dyn Stream>>,
     rng: Rng,
     reply: Reply,
+    stored: Stored,
+    /// Whether the request in flight is a store, and how many it made.
+    writing: bool,
+    written: u64,
+    /// The index of this client's first new value.
+    first_new: u64,
     out: Vec<u8>,
-    written: usize,
+    sent: usize,
     key: u64,
     node: usize,
     uid: u32,
@@ -208,13 +314,20 @@ struct Client {
 }
 
 impl Client {
-    fn send_next(&mut self, target: &Target, keys: u64, uid: u32) -> Result<(), String> {
-        self.key = self.rng.below(keys);
-        self.node = target.node_of(self.key);
+    fn send_next(&mut self, target: &Target, load: &Load, uid: u32) -> Result<(), String> {
+        self.writing = self.rng.below(100) < load.writes;
         self.uid = uid;
         self.out.clear();
-        self.written = 0;
-        target.proto().get(&mut self.out, self.key, uid)?;
+        self.sent = 0;
+        if self.writing {
+            self.key = self.first_new + self.written;
+            self.written += 1;
+            target.write(&mut self.out, self.key, uid)?;
+        } else {
+            self.key = self.rng.below(load.keys);
+            target.proto().get(&mut self.out, self.key, uid)?;
+        }
+        self.node = target.node_of(self.key);
         self.sent_at = Instant::now();
         self.flush()
     }
@@ -222,10 +335,10 @@ impl Client {
     /// Writes what it can of the request.
     fn flush(&mut self) -> Result<(), String> {
         let s = &mut self.streams[self.node];
-        while self.written < self.out.len() {
-            match s.write(&self.out[self.written..]) {
+        while self.sent < self.out.len() {
+            match s.write(&self.out[self.sent..]) {
                 Ok(0) => return Err("the server closed a connection".into()),
-                Ok(n) => self.written += n,
+                Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
@@ -235,7 +348,13 @@ impl Client {
     }
 }
 
-fn events(target: &Target, n: usize, keys: u64, run: u64, secs: f64) -> Result<Histogram, String> {
+fn events(
+    target: &Target,
+    n: usize,
+    load: &Load,
+    run: u64,
+    secs: f64,
+) -> Result<Histogram, String> {
     let nodes = target.nodes();
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut clients = Vec::with_capacity(n);
@@ -256,8 +375,15 @@ fn events(target: &Target, n: usize, keys: u64, run: u64, secs: f64) -> Result<H
             streams,
             rng: Rng::new(run.wrapping_mul(1_000_003).wrapping_add(k as u64)),
             reply: Reply::new(target.proto()),
-            out: Vec::with_capacity(128),
+            stored: Stored {
+                decoder: Decoder::new(Role::Client),
+                buf: Vec::new(),
+            },
+            writing: false,
             written: 0,
+            first_new: load.first_new + ((k as u64) << 24),
+            out: Vec::with_capacity(wire::DATA_LEN + 128),
+            sent: 0,
             key: 0,
             node: 0,
             uid: 0,
@@ -270,7 +396,7 @@ fn events(target: &Target, n: usize, keys: u64, run: u64, secs: f64) -> Result<H
     let mut uid = 0u32;
     for c in clients.iter_mut() {
         uid = uid.wrapping_add(1);
-        c.send_next(target, keys, uid)?;
+        c.send_next(target, load, uid)?;
     }
     let mut events = Events::with_capacity(1024);
     let mut hist = Histogram::new();
@@ -299,12 +425,17 @@ fn events(target: &Target, n: usize, keys: u64, run: u64, secs: f64) -> Result<H
                 if node != c.node {
                     return Err("bytes from a node no request was sent to".into());
                 }
-                if c.reply.feed(&buf[..got], c.key, c.uid)? {
+                let done = if c.writing {
+                    c.stored.feed(target.proto(), &buf[..got], c.uid)?
+                } else {
+                    c.reply.feed(&buf[..got], c.key, c.uid)?
+                };
+                if done {
                     if c.sent_at >= start && c.sent_at < stop {
                         hist.record(c.sent_at.elapsed());
                     }
                     uid = uid.wrapping_add(1);
-                    c.send_next(target, keys, uid)?;
+                    c.send_next(target, load, uid)?;
                     // The next request may be on another connection: this
                     // one has nothing more to say.
                     if c.node != node {
