@@ -15,17 +15,26 @@
 //! idle connections to each; without the two (Debian packages `memcached`
 //! and `redis-server`) it says how to install them and is skipped.
 //!
+//! Scenario 11 runs dc_server as a gateway to a Redis Cluster of three
+//! masters that it starts, next to the in-memory dc_server and to the same
+//! load sent to the cluster directly; without `redis-server` (Debian package
+//! `redis-server`) it says how to install it and is skipped.
+//!
 //! Settings (environment):
 //! - `BENCH_RUNS` runs per figure, the median is reported (default 5);
 //! - `BENCH_SECS` seconds per run (default 1);
-//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 10
+//! - `BENCH_ONLY` a comma-separated list of scenario numbers, 1 to 11
 //!   (default all);
+//! - `BENCH_GATEWAY_BASE` another build's `dc_server`, run in scenario 11 as
+//!   a second gateway beside this build's (a before and after in one run);
 //! - `BENCH_BIG` sessions of the large-cache cases (default 1000000);
 //! - `DISTCACHE_ORIGINAL` the install prefix of the original distcache, to
 //!   run its `dc_server` side by side with ours.
 
 mod events;
 mod floor;
+mod gateway;
+mod gwload;
 mod idle;
 mod load;
 mod matrix;
@@ -65,6 +74,7 @@ fn main() -> ExitCode {
         "mixed-events" => events::mixed_events(&kv),
         "preload" => load::preload_cmd(&kv),
         "peer-load" => peerload::client(&kv),
+        "gw-load" => gwload::client(&kv),
         "silent-client" => silent::client(&kv),
         "matrix" => matrix::run(),
         other => Err(format!("unknown subcommand '{other}'")),

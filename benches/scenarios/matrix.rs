@@ -333,6 +333,9 @@ pub fn run() -> Result<(), String> {
     if cfg.wants(10) {
         crate::tls::run(&cfg, &mut report)?;
     }
+    if cfg.wants(11) {
+        crate::gateway::run(&cfg, &mut report)?;
+    }
     report.finish()
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod file;
 pub(crate) mod pages;
 pub(crate) mod poll;
 pub(crate) mod process;
+pub(crate) mod sched;
 pub(crate) mod socket;
 pub(crate) mod timer;
 pub(crate) mod tls;

@@ -141,10 +141,27 @@ impl RedisStore {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("dc-redis")
+            // The engine's workers hand requests over one at a time; under
+            // load this thread then takes them in batches (one write to
+            // each Redis node for many), rather than waking for each.
+            .on_thread_start(|| {
+                let _ = crate::sys::sched::batch_this_thread();
+            })
             .enable_all()
             .build()
             .map_err(RedisError::Runtime)?;
         let (backend, note) = runtime.block_on(Backend::connect(&options))?;
+        // A timer always due before any request's bound: the runtime's
+        // timer wheel wakes its own thread (a system call, and one more
+        // turn of its loop) whenever a timer is set that is due before
+        // every other, which without this would be every request's bound
+        // when no other request is in flight.
+        let beat = (options.timeout / 2).max(Duration::from_millis(1));
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(beat).await;
+            }
+        });
         if let Some(note) = note {
             options.log.warn(&format!("store: {note}"));
         }
@@ -206,7 +223,7 @@ impl RedisStore {
                     (Answer::Failed, Vec::new())
                 }
             };
-            pending.answer(seq, answer, data);
+            pending.answer_in_runtime(seq, answer, data);
         });
         Receipt { seq, deadline }
     }

@@ -4,8 +4,8 @@
 
 use crate::cache::{Answer, ProgressFn};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long an answer nobody collected is kept after its deadline (its
@@ -32,7 +32,13 @@ pub(super) struct Pending {
     next: AtomicU64,
     slots: Mutex<HashMap<u64, Slot>>,
     answered: Condvar,
+    /// Threads blocked in [`Pending::wait`]: the condition variable is
+    /// signalled only when there are some (a signal is a system call).
+    sleepers: AtomicUsize,
     progress: OnceLock<ProgressFn>,
+    /// A call of the progress callback is scheduled on the background
+    /// thread and has not begun: answers recorded meanwhile are told by it.
+    telling: AtomicBool,
 }
 
 impl std::fmt::Debug for Pending {
@@ -68,9 +74,10 @@ impl Pending {
         seq
     }
 
-    /// Records the answer to request `seq` and tells whoever waits.
-    pub(super) fn answer(&self, seq: u64, answer: Answer, data: Vec<u8>) {
-        {
+    /// Records the answer to request `seq` and wakes the threads blocked
+    /// in [`Pending::wait`]; the progress callback is not told.
+    fn record(&self, seq: u64, answer: Answer, data: Vec<u8>) {
+        let sleepers = {
             let mut slots = self.slots();
             if let Some(slot) = slots.get_mut(&seq) {
                 if let Slot::Running { deadline } = *slot {
@@ -81,11 +88,48 @@ impl Pending {
                     };
                 }
             }
+            self.sleepers.load(Ordering::Relaxed)
+        };
+        if sleepers > 0 {
+            self.answered.notify_all();
         }
-        self.answered.notify_all();
+    }
+
+    fn tell(&self) {
         if let Some(f) = self.progress.get() {
             f();
         }
+    }
+
+    /// Records the answer to request `seq` and tells whoever waits, the
+    /// progress callback at once.
+    #[cfg(test)]
+    pub(super) fn answer(&self, seq: u64, answer: Answer, data: Vec<u8>) {
+        self.record(seq, answer, data);
+        self.tell();
+    }
+
+    /// Records the answer to request `seq`, from a task of the background
+    /// runtime, and tells whoever waits. The progress callback (which
+    /// wakes every engine worker, and each then looks at all of its
+    /// waiting connections) is told once for all the answers that come in
+    /// one turn of the runtime: by a task that runs after the tasks
+    /// already queued, most of them the other answers of the replies read
+    /// with this one.
+    pub(super) fn answer_in_runtime(self: &Arc<Self>, seq: u64, answer: Answer, data: Vec<u8>) {
+        self.record(seq, answer, data);
+        if self.progress.get().is_none() || self.telling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            // Cleared before telling: an answer recorded after this
+            // schedules a call of its own. The swap (not a store) orders
+            // this call after every answer that found it scheduled.
+            me.telling.swap(false, Ordering::AcqRel);
+            me.tell();
+        });
     }
 
     /// The answer to request `seq` if it came (its data appended to
@@ -124,11 +168,13 @@ impl Pending {
                 }
                 _ => Duration::ZERO,
             };
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
             slots = self
                 .answered
                 .wait_timeout(slots, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -136,7 +182,6 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn answered_taken_once() {
