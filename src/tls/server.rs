@@ -160,6 +160,10 @@ fn build(o: &ServerOptions) -> Result<SslContext, TlsError> {
     // An idle connection keeps no TLS buffers; replies the socket did not
     // take are offered again from wherever they are kept by then.
     b.set_mode(SslMode::RELEASE_BUFFERS | non_blocking_writes());
+    // A request's record comes in with one read, not one for its header
+    // and one for the rest; the worker reads a TLS connection until the
+    // socket is empty, so records read ahead are never left unseen.
+    b.set_read_ahead(true);
     b.set_session_id_context(SESSION_CONTEXT)?;
     b.set_num_tickets(TICKETS)?;
     set_identity(&mut b, &o.cert, &o.key)?;
