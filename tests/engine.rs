@@ -3,6 +3,9 @@
 //! reply that waits holds up neither the worker's other connections nor
 //! the order of replies on its own connection.
 
+mod dc_server;
+
+use dc_server::DcServer;
 use distcache::internals::proto::{decode_all, encode_message, AddRequest, Command, Message, Role};
 use distcache::Address;
 use distcache::Server;
@@ -167,6 +170,77 @@ fn a_reply_waiting_for_the_disk_holds_up_no_one() {
 
     stop.stop();
     running.join().unwrap().unwrap();
+}
+
+/// A client that sends its requests and then closes its sending side
+/// still gets the replies that waited for the store.
+#[test]
+fn replies_waiting_for_the_store_reach_a_half_closed_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let store = Arc::new(HeldStore::new());
+    let server = Server::bind_with_store(&[Address::Unix(path.clone())], store.clone()).unwrap();
+    server.set_threads(1);
+    let stop = server.stop_handle();
+    let running = thread::spawn(move || server.run());
+
+    // One ADD, the connection's last request, waiting for the disk when
+    // the end of the stream is read; and three pipelined, the later ones
+    // held behind the first.
+    let mut one = UnixStream::connect(&path).unwrap();
+    one.write_all(&add(1, b"alone", b"data")).unwrap();
+    one.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut a = UnixStream::connect(&path).unwrap();
+    let mut pipelined = add(1, b"first", b"data");
+    pipelined.extend(add(2, b"second", b"data"));
+    pipelined.extend(frame(3, Command::Have, b"first"));
+    a.write_all(&pipelined).unwrap();
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(
+        quiet(&mut one),
+        "the ADD was answered before the disk had it"
+    );
+    store.release();
+    let got = replies(&mut one, 1);
+    assert_eq!((got[0].uid, got[0].payload.as_slice()), (1, &[0x00][..]));
+    let got = replies(&mut a, 3);
+    let answered: Vec<(u32, Vec<u8>)> = got.iter().map(|m| (m.uid, m.payload.clone())).collect();
+    assert_eq!(
+        answered,
+        [(1, vec![0x00]), (2, vec![0x00]), (3, vec![0x00])]
+    );
+    // Then the server ends both connections.
+    for s in [&mut one, &mut a] {
+        s.set_read_timeout(Some(IO_LIMIT)).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).expect("closed within the bound");
+        assert!(rest.is_empty(), "nothing more than the replies");
+    }
+
+    stop.stop();
+    running.join().unwrap().unwrap();
+}
+
+/// The same through a real dc_server under `-sync always`, stopped while
+/// the client sends its last ADD and closes its side, so that the server
+/// reads the request and the end of the stream in one go.
+#[test]
+fn an_add_waiting_for_the_disk_is_answered_after_the_end_of_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DcServer::builder()
+        .store(&dir.path().join("store"))
+        .args(&["-sync", "always"])
+        .start();
+    let mut s = UnixStream::connect(server.socket()).unwrap();
+    // Accepted and registered before the pause.
+    s.write_all(&frame(1, Command::Have, b"sid")).unwrap();
+    assert_eq!(replies(&mut s, 1)[0].payload, [0x01], "not there yet");
+    server.pause();
+    s.write_all(&add(2, b"sid", b"data")).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    server.resume();
+    let got = replies(&mut s, 1);
+    assert_eq!((got[0].uid, got[0].payload.as_slice()), (2, &[0x00][..]));
 }
 
 #[test]

@@ -515,3 +515,36 @@ fn pipelined_requests_overlap_and_stay_in_order() {
         assert_eq!((g.0, g.1, &g.2[..]), w);
     }
 }
+
+/// A client that sends its requests and closes its sending side at once
+/// still gets every reply, though each waits for Redis while the server
+/// reads on to the end of the stream. The gateway is stopped while the
+/// client sends, so that it reads the requests and the end together.
+#[test]
+fn replies_reach_a_client_that_closed_its_side() {
+    let r = RedisProc::start(&[]);
+    let gw = plain_gateway(&r, "halfclose:");
+    client(&gw)
+        .add(b"sid", b"the session", 60_000)
+        .expect("ADD");
+    let mut s = UnixStream::connect(gw.socket()).expect("connect");
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    // Accepted and registered before the pause.
+    s.write_all(&raw_frame(false, 3, 1, b"sid")).unwrap();
+    let mut first = [0u8; 15];
+    s.read_exact(&mut first).expect("the HAVE's reply");
+    gw.pause();
+    let mut pipelined = raw_frame(false, 1, 2, b"sid");
+    pipelined.extend(raw_frame(false, 3, 3, b"sid"));
+    s.write_all(&pipelined).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    gw.resume();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("the replies, then the end");
+    let (msgs, partial) =
+        distcache::internals::proto::decode_all(distcache::internals::proto::Role::Client, &rest)
+            .expect("valid replies");
+    assert!(!partial, "a reply cut short");
+    let got: Vec<(u32, Vec<u8>)> = msgs.iter().map(|m| (m.uid, m.payload.clone())).collect();
+    assert_eq!(got, [(2, b"the session".to_vec()), (3, vec![0x00])]);
+}

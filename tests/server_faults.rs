@@ -114,7 +114,7 @@ fn wait_fds_back(server: &DcServer, want: usize) -> usize {
 
 /// A server holding [`STORED`] sessions of 32 KiB, and its descriptor count
 /// at rest.
-fn server_with_sessions(net: Net) -> (DcServer, usize) {
+fn server_with_sessions(net: Net) -> (usize, DcServer) {
     let server = DcServer::builder()
         .net(net)
         .args(&["-sessions", "1000"])
@@ -127,9 +127,29 @@ fn server_with_sessions(net: Net) -> (DcServer, usize) {
             .expect("store a session");
     }
     drop(client);
-    // The connections of those ADDs are closed by now or soon.
-    let fds = wait_fds_back(&server, open_fds(server.pid()).min(64));
-    (server, fds)
+    (fds_at_rest(&server), server)
+}
+
+/// The server's descriptor count once the connections that the start-up
+/// check and the loading client left are closed: the count when it has
+/// not changed for 300 ms (within 10 s). Each of those connections was
+/// closed by its client, so the server closes its side within
+/// milliseconds; the count only falls meanwhile.
+fn fds_at_rest(server: &DcServer) -> usize {
+    let start = Instant::now();
+    let (mut last, mut since) = (open_fds(server.pid()), Instant::now());
+    while since.elapsed() < Duration::from_millis(300) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "dc_server's descriptors did not settle: {last}"
+        );
+        thread::sleep(Duration::from_millis(20));
+        let n = open_fds(server.pid());
+        if n != last {
+            (last, since) = (n, Instant::now());
+        }
+    }
+    last
 }
 
 /// Round trips each checker makes at least while the misbehaving clients
@@ -190,7 +210,7 @@ fn partial_requests() -> Vec<Vec<u8>> {
 }
 
 fn leave_mid_request(net: Net) {
-    let (server, fds) = server_with_sessions(net);
+    let (fds, server) = server_with_sessions(net);
     let (stop, done) = (AtomicBool::new(false), AtomicU32::new(0));
     let mut rounds = 0;
     let checked = thread::scope(|s| {
@@ -231,7 +251,7 @@ fn clients_leaving_mid_request_tcp() {
 /// (6.4 MB of replies), read the first 10 KB, and leave (a TCP one half the
 /// time with a reset).
 fn leave_mid_reply(net: Net) {
-    let (server, fds) = server_with_sessions(net);
+    let (fds, server) = server_with_sessions(net);
     let (stop, done) = (AtomicBool::new(false), AtomicU32::new(0));
     let clients = 50u32;
     let mut waves = 0;
@@ -294,7 +314,7 @@ fn clients_that_never_read() {
     /// most 64 KiB of replies plus one reply, and a 64 KiB read buffer, per
     /// connection) and tiny next to the 1.6 GB the replies add up to.
     const RSS_BOUND_KIB: u64 = 64 * 1024;
-    let (server, fds) = server_with_sessions(Net::Unix);
+    let (fds, server) = server_with_sessions(Net::Unix);
     let rss_before = server.rss_kib();
     let (stop, done) = (AtomicBool::new(false), AtomicU32::new(0));
     let clients = 50u32;

@@ -169,6 +169,10 @@ pub(super) struct Conn {
     request_began: Millis,
     /// When replies started waiting for the socket.
     out_since: Millis,
+    /// The peer closed its sending side while requests were held or in
+    /// flight: nothing more is read, and the connection ends once they
+    /// are answered.
+    peer_closed: bool,
 }
 
 /// How far a connection got in one go.
@@ -192,6 +196,7 @@ impl Conn {
             last_active: now,
             request_began: now,
             out_since: now,
+            peer_closed: false,
         }
     }
 
@@ -257,10 +262,19 @@ impl Conn {
             return Ok(());
         }
         if !self.held.is_empty() {
+            // The backlog moves on: its time limit counts from now.
+            self.request_began = env.now;
             let held = std::mem::take(&mut self.held);
             if !self.take_input(env, &held)? {
                 return self.flush(env);
             }
+        }
+        if self.peer_closed {
+            // What came before the peer's end is all answered.
+            return match self.flight.is_none() && self.held.is_empty() {
+                true => Err(End::PeerClosed),
+                false => Ok(()),
+            };
         }
         loop {
             self.flush(env)?;
@@ -268,7 +282,14 @@ impl Conn {
                 return Ok(());
             }
             let n = match self.sock.read(buf) {
-                Ok(0) => return Err(End::PeerClosed),
+                Ok(0) if self.flight.is_none() && self.held.is_empty() => {
+                    return Err(End::PeerClosed)
+                }
+                Ok(0) => {
+                    // Requests still wait for the store: answer them first.
+                    self.peer_closed = true;
+                    return Ok(());
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
