@@ -16,7 +16,7 @@ use common::{all_vectors, Vector};
 use dc_server::DcServer;
 use distcache::{Client, ClientError, Flags};
 use redis_support::{gateway, Cluster};
-use replay::{assert_all_passed, replay_all, replayable, Endpoint, Target};
+use replay::{assert_all_passed, replay_all, replayable, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -36,17 +36,6 @@ fn gateway_on(cluster: &Cluster, prefix: &str) -> DcServer {
         &seed,
         &["-store-prefix", prefix, "-store-timeout", PATIENT_MS],
     )
-}
-
-struct Gw(DcServer);
-
-impl Target for Gw {
-    fn endpoint(&self) -> Endpoint {
-        Endpoint::Unix(self.0.socket().to_path_buf())
-    }
-    fn is_running(&mut self) -> bool {
-        self.0.is_running()
-    }
 }
 
 #[test]
@@ -164,7 +153,7 @@ fn golden_vectors(cluster: &Cluster) {
     let n = AtomicUsize::new(0);
     let start = || -> Box<dyn Target> {
         let prefix = format!("v{}:", n.fetch_add(1, Ordering::Relaxed));
-        Box::new(Gw(gateway_on(cluster, &prefix)))
+        Box::new(gateway_on(cluster, &prefix))
     };
     let outcomes = replay_all(&vectors, &start);
     assert_all_passed("a Redis Cluster gateway", &outcomes);

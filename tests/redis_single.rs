@@ -19,9 +19,7 @@ use distcache::ClientError;
 use distcache::{Answer, Op, Started, Store};
 use distcache::{RedisOptions, RedisStore};
 use redis_support::{client, gateway, plain_gateway, spec, RedisProc, CLIENT_TIMEOUT, PATIENT_MS};
-use replay::{
-    add_payload as add_payload_bytes, assert_all_passed, replay_all, replayable, Endpoint, Target,
-};
+use replay::{add_payload as add_payload_bytes, assert_all_passed, replay_all, replayable, Target};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
@@ -118,21 +116,10 @@ fn golden_vectors_through_a_gateway() {
     let n = AtomicUsize::new(0);
     let start = || -> Box<dyn Target> {
         let prefix = format!("v{}:", n.fetch_add(1, Ordering::Relaxed));
-        Box::new(Gw(plain_gateway(&r, &prefix)))
+        Box::new(plain_gateway(&r, &prefix))
     };
     let outcomes = replay_all(&vectors, &start);
     assert_all_passed("a Redis gateway", &outcomes);
-}
-
-struct Gw(DcServer);
-
-impl Target for Gw {
-    fn endpoint(&self) -> Endpoint {
-        Endpoint::Unix(self.0.socket().to_path_buf())
-    }
-    fn is_running(&mut self) -> bool {
-        self.0.is_running()
-    }
 }
 
 #[test]

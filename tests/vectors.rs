@@ -31,16 +31,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-impl Target for DcServer {
-    fn endpoint(&self) -> Endpoint {
-        Endpoint::Unix(self.socket().to_path_buf())
-    }
-
-    fn is_running(&mut self) -> bool {
-        DcServer::is_running(self)
-    }
-}
-
 /// A fresh dc_server on a UNIX socket of its own.
 fn start_dc_server() -> Box<dyn Target> {
     Box::new(DcServer::start(&[]))

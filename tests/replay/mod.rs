@@ -21,6 +21,7 @@
 #![allow(dead_code)]
 
 use crate::common::{describe, hex, to_hex, Vector};
+use crate::dc_server::DcServer;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -125,6 +126,17 @@ pub trait Target {
     fn endpoint(&self) -> Endpoint;
     /// Whether its process is still running.
     fn is_running(&mut self) -> bool;
+}
+
+/// A dc_server on a UNIX socket (every server the replays start is one).
+impl Target for DcServer {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Unix(self.socket().to_path_buf())
+    }
+
+    fn is_running(&mut self) -> bool {
+        DcServer::is_running(self)
+    }
 }
 
 /// Starts a fresh server, ready to accept connections.
