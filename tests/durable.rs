@@ -310,6 +310,9 @@ fn kill_9_under_load_with_interval_sync_loses_nothing_older_than_an_interval() {
          the kill); {}",
         o.recovered, o.acknowledged, o.required, o.lost_within, o.line
     );
+    // A kill can cut the writer's last write short (the kernel stops a
+    // write to a file between pages on SIGKILL): that torn tail is cut
+    // off, but nothing inside the log may be damaged.
     assert_eq!(count_in(&o.line, "corrupt records"), 0, "{}", o.line);
 }
 
@@ -369,7 +372,8 @@ fn records_damaged_by_hand_are_discarded_and_the_rest_served() {
     let mut server = Server::start(&socket, &store, &[]);
     let line = server.store_line();
     assert_eq!(count_in(&line, "sessions loaded"), 48, "{line}");
-    assert_eq!(count_in(&line, "corrupt records"), 3, "{line}");
+    assert_eq!(count_in(&line, "corrupt records"), 2, "{line}");
+    assert!(line.contains("a torn last write of"), "{line}");
     let client = server.client();
     for i in 0..50 {
         let want = (i != 10 && i != 25).then(|| data(i));

@@ -110,10 +110,13 @@ pub struct LoadReport {
     pub live_bytes: u64,
     /// Sessions dropped because they had expired.
     pub expired: usize,
-    /// Damaged or torn records discarded.
+    /// Damaged records discarded from inside the log.
     pub corrupt: usize,
     /// Their bytes.
     pub corrupt_bytes: u64,
+    /// Bytes cut off the end of the log: the last write, cut short by a
+    /// crash or a `kill -9` (the kernel can stop a write between pages).
+    pub torn_bytes: u64,
     /// Sessions beyond the capacity, dropped (those that expire soonest).
     pub over_capacity: usize,
     /// The log's size as found.
@@ -140,6 +143,9 @@ impl fmt::Display for LoadReport {
         )?;
         if self.corrupt > 0 {
             write!(f, " ({} bytes)", self.corrupt_bytes)?;
+        }
+        if self.torn_bytes > 0 {
+            write!(f, ", a torn last write of {} bytes cut", self.torn_bytes)?;
         }
         if self.over_capacity > 0 {
             write!(f, ", {} beyond -sessions dropped", self.over_capacity)?;
@@ -219,6 +225,7 @@ impl DurableStore {
         let mut report = LoadReport {
             corrupt: found.corrupt,
             corrupt_bytes: found.corrupt_bytes,
+            torn_bytes: found.torn_bytes,
             log_bytes: found.file_len,
             ..LoadReport::default()
         };

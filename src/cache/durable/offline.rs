@@ -108,9 +108,15 @@ impl OfflineStore {
         })
     }
 
-    /// Damaged or torn records the log holds, and their bytes.
+    /// Damaged records inside the log, and their bytes.
     pub fn corrupt(&self) -> (usize, u64) {
         (self.found.corrupt, self.found.corrupt_bytes)
+    }
+
+    /// Bytes at the end of the log that hold no good record (a write cut
+    /// short).
+    pub fn torn_bytes(&self) -> u64 {
+        self.found.torn_bytes
     }
 
     /// The log's size.

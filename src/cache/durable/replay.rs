@@ -24,11 +24,14 @@ pub struct StoredSession {
 pub struct Replay {
     /// The last put of every id not removed since, expired or not.
     pub sessions: HashMap<Box<[u8]>, StoredSession>,
-    /// Damaged records (or stretches of damaged bytes) skipped, a torn
-    /// tail included.
+    /// Damaged records (or stretches of damaged bytes) skipped before
+    /// the last good record.
     pub corrupt: usize,
     /// Their bytes.
     pub corrupt_bytes: u64,
+    /// Bytes after the last good record that hold no good record: a
+    /// write that a crash or a `kill -9` cut short.
+    pub torn_bytes: u64,
     /// Whether damage was found before the last good record (so that
     /// cutting the file short cannot remove it).
     pub damaged_inside: bool,
@@ -88,10 +91,7 @@ pub fn replay(file: &File) -> Result<Replay, ReplayError> {
                 out.corrupt_bytes += len;
                 out.damaged_inside = true;
             }
-            Item::Torn { len, .. } => {
-                out.corrupt += 1;
-                out.corrupt_bytes += len;
-            }
+            Item::Torn { len, .. } => out.torn_bytes += len,
         }
     }
     Ok(out)

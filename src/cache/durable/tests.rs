@@ -181,7 +181,9 @@ fn a_torn_tail_is_cut_off() {
     std::fs::write(&path, &log).unwrap();
 
     let (store, report) = open(dir.path(), 100);
-    assert_eq!((report.sessions, report.corrupt), (1, 1), "{report}");
+    assert_eq!((report.sessions, report.corrupt), (1, 0), "{report}");
+    assert_eq!(report.torn_bytes, (rec.len() / 2) as u64, "{report}");
+    assert!(report.to_string().contains("torn last write"), "{report}");
     assert!(!report.rewritten);
     assert_eq!(report.log_bytes_now, good_len);
     assert_eq!(get(&store, 0, b"torn"), None);

@@ -84,6 +84,7 @@ impl AdminSource for StoreDirSource {
             ("store.log_bytes".into(), self.store.log_bytes()),
             ("store.corrupt_records".into(), corrupt as u64),
             ("store.corrupt_bytes".into(), corrupt_bytes),
+            ("store.torn_bytes".into(), self.store.torn_bytes()),
         ])
     }
 }
