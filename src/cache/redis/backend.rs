@@ -8,14 +8,16 @@
 //! of its own, so that the other requests never queue behind it.
 
 use super::options::{RedisOptions, Seed};
+use super::tls::{install_provider, StoreTls};
 use super::RedisError;
 use crate::cache::Answer;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue,
-    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo,
+    FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
+    TlsCertificates,
 };
 use std::time::Duration;
 
@@ -111,9 +113,61 @@ fn info_for(seed: &Seed, options: &RedisOptions) -> RedisResult<ConnectionInfo> 
     if let Some(password) = &options.password {
         redis = redis.set_password(password);
     }
-    Ok(ConnectionAddr::Tcp(seed.host.clone(), seed.port)
-        .into_connection_info()?
-        .set_redis_settings(redis))
+    let addr = match options.tls {
+        None => ConnectionAddr::Tcp(seed.host.clone(), seed.port),
+        Some(_) => ConnectionAddr::TcpTls {
+            host: seed.host.clone(),
+            port: seed.port,
+            insecure: false,
+            tls_params: None,
+        },
+    };
+    Ok(addr.into_connection_info()?.set_redis_settings(redis))
+}
+
+/// What the Redis client is given for TLS: the CA that the nodes'
+/// certificates must chain to (their host name or IP address is checked
+/// too), and the certificate the gateway presents.
+fn certificates(tls: &StoreTls) -> TlsCertificates {
+    TlsCertificates {
+        client_tls: tls.identity.as_ref().map(|id| ClientTlsConfig {
+            client_cert: id.cert.clone(),
+            client_key: id.key.clone(),
+        }),
+        root_cert: tls.ca.clone(),
+    }
+}
+
+/// A client for the one node `seed`, over TLS with `rediss://`.
+fn client_for(seed: &Seed, options: &RedisOptions) -> RedisResult<Client> {
+    let info = info_for(seed, options)?;
+    match &options.tls {
+        None => Client::open(info),
+        Some(tls) => Client::build_with_tls(info, certificates(tls)),
+    }
+}
+
+/// `e`, with what it most likely means when TLS is on one side only or a
+/// certificate is refused.
+fn explained(e: &redis::RedisError, tls: bool) -> String {
+    let text = e.to_string();
+    let hint = if tls {
+        if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            " (the node does not speak TLS on that port: use redis:// for a plaintext port, \
+             or the node's tls-port)"
+        } else if text.contains("CertificateRequired") || text.contains("certificate required") {
+            " (the node asks for a client certificate: give -store-tls-cert and -store-tls-key)"
+        } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+            " (the node's certificate is not one that -store-tls-ca vouches for)"
+        } else {
+            ""
+        }
+    } else if e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error() {
+        " (if the node's port speaks TLS, use rediss:// with -store-tls-ca)"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
 }
 
 /// Whether the `INFO cluster` text says cluster mode.
@@ -134,7 +188,7 @@ async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>
         .set_connection_timeout(Some(options.timeout))
         .set_response_timeout(Some(options.timeout));
     let asked = async {
-        let client = Client::open(info_for(seed, options)?)?;
+        let client = client_for(seed, options)?;
         let mut c = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -153,17 +207,23 @@ async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>
         };
         RedisResult::Ok((kind, connected_replicas(&replication)))
     };
+    let silent = || {
+        let hint = match options.tls {
+            // A plaintext port takes the TLS handshake for a command that
+            // has not ended yet, and says nothing.
+            Some(_) => {
+                " (a plaintext port does not answer the TLS handshake: rediss:// needs \
+                        the node's tls-port)"
+            }
+            None => "",
+        };
+        format!("no answer within {} ms{hint}", options.timeout.as_millis())
+    };
     match tokio::time::timeout(options.timeout, asked).await {
         Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) if e.is_timeout() => Err(format!(
-            "no answer within {} ms",
-            options.timeout.as_millis()
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {} ms",
-            options.timeout.as_millis()
-        )),
+        Ok(Err(e)) if e.is_timeout() => Err(silent()),
+        Ok(Err(e)) => Err(explained(&e, options.tls.is_some())),
+        Err(_) => Err(silent()),
     }
 }
 
@@ -184,6 +244,21 @@ impl Backend {
     pub(super) async fn connect(
         options: &RedisOptions,
     ) -> Result<(Backend, Option<String>), RedisError> {
+        if options.tls.is_some() {
+            install_provider();
+        }
+        let cleartext: Vec<String> = options
+            .cleartext_seeds()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !cleartext.is_empty() {
+            options.log.warn(&format!(
+                "store: sessions (with their master secrets) cross the network in the clear \
+                 to {}: use rediss:// with -store-tls-ca, -store-tls-cert and -store-tls-key",
+                cleartext.join(",")
+            ));
+        }
         let mut failures = Vec::new();
         let mut found = None;
         for seed in &options.seeds {
@@ -201,10 +276,8 @@ impl Backend {
         let within = |what: &str, e: String| RedisError::Connect(format!("{seed} ({what}): {e}"));
         let (main, removes) = match kind {
             Kind::Single => {
-                let client = Client::open(
-                    info_for(seed, options).map_err(|e| within("address", e.to_string()))?,
-                )
-                .map_err(|e| within("address", e.to_string()))?;
+                let client =
+                    client_for(seed, options).map_err(|e| within("address", e.to_string()))?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.timeout))
                     .set_response_timeout(Some(options.timeout))
@@ -240,6 +313,9 @@ impl Backend {
                 }
                 if let Some(password) = &options.password {
                     builder = builder.password(password);
+                }
+                if let Some(tls) = &options.tls {
+                    builder = builder.certs(certificates(tls));
                 }
                 let client = builder
                     .build()
