@@ -216,6 +216,13 @@ fn bad_peers_and_bad_files_are_refused_clearly() {
         &tls_options(&pki),
         &["UnknownIssuer", "-store-tls-ca"],
     );
+    // The node's certificate, from the CA, names another host.
+    let elsewhere = RedisProc::start_tls(&node_tls(&pki, "elsewhere", "ca"), &[]);
+    refused(
+        &format!("rediss://{}", elsewhere.node()),
+        &tls_options(&pki),
+        &["not valid for name", "does not name"],
+    );
     // TLS to a plaintext port.
     refused(
         &format!("rediss://{}", plain.node()),
@@ -314,4 +321,58 @@ fn plain_text_to_another_host_is_warned_of() {
     );
     client(&gw).add(b"id2", b"data", 60_000).expect("ADD");
     assert!(!gw.stderr().contains("in the clear"), "{}", gw.stderr());
+}
+
+#[test]
+fn the_contrib_tls_configuration_serves_tls_only() {
+    redis_support::require("redis-server");
+    let pki = pki();
+    let tls = node_tls(&pki, "node", "ca");
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib/redis/redis-cluster-node-tls.conf");
+    let dir = tempfile::tempdir().unwrap();
+    let port = redis_support::free_port();
+    // The file as shipped, with this node's port, directory and
+    // certificates in place of the examples.
+    let mut child = std::process::Command::new("redis-server")
+        .arg(&conf)
+        .args(["--tls-port", &port.to_string(), "--dir"])
+        .arg(dir.path())
+        .arg("--tls-cert-file")
+        .arg(&tls.cert)
+        .arg("--tls-key-file")
+        .arg(&tls.key)
+        .arg("--tls-ca-cert-file")
+        .arg(&tls.clients_ca)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("redis-server: {e}: `{}`", redis_support::INSTALL));
+    let start = std::time::Instant::now();
+    let mut up = false;
+    while !up && start.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("redis-server with {} exited: {status}", conf.display());
+        }
+        up = redis_support::answers_tls(port, &tls);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = if up {
+        redis_support::cli_with(port, Some(&tls), &["CONFIG", "GET", "*"])
+    } else {
+        String::new()
+    };
+    common::kill_pid(&mut child);
+    assert!(up, "no TLS PING answer from {} within 10 s", conf.display());
+    let setting = |name: &str| -> String {
+        let mut lines = info.lines();
+        lines.find(|l| *l == name);
+        lines.next().unwrap_or_default().to_string()
+    };
+    assert_eq!(setting("port"), "0", "a plaintext port is open");
+    assert_eq!(setting("tls-cluster"), "yes");
+    assert_eq!(setting("tls-replication"), "yes");
+    assert_eq!(setting("tls-auth-clients"), "yes");
+    assert_eq!(setting("maxmemory-policy"), "volatile-ttl");
 }

@@ -260,7 +260,7 @@ fn answers(port: u16) -> bool {
 }
 
 /// Whether the TLS node on `port` answers redis-cli's PING (bounded).
-fn answers_tls(port: u16, tls: &NodeTls) -> bool {
+pub fn answers_tls(port: u16, tls: &NodeTls) -> bool {
     require("redis-cli");
     let run = run_tool(
         Command::new("redis-cli")

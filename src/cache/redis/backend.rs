@@ -157,7 +157,10 @@ fn explained(e: &redis::RedisError, tls: bool) -> String {
              or the node's tls-port)"
         } else if text.contains("CertificateRequired") || text.contains("certificate required") {
             " (the node asks for a client certificate: give -store-tls-cert and -store-tls-key)"
-        } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        } else if text.contains("not valid for name") {
+            " (the node's certificate does not name the host or IP address it was reached by; \
+             a cluster's nodes are reached by the IP addresses they announce)"
+        } else if text.contains("UnknownIssuer") {
             " (the node's certificate is not one that -store-tls-ca vouches for)"
         } else {
             ""
