@@ -376,3 +376,28 @@ fn the_contrib_tls_configuration_serves_tls_only() {
     assert_eq!(setting("tls-auth-clients"), "yes");
     assert_eq!(setting("maxmemory-policy"), "volatile-ttl");
 }
+
+#[test]
+fn cluster_nodes_are_checked_by_the_addresses_they_announce() {
+    let pki = pki();
+    // Certificates that name localhost but not 127.0.0.1, the address
+    // every node announces.
+    pki.issue(
+        "named-node",
+        "ca",
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
+    let cluster = Cluster::start_tls(&node_tls(&pki, "named-node", "ca"));
+    // The seed, reached as localhost, passes; the nodes it announces do
+    // not, and the gateway says so rather than fail their slots' requests.
+    let spec = format!("rediss://localhost:{}", cluster.nodes[0].port);
+    refused(
+        &spec,
+        &tls_options(&pki),
+        &[
+            "a node of the cluster",
+            "not valid for name \"127.0.0.1\"",
+            "announce",
+        ],
+    );
+}

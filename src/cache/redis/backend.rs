@@ -230,6 +230,73 @@ async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>
     }
 }
 
+/// Whether `why`, a probe's failure, is TLS refusing the link (a
+/// certificate, or TLS on one side only): a setting to fix, not an outage.
+fn refused_by_tls(why: &str) -> bool {
+    [
+        "invalid peer certificate",
+        "received fatal alert",
+        "corrupt message",
+        "InvalidContentType",
+    ]
+    .iter()
+    .any(|s| why.contains(s))
+}
+
+/// The nodes in a `CLUSTER NODES` text, but those marked failed or without
+/// an address.
+fn announced_nodes(text: &str) -> Vec<Seed> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_id, addr, flags) = (fields.next()?, fields.next()?, fields.next()?);
+            let gone = ["fail", "noaddr", "handshake"];
+            if flags.split(',').any(|f| gone.contains(&f)) {
+                return None;
+            }
+            // ip:port@bus-port[,hostname]
+            let (host, port) = addr.split(['@', ',']).next()?.rsplit_once(':')?;
+            let port = port.parse::<u16>().ok().filter(|&p| p > 0)?;
+            (!host.is_empty()).then(|| Seed {
+                host: host.to_string(),
+                port,
+            })
+        })
+        .collect()
+}
+
+/// With TLS, connects to every node the cluster announces, so that a
+/// certificate that is refused either way (say, one that does not name the
+/// IP address the node announces) stops the gateway now, naming the node,
+/// rather than failing every request for that node's slots. A node that
+/// does not answer is left to the cluster's failover.
+async fn check_nodes(main: &mut Link, options: &RedisOptions) -> Result<(), RedisError> {
+    let text: String = bounded(
+        options.timeout,
+        main.query(redis::cmd("CLUSTER").arg("NODES")),
+    )
+    .await
+    .map_err(|e| RedisError::Connect(format!("the cluster's nodes (CLUSTER NODES): {e}")))?;
+    let mut probes = tokio::task::JoinSet::new();
+    for node in announced_nodes(&text) {
+        let options = options.clone();
+        probes.spawn(async move {
+            let found = probe(&node, &options).await;
+            (node, found)
+        });
+    }
+    while let Some(done) = probes.join_next().await {
+        if let Ok((node, Err(why))) = done {
+            if refused_by_tls(&why) {
+                return Err(RedisError::Connect(format!(
+                    "{node} (a node of the cluster): {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `fut` within `timeout`; its error, or the timeout, as text.
 async fn bounded<T>(
     timeout: Duration,
@@ -329,7 +396,11 @@ impl Backend {
                 let removes = bounded(options.timeout, client.get_async_connection())
                     .await
                     .map_err(|e| within("cluster", e))?;
-                (Link::Cluster(main), Link::Cluster(removes))
+                let mut main = Link::Cluster(main);
+                if options.tls.is_some() {
+                    check_nodes(&mut main, options).await?;
+                }
+                (main, Link::Cluster(removes))
             }
         };
         let note = match (kind, replicas, options.remove_sync) {
@@ -453,5 +524,21 @@ mod tests {
             Some(2)
         );
         assert_eq!(connected_replicas("role:master\r\n"), None);
+    }
+
+    #[test]
+    fn nodes_of_a_cluster() {
+        let text = "a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                    b2 10.0.0.2:7001@17001,node-b master - 0 0 2 connected 5461-10922\n\
+                    c3 :0@0 master,noaddr - 0 0 3 disconnected\n\
+                    d4 10.0.0.4:7003@17003 slave,fail a1 0 0 1 disconnected\n\
+                    e5 ::1:7004@17004 slave b2 0 0 2 connected\n";
+        let nodes: Vec<String> = announced_nodes(text)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(nodes, ["127.0.0.1:7000", "10.0.0.2:7001", "::1:7004"]);
+        assert!(refused_by_tls("invalid peer certificate: UnknownIssuer"));
+        assert!(!refused_by_tls("Connection refused (os error 111)"));
     }
 }
