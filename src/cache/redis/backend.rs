@@ -165,7 +165,8 @@ fn explained(e: &redis::RedisError, tls: bool) -> String {
         } else {
             ""
         }
-    } else if e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error() {
+    } else if e.is_connection_dropped() && !e.is_connection_refusal() {
+        // A TLS port drops a link whose first bytes are no handshake.
         " (if the node's port speaks TLS, use rediss:// with -store-tls-ca)"
     } else {
         ""
