@@ -33,7 +33,7 @@ impl std::fmt::Debug for TlsIdentity {
 /// address the gateway reaches it by (a cluster's nodes announce IP
 /// addresses, so their certificates need those as IP subject alternative
 /// names).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct StoreTls {
     /// The CA certificates (PEM) that signed the nodes' certificates; the
     /// system's trusted CAs when absent.
@@ -41,6 +41,15 @@ pub struct StoreTls {
     /// The certificate the gateway presents. Redis asks for one unless it
     /// runs with `tls-auth-clients no`.
     pub identity: Option<TlsIdentity>,
+}
+
+impl std::fmt::Debug for StoreTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTls")
+            .field("ca", &self.ca.as_ref().map(|pem| pem.len()))
+            .field("identity", &self.identity)
+            .finish()
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, RedisError> {
