@@ -250,7 +250,7 @@ pub use cache::{Millis, ProgressFn, Receipt, SessionInfo, SyncMode};
 /// ```
 pub use cache::redis::RedisStore;
 
-pub use cache::redis::{RedisError, RedisOptions};
+pub use cache::redis::{RedisError, RedisOptions, StoreTls, TlsIdentity};
 
 /// # Example
 ///

@@ -49,7 +49,8 @@ pub mod cache {
     /// The Redis store's address scheme, defaults and password file.
     pub mod redis {
         pub use crate::cache::redis::{
-            password_from, Kind, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME,
+            is_redis, password_from, read_ca, read_identity, Kind, RedisError, Seed,
+            DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME, TLS_SCHEME,
         };
     }
 }

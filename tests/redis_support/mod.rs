@@ -1,7 +1,7 @@
 //! Real `redis-server` processes for the Redis store's tests: single
 //! servers and a 3-master/3-replica cluster on loopback ports the tests
-//! choose, each in a temporary directory, stopped by PID; and dc_server
-//! gateways in front of them.
+//! choose, each in a temporary directory, stopped by PID, in plain text or
+//! TLS only ([`NodeTls`]); and dc_server gateways in front of them.
 #![allow(dead_code)]
 
 use crate::common::{kill_pid, run_tool};
@@ -50,12 +50,60 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A node that speaks TLS only: its port is `--tls-port` (`--port 0`).
+#[derive(Clone, Debug)]
+pub struct NodeTls {
+    /// The node's certificate and key (`--tls-cert-file`, `--tls-key-file`).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA the node trusts for its clients' certificates
+    /// (`--tls-ca-cert-file`); clients must present one (Redis's default).
+    pub clients_ca: PathBuf,
+    /// What redis-cli trusts for the node's certificate, and presents.
+    pub cli_ca: PathBuf,
+    pub cli_cert: PathBuf,
+    pub cli_key: PathBuf,
+}
+
+impl NodeTls {
+    fn server_args(&self, port: u16) -> Vec<String> {
+        let p = |p: &PathBuf| p.display().to_string();
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            p(&self.cert),
+            "--tls-key-file".into(),
+            p(&self.key),
+            "--tls-ca-cert-file".into(),
+            p(&self.clients_ca),
+        ]
+    }
+
+    fn cli_args(&self) -> Vec<String> {
+        let p = |p: &PathBuf| p.display().to_string();
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            p(&self.cli_ca),
+            "--cert".into(),
+            p(&self.cli_cert),
+            "--key".into(),
+            p(&self.cli_key),
+        ]
+    }
+}
+
 /// One redis-server process.
 pub struct RedisProc {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
     args: Vec<String>,
+    /// TLS only, when set.
+    pub tls: Option<NodeTls>,
 }
 
 impl RedisProc {
@@ -63,10 +111,20 @@ impl RedisProc {
     /// taken meanwhile (by another program on the machine) is given up for
     /// the next free one, a few times.
     pub fn start(extra: &[&str]) -> RedisProc {
+        Self::start_with(None, extra)
+    }
+
+    /// A server that speaks TLS only, as `tls` says, on a free loopback
+    /// port, with `extra` options.
+    pub fn start_tls(tls: &NodeTls, extra: &[&str]) -> RedisProc {
+        Self::start_with(Some(tls), extra)
+    }
+
+    fn start_with(tls: Option<&NodeTls>, extra: &[&str]) -> RedisProc {
         let mut taken = Vec::new();
         for _ in 0..5 {
             let port = free_port();
-            match Self::try_start_on(port, extra) {
+            match Self::try_start(port, extra, tls.cloned()) {
                 Ok(r) => return r,
                 Err(log) if log.contains("Address already in use") => taken.push(port),
                 Err(log) => panic!("{log}"),
@@ -77,20 +135,25 @@ impl RedisProc {
 
     /// A server on `port`, with `extra` options.
     pub fn start_on(port: u16, extra: &[&str]) -> RedisProc {
-        Self::try_start_on(port, extra).unwrap_or_else(|log| panic!("{log}"))
+        Self::try_start(port, extra, None).unwrap_or_else(|log| panic!("{log}"))
     }
 
     /// A server on `port`, or what it said when it did not start.
-    fn try_start_on(port: u16, extra: &[&str]) -> Result<RedisProc, String> {
+    fn try_start(port: u16, extra: &[&str], tls: Option<NodeTls>) -> Result<RedisProc, String> {
         require("redis-server");
         let dir = tempfile::tempdir().expect("tempdir");
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn_redis(port, &dir, &args);
+        let mut args: Vec<String> = match &tls {
+            Some(tls) => tls.server_args(port),
+            None => vec!["--port".into(), port.to_string()],
+        };
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = spawn_redis(&dir, &args);
         let mut r = RedisProc {
             child,
             port,
             dir,
             args,
+            tls,
         };
         r.wait_ready()?;
         Ok(r)
@@ -109,7 +172,7 @@ impl RedisProc {
     /// Starts it again on the same port and directory.
     pub fn restart(&mut self) {
         kill_pid(&mut self.child);
-        self.child = spawn_redis(self.port, &self.dir, &self.args);
+        self.child = spawn_redis(&self.dir, &self.args);
         if let Err(log) = self.wait_ready() {
             panic!("{log}");
         }
@@ -128,10 +191,18 @@ impl RedisProc {
                     self.port
                 ));
             }
-            if answers(self.port) {
+            let ready = match &self.tls {
+                None => answers(self.port),
+                Some(tls) => answers_tls(self.port, tls),
+            };
+            if ready {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(if self.tls.is_some() {
+                50
+            } else {
+                10
+            }));
         }
         kill_pid(&mut self.child);
         Err(format!(
@@ -140,9 +211,10 @@ impl RedisProc {
         ))
     }
 
-    /// Runs `redis-cli -p PORT args...` (bounded) and returns its output.
+    /// Runs `redis-cli -p PORT args...` (bounded, over TLS for a TLS
+    /// node) and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        cli_with(self.port, self.tls.as_ref(), args)
     }
 }
 
@@ -152,19 +224,20 @@ impl Drop for RedisProc {
     }
 }
 
-fn spawn_redis(port: u16, dir: &tempfile::TempDir, extra: &[String]) -> Child {
+/// Starts redis-server with `args` (which say its port), on loopback.
+fn spawn_redis(dir: &tempfile::TempDir, args: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("redis.log"))
         .expect("redis log file");
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .args(["--repl-diskless-sync-delay", "0"])
         .arg("--dir")
         .arg(dir.path())
-        .args(extra)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)
@@ -186,12 +259,31 @@ fn answers(port: u16) -> bool {
     matches!(s.read(&mut buf), Ok(n) if n > 0 && (buf[0] == b'+' || buf[0] == b'-'))
 }
 
-/// Runs `redis-cli -p PORT args...` (bounded) and returns its output.
-pub fn cli(port: u16, args: &[&str]) -> String {
+/// Whether the TLS node on `port` answers redis-cli's PING (bounded).
+pub fn answers_tls(port: u16, tls: &NodeTls) -> bool {
     require("redis-cli");
     let run = run_tool(
         Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(tls.cli_args())
+            .arg("PING"),
+        Duration::from_secs(5),
+    );
+    run.code == Some(0) && run.stdout.contains("PONG")
+}
+
+/// Runs `redis-cli -p PORT args...` (bounded) and returns its output.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(port, None, args)
+}
+
+/// [`cli`], over TLS as `tls` says when given.
+pub fn cli_with(port: u16, tls: Option<&NodeTls>, args: &[&str]) -> String {
+    require("redis-cli");
+    let run = run_tool(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(tls.map(NodeTls::cli_args).unwrap_or_default())
             .args(args),
         Duration::from_secs(30),
     );
@@ -209,40 +301,63 @@ pub const CLUSTER_NODE: &[&str] = &[
     "2000",
 ];
 
+/// What a cluster node of a TLS cluster adds: the bus and replication are
+/// TLS too.
+pub const TLS_CLUSTER_NODE: &[&str] = &["--tls-cluster", "yes", "--tls-replication", "yes"];
+
 /// Three masters and three replicas, made with `redis-cli --cluster create`.
 pub struct Cluster {
     pub nodes: Vec<RedisProc>,
+}
+
+/// A cluster node, TLS only when `tls` is given.
+fn cluster_node(tls: Option<&NodeTls>) -> RedisProc {
+    match tls {
+        None => RedisProc::start(CLUSTER_NODE),
+        Some(tls) => RedisProc::start_tls(tls, &[CLUSTER_NODE, TLS_CLUSTER_NODE].concat()),
+    }
 }
 
 impl Cluster {
     /// Starts six nodes and joins them; returns once every slot is served
     /// and every master has its replica in sync.
     pub fn start() -> Cluster {
+        Self::start_with(None)
+    }
+
+    /// [`Cluster::start`] with nodes that speak TLS only, on the client
+    /// port, the cluster bus and replication.
+    pub fn start_tls(tls: &NodeTls) -> Cluster {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&NodeTls>) -> Cluster {
         require("redis-cli");
-        let nodes: Vec<RedisProc> = (0..6).map(|_| RedisProc::start(CLUSTER_NODE)).collect();
+        let nodes: Vec<RedisProc> = (0..6).map(|_| cluster_node(tls)).collect();
         let mut args = vec!["--cluster".to_string(), "create".to_string()];
         args.extend(nodes.iter().map(|n| n.node()));
         args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli(nodes[0].port, &args);
+        nodes[0].cli(&args);
         let cluster = Cluster { nodes };
         cluster.wait_healthy(Duration::from_secs(60), &[]);
         cluster
     }
 
-    /// `redis://HOST:PORT,...` of every node.
+    /// `redis://HOST:PORT,...` of every node (`rediss://` for TLS nodes).
     pub fn seeds(&self) -> String {
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.node()).collect();
-        format!("redis://{}", nodes.join(","))
+        let scheme = match self.nodes[0].tls {
+            Some(_) => "rediss",
+            None => "redis",
+        };
+        format!("{scheme}://{}", nodes.join(","))
     }
 
     /// Adds an empty master (`redis-cli --cluster add-node`); its node id.
     pub fn add_master(&mut self) -> String {
-        let node = RedisProc::start(CLUSTER_NODE);
-        cli(
-            self.nodes[0].port,
-            &["--cluster", "add-node", &node.node(), &self.nodes[0].node()],
-        );
+        let node = cluster_node(self.nodes[0].tls.as_ref());
+        self.nodes[0].cli(&["--cluster", "add-node", &node.node(), &self.nodes[0].node()]);
         let id = node.cli(&["cluster", "myid"]).trim().to_string();
         let port = node.port;
         self.nodes.push(node);

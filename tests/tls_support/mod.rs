@@ -33,6 +33,11 @@ fn openssl(dir: &Path, args: &[&str]) {
 const SERVER_EXT: &str = "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n\
                           extendedKeyUsage=serverAuth\n";
 const CLIENT_EXT: &str = "extendedKeyUsage=clientAuth\n";
+/// A Redis node's certificate: it serves, and it is a client of the other
+/// nodes (cluster bus, replication), under the names and addresses a
+/// cluster announces.
+pub const NODE_EXT: &str = "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n\
+                            extendedKeyUsage=serverAuth,clientAuth\n";
 const ELSEWHERE_EXT: &str = "subjectAltName=DNS:cache.invalid\nextendedKeyUsage=serverAuth\n";
 const CA_CONF: &str = "[ca]\ndefault_ca = dc\n[dc]\ndatabase = index.txt\n\
                        new_certs_dir = .\nserial = serial\ndefault_md = sha256\n\
@@ -146,6 +151,39 @@ impl Pki {
         ]);
         args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
         openssl(self.dir.path(), &args);
+    }
+
+    /// Issues `name.pem` and `name.key`, signed by the CA `ca` (`"ca"` or
+    /// `"other-ca"`), with the X.509 extensions `ext` (openssl's extfile
+    /// syntax); returns them.
+    pub fn issue(&self, name: &str, ca: &str, ext: &str) -> Pair {
+        let d = self.dir.path();
+        let ext_file = format!("{name}.ext");
+        std::fs::write(d.join(&ext_file), ext).expect("write openssl input");
+        self.request(name);
+        let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "30",
+                "-extfile",
+                &ext_file,
+            ],
+        );
+        self.pair(name)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

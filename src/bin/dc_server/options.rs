@@ -70,6 +70,9 @@ Usage: dc_server [options]
                      holds nothing itself, and any number of gateways
                      share the sessions. -sessions, -maxbytes and -sync do
                      not apply
+                     rediss://... reaches Redis over TLS (see -store-tls-*);
+                     redis:// to another host carries the sessions in the
+                     clear, and is warned of
   -store-auth <file> with redis://: the password, the first line of <file>
   -store-prefix <s>  with redis://: put <s> before each session id to make
                      its key, so that farms can share Redis (default dc:)
@@ -81,6 +84,15 @@ Usage: dc_server [options]
                      only once a replica has it (WAIT 1), and as a failure
                      otherwise, so that a failover cannot bring a removed
                      session back; 'off' answers once the master has it
+  -store-tls-ca <file> with rediss://: the CA certificates (PEM) that the
+                     Redis nodes' certificates must chain to; each node's
+                     certificate must name the host or IP address it is
+                     reached by (default: the system's trusted CAs)
+  -store-tls-cert <file>, -store-tls-key <file>
+                     with rediss://: the certificate (PEM) the gateway
+                     presents to Redis, and its unencrypted key (PEM:
+                     PKCS#8, PKCS#1 or SEC1); Redis asks for one unless it
+                     runs with tls-auth-clients no
 ";
 
 const USAGE_TAIL: &str = "  -h, -help, -?      show this text
@@ -293,7 +305,7 @@ enum Place {
 }
 
 fn store_place(s: &str) -> Result<Place, String> {
-    if s.starts_with(redis::SCHEME) {
+    if redis::is_redis(s) {
         return RedisOptions::parse(s)
             .map(|o| Place::Redis(Box::new(o)))
             .map_err(|e| e.to_string());

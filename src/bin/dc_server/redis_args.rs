@@ -1,10 +1,12 @@
 //! The options of a Redis store (`-store-auth`, `-store-prefix`,
-//! `-store-timeout`, `-store-remove-sync`), put on the options that
-//! `-store redis://...` made, or refused without them.
+//! `-store-timeout`, `-store-remove-sync`, and `-store-tls-ca`,
+//! `-store-tls-cert`, `-store-tls-key` for `rediss://`), put on the
+//! options that `-store redis://...` made, or refused without them.
 
 use distcache::internals::cache::redis;
 use distcache::internals::cli::{number_in, Args, CliError};
 use distcache::RedisOptions;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const MIN_STORE_TIMEOUT_MS: u64 = 10;
@@ -17,6 +19,9 @@ pub(crate) struct RedisArgs {
     prefix: Option<String>,
     timeout_ms: Option<u64>,
     remove_sync: Option<bool>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 impl RedisArgs {
@@ -32,6 +37,9 @@ impl RedisArgs {
             "store-remove-sync" => {
                 self.remove_sync = Some(args.parsed("store-remove-sync", on_off)?)
             }
+            "store-tls-ca" => self.tls_ca = Some(args.parsed("store-tls-ca", file_path)?),
+            "store-tls-cert" => self.tls_cert = Some(args.parsed("store-tls-cert", file_path)?),
+            "store-tls-key" => self.tls_key = Some(args.parsed("store-tls-key", file_path)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -40,7 +48,13 @@ impl RedisArgs {
     /// Puts these on the Redis store's `options`; an error when some were
     /// given and there is no Redis store.
     pub(crate) fn apply(self, options: Option<&mut RedisOptions>) -> Result<(), CliError> {
+        let tls_given = self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some();
         let Some(options) = options else {
+            if tls_given {
+                return Err(CliError::Missing(
+                    "-store-tls-ca, -store-tls-cert and -store-tls-key need -store rediss://...",
+                ));
+            }
             let given = self.password.is_some()
                 || self.prefix.is_some()
                 || self.timeout_ms.is_some()
@@ -53,6 +67,40 @@ impl RedisArgs {
                 )),
             };
         };
+        match &mut options.tls {
+            None if tls_given => {
+                return Err(CliError::Missing(
+                    "-store-tls-ca, -store-tls-cert and -store-tls-key need the TLS scheme: \
+                     -store rediss://... (redis:// is plain text)",
+                ))
+            }
+            None => {}
+            Some(tls) => {
+                if let Some(path) = &self.tls_ca {
+                    tls.ca =
+                        Some(redis::read_ca(path).map_err(|e| bad_file("store-tls-ca", path, e))?);
+                }
+                match (&self.tls_cert, &self.tls_key) {
+                    (Some(cert), Some(key)) => {
+                        tls.identity = Some(
+                            redis::read_identity(cert, key)
+                                .map_err(|e| bad_file("store-tls-cert", cert, e))?,
+                        );
+                    }
+                    (Some(_), None) => {
+                        return Err(CliError::Missing(
+                            "-store-tls-cert needs -store-tls-key, the certificate's key",
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(CliError::Missing(
+                            "-store-tls-key needs -store-tls-cert, the key's certificate",
+                        ))
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
         options.password = self.password;
         if let Some(prefix) = self.prefix {
             options.prefix = prefix.into_bytes();
@@ -70,6 +118,23 @@ impl RedisArgs {
 fn read_password(path: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("can't read it: {e}"))?;
     redis::password_from(&text).map_err(|e| e.to_string())
+}
+
+fn file_path(s: &str) -> Result<PathBuf, &'static str> {
+    if s.is_empty() {
+        Err("must be a file name")
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
+/// A file given to `option` that could not be used (the error names it).
+fn bad_file(option: &'static str, path: &std::path::Path, e: redis::RedisError) -> CliError {
+    CliError::BadValue {
+        option,
+        value: path.display().to_string(),
+        why: e.to_string(),
+    }
 }
 
 fn non_empty(s: &str) -> Result<String, &'static str> {

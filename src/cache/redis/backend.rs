@@ -8,14 +8,16 @@
 //! of its own, so that the other requests never queue behind it.
 
 use super::options::{RedisOptions, Seed};
+use super::tls::{install_provider, StoreTls};
 use super::RedisError;
 use crate::cache::Answer;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue,
-    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo,
+    FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
+    TlsCertificates,
 };
 use std::time::Duration;
 
@@ -111,9 +113,65 @@ fn info_for(seed: &Seed, options: &RedisOptions) -> RedisResult<ConnectionInfo> 
     if let Some(password) = &options.password {
         redis = redis.set_password(password);
     }
-    Ok(ConnectionAddr::Tcp(seed.host.clone(), seed.port)
-        .into_connection_info()?
-        .set_redis_settings(redis))
+    let addr = match options.tls {
+        None => ConnectionAddr::Tcp(seed.host.clone(), seed.port),
+        Some(_) => ConnectionAddr::TcpTls {
+            host: seed.host.clone(),
+            port: seed.port,
+            insecure: false,
+            tls_params: None,
+        },
+    };
+    Ok(addr.into_connection_info()?.set_redis_settings(redis))
+}
+
+/// What the Redis client is given for TLS: the CA that the nodes'
+/// certificates must chain to (their host name or IP address is checked
+/// too), and the certificate the gateway presents.
+fn certificates(tls: &StoreTls) -> TlsCertificates {
+    TlsCertificates {
+        client_tls: tls.identity.as_ref().map(|id| ClientTlsConfig {
+            client_cert: id.cert.clone(),
+            client_key: id.key.clone(),
+        }),
+        root_cert: tls.ca.clone(),
+    }
+}
+
+/// A client for the one node `seed`, over TLS with `rediss://`.
+fn client_for(seed: &Seed, options: &RedisOptions) -> RedisResult<Client> {
+    let info = info_for(seed, options)?;
+    match &options.tls {
+        None => Client::open(info),
+        Some(tls) => Client::build_with_tls(info, certificates(tls)),
+    }
+}
+
+/// `e`, with what it most likely means when TLS is on one side only or a
+/// certificate is refused.
+fn explained(e: &redis::RedisError, tls: bool) -> String {
+    let text = e.to_string();
+    let hint = if tls {
+        if text.contains("InvalidContentType") || text.contains("corrupt message") {
+            " (the node does not speak TLS on that port: use redis:// for a plaintext port, \
+             or the node's tls-port)"
+        } else if text.contains("CertificateRequired") || text.contains("certificate required") {
+            " (the node asks for a client certificate: give -store-tls-cert and -store-tls-key)"
+        } else if text.contains("not valid for name") {
+            " (the node's certificate does not name the host or IP address it was reached by; \
+             a cluster's nodes are reached by the IP addresses they announce)"
+        } else if text.contains("UnknownIssuer") {
+            " (the node's certificate is not one that -store-tls-ca vouches for)"
+        } else {
+            ""
+        }
+    } else if e.is_connection_dropped() && !e.is_connection_refusal() {
+        // A TLS port drops a link whose first bytes are no handshake.
+        " (if the node's port speaks TLS, use rediss:// with -store-tls-ca)"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
 }
 
 /// Whether the `INFO cluster` text says cluster mode.
@@ -134,7 +192,7 @@ async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>
         .set_connection_timeout(Some(options.timeout))
         .set_response_timeout(Some(options.timeout));
     let asked = async {
-        let client = Client::open(info_for(seed, options)?)?;
+        let client = client_for(seed, options)?;
         let mut c = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -153,18 +211,91 @@ async fn probe(seed: &Seed, options: &RedisOptions) -> Result<(Kind, Option<u32>
         };
         RedisResult::Ok((kind, connected_replicas(&replication)))
     };
+    let silent = || {
+        let hint = match options.tls {
+            // A plaintext port takes the TLS handshake for a command that
+            // has not ended yet, and says nothing.
+            Some(_) => {
+                " (a plaintext port does not answer the TLS handshake: rediss:// needs \
+                        the node's tls-port)"
+            }
+            None => "",
+        };
+        format!("no answer within {} ms{hint}", options.timeout.as_millis())
+    };
     match tokio::time::timeout(options.timeout, asked).await {
         Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) if e.is_timeout() => Err(format!(
-            "no answer within {} ms",
-            options.timeout.as_millis()
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {} ms",
-            options.timeout.as_millis()
-        )),
+        Ok(Err(e)) if e.is_timeout() => Err(silent()),
+        Ok(Err(e)) => Err(explained(&e, options.tls.is_some())),
+        Err(_) => Err(silent()),
     }
+}
+
+/// Whether `why`, a probe's failure, is TLS refusing the link (a
+/// certificate, or TLS on one side only): a setting to fix, not an outage.
+fn refused_by_tls(why: &str) -> bool {
+    [
+        "invalid peer certificate",
+        "received fatal alert",
+        "corrupt message",
+        "InvalidContentType",
+    ]
+    .iter()
+    .any(|s| why.contains(s))
+}
+
+/// The nodes in a `CLUSTER NODES` text, but those marked failed or without
+/// an address.
+fn announced_nodes(text: &str) -> Vec<Seed> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_id, addr, flags) = (fields.next()?, fields.next()?, fields.next()?);
+            let gone = ["fail", "noaddr", "handshake"];
+            if flags.split(',').any(|f| gone.contains(&f)) {
+                return None;
+            }
+            // ip:port@bus-port[,hostname]
+            let (host, port) = addr.split(['@', ',']).next()?.rsplit_once(':')?;
+            let port = port.parse::<u16>().ok().filter(|&p| p > 0)?;
+            (!host.is_empty()).then(|| Seed {
+                host: host.to_string(),
+                port,
+            })
+        })
+        .collect()
+}
+
+/// With TLS, connects to every node the cluster announces, so that a
+/// certificate that is refused either way (say, one that does not name the
+/// IP address the node announces) stops the gateway now, naming the node,
+/// rather than failing every request for that node's slots. A node that
+/// does not answer is left to the cluster's failover.
+async fn check_nodes(main: &mut Link, options: &RedisOptions) -> Result<(), RedisError> {
+    let text: String = bounded(
+        options.timeout,
+        main.query(redis::cmd("CLUSTER").arg("NODES")),
+    )
+    .await
+    .map_err(|e| RedisError::Connect(format!("the cluster's nodes (CLUSTER NODES): {e}")))?;
+    let mut probes = tokio::task::JoinSet::new();
+    for node in announced_nodes(&text) {
+        let options = options.clone();
+        probes.spawn(async move {
+            let found = probe(&node, &options).await;
+            (node, found)
+        });
+    }
+    while let Some(done) = probes.join_next().await {
+        if let Ok((node, Err(why))) = done {
+            if refused_by_tls(&why) {
+                return Err(RedisError::Connect(format!(
+                    "{node} (a node of the cluster): {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `fut` within `timeout`; its error, or the timeout, as text.
@@ -184,6 +315,21 @@ impl Backend {
     pub(super) async fn connect(
         options: &RedisOptions,
     ) -> Result<(Backend, Option<String>), RedisError> {
+        if options.tls.is_some() {
+            install_provider();
+        }
+        let cleartext: Vec<String> = options
+            .cleartext_seeds()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !cleartext.is_empty() {
+            options.log.warn(&format!(
+                "store: sessions (with their master secrets) cross the network in the clear \
+                 to {}: use rediss:// with -store-tls-ca, -store-tls-cert and -store-tls-key",
+                cleartext.join(",")
+            ));
+        }
         let mut failures = Vec::new();
         let mut found = None;
         for seed in &options.seeds {
@@ -201,10 +347,8 @@ impl Backend {
         let within = |what: &str, e: String| RedisError::Connect(format!("{seed} ({what}): {e}"));
         let (main, removes) = match kind {
             Kind::Single => {
-                let client = Client::open(
-                    info_for(seed, options).map_err(|e| within("address", e.to_string()))?,
-                )
-                .map_err(|e| within("address", e.to_string()))?;
+                let client =
+                    client_for(seed, options).map_err(|e| within("address", e.to_string()))?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.timeout))
                     .set_response_timeout(Some(options.timeout))
@@ -241,6 +385,9 @@ impl Backend {
                 if let Some(password) = &options.password {
                     builder = builder.password(password);
                 }
+                if let Some(tls) = &options.tls {
+                    builder = builder.certs(certificates(tls));
+                }
                 let client = builder
                     .build()
                     .map_err(|e| within("cluster", e.to_string()))?;
@@ -250,7 +397,11 @@ impl Backend {
                 let removes = bounded(options.timeout, client.get_async_connection())
                     .await
                     .map_err(|e| within("cluster", e))?;
-                (Link::Cluster(main), Link::Cluster(removes))
+                let mut main = Link::Cluster(main);
+                if options.tls.is_some() {
+                    check_nodes(&mut main, options).await?;
+                }
+                (main, Link::Cluster(removes))
             }
         };
         let note = match (kind, replicas, options.remove_sync) {
@@ -374,5 +525,21 @@ mod tests {
             Some(2)
         );
         assert_eq!(connected_replicas("role:master\r\n"), None);
+    }
+
+    #[test]
+    fn nodes_of_a_cluster() {
+        let text = "a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                    b2 10.0.0.2:7001@17001,node-b master - 0 0 2 connected 5461-10922\n\
+                    c3 :0@0 master,noaddr - 0 0 3 disconnected\n\
+                    d4 10.0.0.4:7003@17003 slave,fail a1 0 0 1 disconnected\n\
+                    e5 ::1:7004@17004 slave b2 0 0 2 connected\n";
+        let nodes: Vec<String> = announced_nodes(text)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(nodes, ["127.0.0.1:7000", "10.0.0.2:7001", "::1:7004"]);
+        assert!(refused_by_tls("invalid peer certificate: UnknownIssuer"));
+        assert!(!refused_by_tls("Connection refused (os error 111)"));
     }
 }

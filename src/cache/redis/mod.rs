@@ -23,9 +23,14 @@ mod backend;
 mod listing;
 mod options;
 mod pending;
+mod tls;
 
 pub use backend::Kind;
-pub use options::{password_from, RedisOptions, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME};
+pub use options::{
+    is_redis, password_from, RedisOptions, Seed, DEFAULT_PREFIX, DEFAULT_TIMEOUT, SCHEME,
+    TLS_SCHEME,
+};
+pub use tls::{read_ca, read_identity, StoreTls, TlsIdentity};
 
 use super::durable::Logger;
 use super::{
@@ -58,6 +63,9 @@ pub enum RedisError {
     /// A seed answered, but connecting for the requests failed.
     #[error("can't connect to Redis at {0}")]
     Connect(String),
+    /// A TLS certificate or key could not be used.
+    #[error("Redis TLS: {0}")]
+    Tls(String),
 }
 
 /// Failures for this long without an answer in between make an outage,
