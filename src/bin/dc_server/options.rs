@@ -73,14 +73,15 @@ Usage: dc_server [options]
                      rediss://... reaches Redis over TLS (see -store-tls-*);
                      redis:// to another host carries the sessions in the
                      clear, and is warned of
-  -store-auth <file> with redis://: the password, the first line of <file>
-  -store-prefix <s>  with redis://: put <s> before each session id to make
-                     its key, so that farms can share Redis (default dc:)
-  -store-timeout <ms> with redis://: answer each request within <ms>
+  -store-auth <file> with redis:// or rediss://: the password, the first
+                     line of <file>
+  -store-prefix <s>  with redis(s)://: put <s> before each session id to
+                     make its key, so that farms can share Redis (default dc:)
+  -store-timeout <ms> with redis(s)://: answer each request within <ms>
                      milliseconds, as a failure if Redis has not answered
                      (default 2000; 10 to 600000)
   -store-remove-sync <on|off>
-                     with redis://: 'on' (the default) answers a REMOVE
+                     with redis(s)://: 'on' (the default) answers a REMOVE
                      only once a replica has it (WAIT 1), and as a failure
                      otherwise, so that a failover cannot bring a removed
                      session back; 'off' answers once the master has it

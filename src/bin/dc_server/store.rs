@@ -56,12 +56,17 @@ fn connect_redis(options: &RedisOptions) -> Result<RedisStore, String> {
     log(
         Level::Notice,
         &format!(
-            "store: Redis {} at {} (prefix '{}', timeout {} ms, remove-sync {})",
+            "store: Redis {} at {}{} (prefix '{}', timeout {} ms, remove-sync {})",
             match store.kind() {
                 redis::Kind::Single => "server",
                 redis::Kind::Cluster => "cluster",
             },
             seeds.join(","),
+            if options.tls.is_some() {
+                " over TLS"
+            } else {
+                ""
+            },
             String::from_utf8_lossy(&options.prefix),
             options.timeout.as_millis(),
             if options.remove_sync { "on" } else { "off" },
