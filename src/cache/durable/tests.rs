@@ -269,28 +269,40 @@ fn the_log_stays_near_one_and_a_half_times_the_live_data_under_churn() {
     }
 }
 
-#[test]
-fn a_dropped_tombstone_makes_the_writer_compact_memory_back_onto_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = Paths::new(dir.path());
+/// A store's parts in `dir` under `-sync always`, with a writer that runs
+/// only when the test steps it, and a queue of 100 bytes: a session of
+/// 100 bytes fits alone; a tombstone behind it does not (tombstones may
+/// take twice the limit).
+fn hand_stepped(dir: &Path) -> (Shared, Writer) {
+    let paths = Paths::new(dir);
     let file = create_new_log(&paths.log).unwrap();
-    // A queue of 100 bytes: a session of 100 bytes fits alone; a
-    // tombstone behind it does not (tombstones may take twice the limit).
     let queue = Arc::new(Queue::new(100, 0));
     let memory = Arc::new(MemoryStore::with_journal(
         100,
         None,
         queue.clone() as Arc<dyn Journal>,
     ));
-    let counters = Arc::new(Counters::default());
     let shared = Shared {
-        memory: memory.clone(),
-        queue: queue.clone(),
+        memory,
+        queue,
         sync: SyncMode::Always,
-        counters: counters.clone(),
+        counters: Arc::new(Counters::default()),
     };
     let len = record::FILE_HEADER.len() as u64;
-    let mut writer = Writer::new(paths, file, len, shared, Logger::new(|_| {}));
+    let writer = Writer::new(paths, file, len, shared.clone(), Logger::new(|_| {}));
+    (shared, writer)
+}
+
+#[test]
+fn a_dropped_tombstone_makes_the_writer_compact_memory_back_onto_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, mut writer) = hand_stepped(dir.path());
+    let Shared {
+        memory,
+        queue,
+        counters,
+        ..
+    } = shared;
     memory.add(0, 60_000, b"x", &[1; 100]).unwrap();
     assert!(writer.step(Duration::ZERO));
     memory.add(0, 60_000, b"y", &[2; 100]).unwrap();
@@ -411,30 +423,8 @@ pub(super) fn between_change_and_receipt() {
 fn a_dropped_tombstone_is_never_said_done_whatever_starts_meanwhile() {
     for take in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let paths = Paths::new(dir.path());
-        let file = create_new_log(&paths.log).unwrap();
-        // As above: a tombstone behind a queued session of 100 bytes does
-        // not fit.
-        let queue = Arc::new(Queue::new(100, 0));
-        let memory = Arc::new(MemoryStore::with_journal(
-            100,
-            None,
-            queue.clone() as Arc<dyn Journal>,
-        ));
-        let shared = Shared {
-            memory: memory.clone(),
-            queue: queue.clone(),
-            sync: SyncMode::Always,
-            counters: Arc::new(Counters::default()),
-        };
-        let len = record::FILE_HEADER.len() as u64;
-        let mut writer = Writer::new(
-            paths.clone(),
-            file,
-            len,
-            shared.clone(),
-            Logger::new(|_| {}),
-        );
+        let (shared, mut writer) = hand_stepped(dir.path());
+        let (memory, queue) = (shared.memory.clone(), shared.queue.clone());
         let store = DurableStore {
             shared,
             writer: Mutex::new(None),
@@ -445,7 +435,7 @@ fn a_dropped_tombstone_is_never_said_done_whatever_starts_meanwhile() {
         assert!(writer.step(Duration::ZERO));
         memory.add(0, 60_000, b"y", &[2; 100]).unwrap();
         let in_log = |id: &[u8]| {
-            let log = std::fs::File::open(&paths.log).unwrap();
+            let log = std::fs::File::open(dir.path().join(LOG_FILE)).unwrap();
             replay(&log).unwrap().sessions.contains_key(id)
         };
         assert!(in_log(b"x"));
