@@ -5,12 +5,13 @@
 //! other bytes fail the run.
 
 use crate::load::print_latencies;
+use crate::nonblocking::{read_some, write_some};
 use crate::peerproto::{connect, Proto, Reply};
 use crate::procs::KeyValues;
 use crate::wire::Rng;
 use distcache::internals::latency::Histogram;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const WARM_UP: Duration = Duration::from_millis(200);
@@ -107,16 +108,7 @@ impl Conn {
 
     /// Writes what it can of the request.
     fn flush(&mut self) -> Result<(), String> {
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return Err("the server closed a connection".into()),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
+        write_some(&mut self.stream, &self.out, &mut self.written)
     }
 }
 
@@ -177,14 +169,7 @@ fn events(
             if !ev.is_readable() {
                 continue;
             }
-            loop {
-                let got = match c.stream.read(&mut buf) {
-                    Ok(0) => return Err("the server closed a connection".into()),
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
+            while let Some(got) = read_some(&mut c.stream, &mut buf)? {
                 if c.reply.feed(&buf[..got], c.key, c.uid)? {
                     if c.sent_at >= start && c.sent_at < stop {
                         hist.record(c.sent_at.elapsed());
