@@ -10,13 +10,13 @@
 //! run). Each client has one request in flight; every reply is checked.
 
 use crate::load::print_latencies;
-use crate::nonblocking::{read_some, write_some};
+use crate::nonblocking::{poll_until, read_some, register, write_some};
 use crate::peerproto::{text_key, Proto, Reply};
 use crate::procs::KeyValues;
 use crate::wire::{self, Rng};
 use distcache::internals::latency::Histogram;
 use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Role};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -353,13 +353,7 @@ fn events(
         let mut streams = Vec::with_capacity(nodes);
         for node in 0..nodes {
             let mut s = target.connect(node)?;
-            poll.registry()
-                .register(
-                    &mut *s,
-                    Token(k * nodes + node),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map_err(|e| e.to_string())?;
+            register(&poll, &mut *s, k * nodes + node)?;
             streams.push(s);
         }
         clients.push(Client {
@@ -393,9 +387,7 @@ fn events(
     let mut hist = Histogram::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let timeout = stop.saturating_duration_since(Instant::now());
-        poll.poll(&mut events, Some(timeout))
-            .map_err(|e| e.to_string())?;
+        poll_until(&mut poll, &mut events, stop)?;
         for ev in events.iter() {
             let (k, node) = (ev.token().0 / nodes, ev.token().0 % nodes);
             let c = clients.get_mut(k).ok_or("an event for no connection")?;
