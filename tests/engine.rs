@@ -8,10 +8,11 @@ mod dc_server;
 use dc_server::DcServer;
 use distcache::internals::proto::{decode_all, encode_message, AddRequest, Command, Message, Role};
 use distcache::Address;
-use distcache::Server;
 use distcache::{AddBegun, AddError, MemoryStore, Millis, ProgressFn, Receipt, Store};
+use distcache::{Server, ServerError, StopHandle};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -95,6 +96,44 @@ impl Store for HeldStore {
     }
 }
 
+/// A server in this process on a UNIX socket in a directory of its own.
+struct Serving {
+    path: PathBuf,
+    stop: StopHandle,
+    running: thread::JoinHandle<Result<(), ServerError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Serving {
+    /// Serves `store` with `threads` workers (`None`: the default).
+    fn start(store: Arc<dyn Store>, threads: Option<usize>) -> Serving {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let server = Server::bind_with_store(&[Address::Unix(path.clone())], store).unwrap();
+        if let Some(n) = threads {
+            server.set_threads(n);
+        }
+        let stop = server.stop_handle();
+        let running = thread::spawn(move || server.run());
+        Serving {
+            path,
+            stop,
+            running,
+            _dir: dir,
+        }
+    }
+
+    fn connect(&self) -> UnixStream {
+        UnixStream::connect(&self.path).unwrap()
+    }
+
+    /// Stops the server; it ends without an error.
+    fn stop(self) {
+        self.stop.stop();
+        self.running.join().unwrap().unwrap();
+    }
+}
+
 fn frame(uid: u32, command: Command, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_message(&mut out, false, uid, command, payload).unwrap();
@@ -139,17 +178,12 @@ fn quiet(s: &mut UnixStream) -> bool {
 
 #[test]
 fn a_reply_waiting_for_the_disk_holds_up_no_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sock");
     let store = Arc::new(HeldStore::new());
-    let server = Server::bind_with_store(&[Address::Unix(path.clone())], store.clone()).unwrap();
     // One worker: the waiting connection and the other one share it.
-    server.set_threads(1);
-    let stop = server.stop_handle();
-    let running = thread::spawn(move || server.run());
+    let server = Serving::start(store.clone(), Some(1));
 
-    let mut a = UnixStream::connect(&path).unwrap();
-    let mut b = UnixStream::connect(&path).unwrap();
+    let mut a = server.connect();
+    let mut b = server.connect();
     // A: an ADD, then a HAVE pipelined behind it.
     let mut pipelined = add(1, b"held", b"data");
     pipelined.extend(frame(2, Command::Have, b"held"));
@@ -168,29 +202,23 @@ fn a_reply_waiting_for_the_disk_holds_up_no_one() {
     assert_eq!((got[1].uid, got[1].command), (2, Command::Have));
     assert_eq!(got[1].payload, [0x00], "present");
 
-    stop.stop();
-    running.join().unwrap().unwrap();
+    server.stop();
 }
 
 /// A client that sends its requests and then closes its sending side
 /// still gets the replies that waited for the store.
 #[test]
 fn replies_waiting_for_the_store_reach_a_half_closed_client() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sock");
     let store = Arc::new(HeldStore::new());
-    let server = Server::bind_with_store(&[Address::Unix(path.clone())], store.clone()).unwrap();
-    server.set_threads(1);
-    let stop = server.stop_handle();
-    let running = thread::spawn(move || server.run());
+    let server = Serving::start(store.clone(), Some(1));
 
     // One ADD, the connection's last request, waiting for the disk when
     // the end of the stream is read; and three pipelined, the later ones
     // held behind the first.
-    let mut one = UnixStream::connect(&path).unwrap();
+    let mut one = server.connect();
     one.write_all(&add(1, b"alone", b"data")).unwrap();
     one.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut a = UnixStream::connect(&path).unwrap();
+    let mut a = server.connect();
     let mut pipelined = add(1, b"first", b"data");
     pipelined.extend(add(2, b"second", b"data"));
     pipelined.extend(frame(3, Command::Have, b"first"));
@@ -217,8 +245,7 @@ fn replies_waiting_for_the_store_reach_a_half_closed_client() {
         assert!(rest.is_empty(), "nothing more than the replies");
     }
 
-    stop.stop();
-    running.join().unwrap().unwrap();
+    server.stop();
 }
 
 /// The same through a real dc_server under `-sync always`, stopped while
@@ -245,14 +272,10 @@ fn an_add_waiting_for_the_disk_is_answered_after_the_end_of_the_stream() {
 
 #[test]
 fn a_remove_waits_for_the_disk_and_a_miss_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sock");
     let store = Arc::new(HeldStore::new());
     store.memory.add(0, 60_000, b"gone", b"data").unwrap();
-    let server = Server::bind_with_store(&[Address::Unix(path.clone())], store.clone()).unwrap();
-    let stop = server.stop_handle();
-    let running = thread::spawn(move || server.run());
-    let mut s = UnixStream::connect(&path).unwrap();
+    let server = Serving::start(store.clone(), None);
+    let mut s = server.connect();
     // Nothing to remove: answered at once.
     s.write_all(&frame(1, Command::Remove, b"never")).unwrap();
     let got = replies(&mut s, 1);
@@ -263,28 +286,19 @@ fn a_remove_waits_for_the_disk_and_a_miss_does_not() {
         quiet(&mut s),
         "the REMOVE was answered before the disk had it"
     );
-    let mut other = UnixStream::connect(&path).unwrap();
+    let mut other = server.connect();
     other.write_all(&frame(3, Command::Have, b"gone")).unwrap();
     assert_eq!(replies(&mut other, 1)[0].payload, [0x01], "already gone");
     store.release();
     let got = replies(&mut s, 1);
     assert_eq!((got[0].uid, got[0].payload.as_slice()), (2, &[0x00][..]));
-    stop.stop();
-    running.join().unwrap().unwrap();
+    server.stop();
 }
 
 #[test]
 fn pipelined_requests_are_answered_in_order_in_one_go() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sock");
-    let server = Server::bind_with_store(
-        &[Address::Unix(path.clone())],
-        Arc::new(MemoryStore::new(1000)),
-    )
-    .unwrap();
-    let stop = server.stop_handle();
-    let running = thread::spawn(move || server.run());
-    let mut s = UnixStream::connect(&path).unwrap();
+    let server = Serving::start(Arc::new(MemoryStore::new(1000)), None);
+    let mut s = server.connect();
     let mut batch = Vec::new();
     for i in 0..200u32 {
         let id = format!("id-{i}").into_bytes();
@@ -311,6 +325,5 @@ fn pipelined_requests_are_answered_in_order_in_one_go() {
         assert_eq!(m.uid, n as u32, "reply {n} out of order");
         assert_eq!(m.payload, want, "reply {n}");
     }
-    stop.stop();
-    running.join().unwrap().unwrap();
+    server.stop();
 }

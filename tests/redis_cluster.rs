@@ -169,6 +169,60 @@ struct Tally {
     slowest: Duration,
 }
 
+/// What session `i` of a loaded cluster holds.
+fn session(i: u32) -> Vec<u8> {
+    format!("session number {i}").into_bytes()
+}
+
+/// A cluster and a gateway to it (`-store-timeout 2000`) holding sessions
+/// 0..400 under `prefix`, and a client of the gateway.
+fn loaded_cluster(prefix: &str) -> (Cluster, DcServer, Client) {
+    let cluster = Cluster::start();
+    let gw = gateway(
+        &cluster.seeds(),
+        &["-store-prefix", prefix, "-store-timeout", "2000"],
+    );
+    let c = client(&gw);
+    for i in 0..400u32 {
+        c.add(&i.to_be_bytes(), &session(i), 600_000).unwrap();
+    }
+    (cluster, gw, c)
+}
+
+/// Four clients of `gw`, each calling `each(thread, round, client, tally)`
+/// for round 1, 2, ... until 300 ms after `during` returned (which starts
+/// 300 ms after them); their tallies and what `during` returned.
+fn under_load<R>(
+    gw: &DcServer,
+    each: impl Fn(u32, u32, &Client, &mut Tally) + Sync,
+    during: impl FnOnce() -> R,
+) -> (Vec<Tally>, R) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let load: Vec<_> = (0..4u32)
+            .map(|t| {
+                let (stop, each) = (&stop, &each);
+                scope.spawn(move || {
+                    let c = client(gw);
+                    let mut tally = Tally::default();
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        each(t, n, &c, &mut tally);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let done = during();
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        let tallies = load.into_iter().map(|h| h.join().unwrap()).collect();
+        (tallies, done)
+    })
+}
+
 /// Killing a master under a load of 4 clients: failed operations are
 /// counted, wrong answers must be none, no request waits much past
 /// `-store-timeout`; every session stored at least a
@@ -177,64 +231,41 @@ struct Tally {
 /// removed.
 #[test]
 fn master_killed_under_load() {
-    let mut cluster = Cluster::start();
-    let gw = gateway(
-        &cluster.seeds(),
-        &["-store-prefix", "fo:", "-store-timeout", "2000"],
-    );
-    let c = client(&gw);
-    let session = |i: u32| format!("session number {i}").into_bytes();
-    for i in 0..400u32 {
-        c.add(&i.to_be_bytes(), &session(i), 600_000).unwrap();
-    }
+    let (mut cluster, gw, c) = loaded_cluster("fo:");
     std::thread::sleep(Duration::from_millis(1100));
     // Removed just before the kill: answered OK, so a replica has it.
     for i in 300..400u32 {
         assert!(c.remove(&i.to_be_bytes()).unwrap(), "REMOVE {i}");
     }
-    let stop = std::sync::atomic::AtomicBool::new(false);
     let victim = cluster
         .nodes
         .iter()
         .position(|n| n.cli(&["info", "replication"]).contains("role:master"))
         .expect("a master");
-    let (tallies, served_again) = std::thread::scope(|scope| {
-        let load: Vec<_> = (0..4u32)
-            .map(|t| {
-                let (gw, stop) = (&gw, &stop);
-                scope.spawn(move || {
-                    let c = client(gw);
-                    let mut tally = Tally::default();
-                    let mut n = 0u32;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += 1;
-                        let i = n % 300;
-                        let began = std::time::Instant::now();
-                        let got = c.get(&i.to_be_bytes());
-                        tally.slowest = tally.slowest.max(began.elapsed());
-                        match got {
-                            Ok(Some(d)) if d == session(i) => tally.ok += 1,
-                            Ok(_) => tally.wrong += 1,
-                            Err(_) => tally.failed += 1,
-                        }
-                        let id = [t.to_be_bytes(), n.to_be_bytes()].concat();
-                        let began = std::time::Instant::now();
-                        let added = c.add(&id, b"added under load", 60_000);
-                        tally.slowest = tally.slowest.max(began.elapsed());
-                        match added {
-                            Ok(()) => tally.ok += 1,
-                            Err(_) => tally.failed += 1,
-                        }
-                    }
-                    tally
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(300));
+    let each = |t: u32, n: u32, c: &Client, tally: &mut Tally| {
+        let i = n % 300;
+        let began = std::time::Instant::now();
+        let got = c.get(&i.to_be_bytes());
+        tally.slowest = tally.slowest.max(began.elapsed());
+        match got {
+            Ok(Some(d)) if d == session(i) => tally.ok += 1,
+            Ok(_) => tally.wrong += 1,
+            Err(_) => tally.failed += 1,
+        }
+        let id = [t.to_be_bytes(), n.to_be_bytes()].concat();
+        let began = std::time::Instant::now();
+        let added = c.add(&id, b"added under load", 60_000);
+        tally.slowest = tally.slowest.max(began.elapsed());
+        match added {
+            Ok(()) => tally.ok += 1,
+            Err(_) => tally.failed += 1,
+        }
+    };
+    let (tallies, served_again) = under_load(&gw, each, || {
         cluster.nodes[victim].kill();
         let killed = std::time::Instant::now();
         let checker = client(&gw);
-        let served_again = loop {
+        loop {
             let all = (0..300u32)
                 .all(|i| matches!(checker.get(&i.to_be_bytes()), Ok(Some(d)) if d == session(i)));
             if all {
@@ -245,11 +276,7 @@ fn master_killed_under_load() {
                 "sessions not served again within 60 s of the kill"
             );
             std::thread::sleep(Duration::from_millis(50));
-        };
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
-        let tallies: Vec<Tally> = load.into_iter().map(|h| h.join().unwrap()).collect();
-        (tallies, served_again)
+        }
     });
     eprintln!("served again {served_again:?} after the kill; load: {tallies:?}");
     for t in &tallies {
@@ -274,69 +301,46 @@ fn master_killed_under_load() {
 /// follows `MOVED` and `ASK`, and no answer is wrong.
 #[test]
 fn resharding_under_load() {
-    let mut cluster = Cluster::start();
-    let gw = gateway(
-        &cluster.seeds(),
-        &["-store-prefix", "rs:", "-store-timeout", "2000"],
-    );
-    let c = client(&gw);
-    let session = |i: u32| format!("session number {i}").into_bytes();
-    for i in 0..400u32 {
-        c.add(&i.to_be_bytes(), &session(i), 600_000).unwrap();
-    }
+    let (mut cluster, gw, c) = loaded_cluster("rs:");
     let new_master = cluster.add_master();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let tallies = std::thread::scope(|scope| {
-        let load: Vec<_> = (0..4u32)
-            .map(|t| {
-                let (gw, stop) = (&gw, &stop);
-                scope.spawn(move || {
-                    let c = client(gw);
-                    let mut tally = Tally::default();
-                    let mut n = 0u32;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += 1;
-                        let i = n % 400;
-                        match c.get(&i.to_be_bytes()) {
-                            Ok(Some(d)) if d == session(i) => tally.ok += 1,
-                            Ok(other) => {
-                                eprintln!("wrong answer: GET {i}: {other:?}");
-                                tally.wrong += 1
-                            }
-                            Err(_) => tally.failed += 1,
-                        }
-                        // A session of this client's own: added, read,
-                        // removed, gone.
-                        let id = [t.to_be_bytes(), n.to_be_bytes(), [1; 4]].concat();
-                        let mut step = |what: &str, r: Result<bool, ClientError>| match r {
-                            Ok(true) => tally.ok += 1,
-                            Ok(false) => {
-                                eprintln!("wrong answer: {what}");
-                                tally.wrong += 1
-                            }
-                            Err(_) => tally.failed += 1,
-                        };
-                        let added = c.add(&id, b"added under load", 60_000);
-                        let was_added = added.is_ok();
-                        step("ADD", added.map(|()| true));
-                        if was_added {
-                            let got = c
-                                .get(&id)
-                                .map(|d| d.as_deref() == Some(b"added under load"));
-                            step("GET", got);
-                            let removed = c.remove(&id);
-                            let was_removed = matches!(removed, Ok(true));
-                            step("REMOVE", removed);
-                            if was_removed {
-                                step("HAVE", c.have(&id).map(|found| !found));
-                            }
-                        }
-                    }
-                    tally
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(300));
+    let each = |t: u32, n: u32, c: &Client, tally: &mut Tally| {
+        let i = n % 400;
+        match c.get(&i.to_be_bytes()) {
+            Ok(Some(d)) if d == session(i) => tally.ok += 1,
+            Ok(other) => {
+                eprintln!("wrong answer: GET {i}: {other:?}");
+                tally.wrong += 1
+            }
+            Err(_) => tally.failed += 1,
+        }
+        // A session of this client's own: added, read,
+        // removed, gone.
+        let id = [t.to_be_bytes(), n.to_be_bytes(), [1; 4]].concat();
+        let mut step = |what: &str, r: Result<bool, ClientError>| match r {
+            Ok(true) => tally.ok += 1,
+            Ok(false) => {
+                eprintln!("wrong answer: {what}");
+                tally.wrong += 1
+            }
+            Err(_) => tally.failed += 1,
+        };
+        let added = c.add(&id, b"added under load", 60_000);
+        let was_added = added.is_ok();
+        step("ADD", added.map(|()| true));
+        if was_added {
+            let got = c
+                .get(&id)
+                .map(|d| d.as_deref() == Some(b"added under load"));
+            step("GET", got);
+            let removed = c.remove(&id);
+            let was_removed = matches!(removed, Ok(true));
+            step("REMOVE", removed);
+            if was_removed {
+                step("HAVE", c.have(&id).map(|found| !found));
+            }
+        }
+    };
+    let (tallies, ()) = under_load(&gw, each, || {
         let first = cluster.nodes[0].node();
         redis_support::cli(
             cluster.nodes[0].port,
@@ -353,11 +357,6 @@ fn resharding_under_load() {
                 "--cluster-yes",
             ],
         );
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
-        load.into_iter()
-            .map(|h| h.join().unwrap())
-            .collect::<Vec<Tally>>()
     });
     eprintln!("load during the resharding: {tallies:?}");
     for t in &tallies {

@@ -535,3 +535,147 @@ fn replies_reach_a_client_that_closed_its_side() {
     let got: Vec<(u32, Vec<u8>)> = msgs.iter().map(|m| (m.uid, m.payload.clone())).collect();
     assert_eq!(got, [(2, b"the session".to_vec()), (3, vec![0x00])]);
 }
+
+/// Stops (SIGSTOP) the process `pid` for `stopped` and lets it run for
+/// `running`, in turn, until dropped; then lets it run.
+struct Lagging {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pid: nix::unistd::Pid,
+}
+
+impl Lagging {
+    fn start(pid: u32, stopped: Duration, running: Duration) -> Lagging {
+        use nix::sys::signal::{kill, Signal};
+        use std::sync::mpsc::RecvTimeoutError::Timeout;
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        // Stopped before this returns, for what the caller does next.
+        kill(pid, Signal::SIGSTOP).expect("SIGSTOP the replica");
+        let stat = format!("/proc/{pid}/stat");
+        let began = Instant::now();
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        }) {
+            assert!(began.elapsed() < Duration::from_secs(5), "{pid} stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let thread = std::thread::spawn(move || loop {
+            let stop = wait.recv_timeout(stopped) != Err(Timeout);
+            kill(pid, Signal::SIGCONT).expect("SIGCONT the replica");
+            if stop || wait.recv_timeout(running) != Err(Timeout) {
+                return;
+            }
+            kill(pid, Signal::SIGSTOP).expect("SIGSTOP the replica");
+        });
+        Lagging {
+            done: Some(done),
+            thread: Some(thread),
+            pid,
+        }
+    }
+}
+
+impl Drop for Lagging {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the thread.
+        self.done.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// REMOVEs and TAKEs that wait for a replica (`WAIT 1`) do not queue
+/// behind each other's wait: begun together, with the replica stalled
+/// each is answered failure by the store's bound, and each one's DEL or
+/// GETDEL was carried out meanwhile rather than held behind another's
+/// WAIT to run after its answer; with the replica lagging (stopped most
+/// of the time, acknowledging in between) or well, each succeeds.
+#[test]
+fn removals_waiting_for_a_replica_do_not_wait_for_each_other() {
+    const EACH: usize = 6;
+    let r = RedisProc::start(&[]);
+    let replica = RedisProc::start(&["--replicaof", "127.0.0.1", &r.port.to_string()]);
+    let start = Instant::now();
+    while !(r
+        .cli(&["info", "replication"])
+        .contains("connected_slaves:1")
+        && replica
+            .cli(&["info", "replication"])
+            .contains("master_link_status:up"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "replica in sync");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut options = RedisOptions::parse(&spec(&r)).unwrap();
+    options.prefix = b"lanes:".to_vec();
+    options.timeout = Duration::from_millis(2000);
+    options.remove_sync = true;
+    let store = RedisStore::connect(options).expect("connect");
+    let (tx, progress) = std::sync::mpsc::channel();
+    store.on_progress(std::sync::Arc::new(move || {
+        let _ = tx.send(());
+    }));
+    // Adds EACH sessions, begins a REMOVE or a TAKE of each (in turn), all
+    // before any answer is collected; then the answers, counted.
+    let round = |name: &str| -> (usize, usize, usize) {
+        let ids: Vec<Vec<u8>> = (0..EACH).map(|i| format!("{name}-{i}").into()).collect();
+        for id in &ids {
+            assert!(store.add(0, 60_000, id, b"session data").is_ok());
+        }
+        let mut data = Vec::new();
+        let begun: Vec<Started> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let op = if i % 2 == 0 {
+                    Op::Remove(id)
+                } else {
+                    Op::Take(id)
+                };
+                store.begin(0, op, &mut data)
+            })
+            .collect();
+        let (mut ok, mut failed, mut other) = (0, 0, 0);
+        for (i, started) in begun.into_iter().enumerate() {
+            data.clear();
+            match answer_of(&store, started, &progress, &mut data) {
+                Answer::Ok if i % 2 == 0 => ok += 1,
+                Answer::Hit if data == b"session data" => ok += 1,
+                Answer::Failed if data.is_empty() => failed += 1,
+                _ => other += 1,
+            }
+        }
+        (ok, failed, other)
+    };
+
+    assert_eq!(round("well"), (EACH, 0, 0), "replica well");
+    {
+        let _lagging = Lagging::start(
+            replica.child.id(),
+            Duration::from_millis(400),
+            Duration::from_millis(40),
+        );
+        assert_eq!(round("lagging"), (EACH, 0, 0), "replica lagging");
+    }
+    {
+        let _stalled = Lagging::start(
+            replica.child.id(),
+            Duration::from_secs(3600),
+            Duration::ZERO,
+        );
+        assert_eq!(round("stalled"), (0, EACH, 0), "replica stalled");
+        let left: Vec<String> = (0..EACH).map(|i| format!("lanes:stalled-{i}")).collect();
+        let mut exists = vec!["exists"];
+        exists.extend(left.iter().map(String::as_str));
+        assert_eq!(
+            r.cli(&exists).trim(),
+            "0",
+            "every removal reached Redis before its answer"
+        );
+    }
+    assert_eq!(round("again"), (EACH, 0, 0), "replica well again");
+}

@@ -431,33 +431,20 @@ fn bad_peers_fail_within_their_bounds_and_good_clients_are_served_meanwhile() {
 
     // No certificate; another CA's; an expired one from the right CA.
     let ca = pki.ca();
-    assert_turned_away(
-        "no-cert",
-        client_with(&addr, Flags::empty(), Some(&ca), None),
-        secret,
-    );
-    assert_turned_away(
-        "no-cert-persistent",
-        client_with(
-            &addr,
+    let (rogue, expired) = (pki.pair("rogue"), pki.pair("expired"));
+    let refused = [
+        ("no-cert", Flags::empty(), None),
+        (
+            "no-cert-persistent",
             Flags::PERSISTENT_LATE | Flags::PERSISTENT,
-            Some(&ca),
             None,
         ),
-        secret,
-    );
-    let rogue = pki.pair("rogue");
-    assert_turned_away(
-        "other-ca",
-        client_with(&addr, Flags::empty(), Some(&ca), Some(&rogue)),
-        secret,
-    );
-    let expired = pki.pair("expired");
-    assert_turned_away(
-        "expired",
-        client_with(&addr, Flags::empty(), Some(&ca), Some(&expired)),
-        secret,
-    );
+        ("other-ca", Flags::empty(), Some(&rogue)),
+        ("expired", Flags::empty(), Some(&expired)),
+    ];
+    for (what, flags, pair) in refused {
+        assert_turned_away(what, client_with(&addr, flags, Some(&ca), pair), secret);
+    }
 
     // A plaintext client on the TLS port: its requests are never read as
     // requests, and it is closed at once.
@@ -524,13 +511,7 @@ fn bad_peers_fail_within_their_bounds_and_good_clients_are_served_meanwhile() {
     assert!(ok > 0, "the good client made no round trip");
 
     // Not one session added, and the secret still there.
-    for what in [
-        "no-cert",
-        "no-cert-persistent",
-        "other-ca",
-        "expired",
-        "plain",
-    ] {
+    for what in refused.map(|(what, ..)| what).into_iter().chain(["plain"]) {
         let id = format!("intruder-{what}");
         assert!(!owner.have(id.as_bytes()).expect("have"), "{id} was added");
     }
@@ -682,6 +663,20 @@ impl Proxy {
         }
     }
 
+    /// A proxy to `server` that presents the good client certificate.
+    fn with_good_certificate(pki: &Pki, server: &str) -> Proxy {
+        let pair = pki.pair("client");
+        let ca = pki.ca();
+        Proxy::start(
+            server,
+            &[
+                ("-tls-ca", &ca),
+                ("-tls-cert", &pair.cert),
+                ("-tls-key", &pair.key),
+            ],
+        )
+    }
+
     fn client(&self) -> Client {
         let c = Client::new(&format!("UNIX:{}", self.socket.display()), Flags::empty())
             .expect("client of the proxy");
@@ -713,16 +708,7 @@ fn dc_client_keeps_its_upstream_encrypted() {
     let pki = Pki::new();
     let server = TlsServer::start(&pki, &[]);
     let addr = format!("TLS:127.0.0.1:{}", server.tls_port);
-    let pair = pki.pair("client");
-    let ca = pki.ca();
-    let proxy = Proxy::start(
-        &addr,
-        &[
-            ("-tls-ca", &ca),
-            ("-tls-cert", &pair.cert),
-            ("-tls-key", &pair.key),
-        ],
-    );
+    let proxy = Proxy::with_good_certificate(&pki, &addr);
     let local = proxy.client();
     add_when_up(&local, b"via-proxy", b"proxied session").expect("add through dc_client");
     let direct = good_client(&pki, &addr, Flags::empty());
@@ -735,7 +721,7 @@ fn dc_client_keeps_its_upstream_encrypted() {
     }
 
     // A proxy without a client certificate: nothing it forwards is served.
-    let bare = Proxy::start(&addr, &[("-tls-ca", &ca)]);
+    let bare = Proxy::start(&addr, &[("-tls-ca", &pki.ca())]);
     let intruder = bare.client();
     assert!(add_when_up(&intruder, b"intruder-proxy", b"forged").is_err());
     assert!(intruder.get(b"via-proxy").is_err());
@@ -835,16 +821,7 @@ fn many_local_clients_share_the_proxys_tls_upstream() {
     let pki = Pki::new();
     let server = TlsServer::start(&pki, &[]);
     let addr = format!("TLS:127.0.0.1:{}", server.tls_port);
-    let pair = pki.pair("client");
-    let ca = pki.ca();
-    let proxy = Proxy::start(
-        &addr,
-        &[
-            ("-tls-ca", &ca),
-            ("-tls-cert", &pair.cert),
-            ("-tls-key", &pair.key),
-        ],
-    );
+    let proxy = Proxy::with_good_certificate(&pki, &addr);
     add_when_up(&proxy.client(), b"warm-up", b"session").expect("proxy up");
     let data: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
     std::thread::scope(|s| {

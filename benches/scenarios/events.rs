@@ -6,13 +6,13 @@
 //! describe the server, as with clients on other machines of a farm.
 
 use crate::load::PRELOADED;
+use crate::nonblocking::{connect_unix, poll_until, read_some, write_some};
 use crate::procs::KeyValues;
 use crate::wire::{self, Rng};
 use distcache::internals::latency::Histogram;
 use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Message, Role};
 use mio::net::UnixStream;
-use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use mio::{Events, Poll};
 use std::time::{Duration, Instant};
 
 const WARM_UP: Duration = Duration::from_millis(200);
@@ -70,16 +70,7 @@ impl Client {
 
     /// Writes what it can of the queued request.
     fn flush(&mut self) -> Result<(), String> {
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return Err("the server closed the connection".into()),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
+        write_some(&mut self.stream, &self.out, &mut self.written)
     }
 
     fn check(&self, reply: &Message) -> Result<(), String> {
@@ -147,19 +138,7 @@ fn drive(
     let mut clients = Vec::with_capacity(n);
     let mut uid = (t as u32) << 24;
     for k in 0..n {
-        let std_stream =
-            std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{path}: {e}"))?;
-        std_stream
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
-        let mut stream = UnixStream::from_std(std_stream);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(k),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
+        let stream = connect_unix(&poll, path, k)?;
         let mut c = Client {
             stream,
             rng: Rng::new((t * 100_000 + k) as u64 + 7),
@@ -179,12 +158,10 @@ fn drive(
     let mut hist = Histogram::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let now = Instant::now();
-        if now >= stop {
+        if Instant::now() >= stop {
             return Ok(hist);
         }
-        poll.poll(&mut events, Some(stop - now))
-            .map_err(|e| e.to_string())?;
+        poll_until(&mut poll, &mut events, stop)?;
         for ev in events.iter() {
             let c = &mut clients[ev.token().0];
             if ev.is_writable() {
@@ -193,14 +170,7 @@ fn drive(
             if !ev.is_readable() {
                 continue;
             }
-            loop {
-                let got = match c.stream.read(&mut buf) {
-                    Ok(0) => return Err("the server closed a connection".into()),
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
+            while let Some(got) = read_some(&mut c.stream, &mut buf)? {
                 let mut input = &buf[..got];
                 while !input.is_empty() {
                     let (used, msg) = c.decoder.decode(input).map_err(|e| e.to_string())?;

@@ -10,13 +10,14 @@
 //! run). Each client has one request in flight; every reply is checked.
 
 use crate::load::print_latencies;
+use crate::nonblocking::{poll_until, read_some, register, write_some};
 use crate::peerproto::{text_key, Proto, Reply};
 use crate::procs::KeyValues;
 use crate::wire::{self, Rng};
 use distcache::internals::latency::Histogram;
 use distcache::internals::proto::{encode_message, AddRequest, Command, Decoder, Role};
-use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use mio::{Events, Poll};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const WARM_UP: Duration = Duration::from_millis(200);
@@ -334,17 +335,7 @@ impl Client {
 
     /// Writes what it can of the request.
     fn flush(&mut self) -> Result<(), String> {
-        let s = &mut self.streams[self.node];
-        while self.sent < self.out.len() {
-            match s.write(&self.out[self.sent..]) {
-                Ok(0) => return Err("the server closed a connection".into()),
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
+        write_some(&mut *self.streams[self.node], &self.out, &mut self.sent)
     }
 }
 
@@ -362,13 +353,7 @@ fn events(
         let mut streams = Vec::with_capacity(nodes);
         for node in 0..nodes {
             let mut s = target.connect(node)?;
-            poll.registry()
-                .register(
-                    &mut *s,
-                    Token(k * nodes + node),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map_err(|e| e.to_string())?;
+            register(&poll, &mut *s, k * nodes + node)?;
             streams.push(s);
         }
         clients.push(Client {
@@ -402,9 +387,7 @@ fn events(
     let mut hist = Histogram::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let timeout = stop.saturating_duration_since(Instant::now());
-        poll.poll(&mut events, Some(timeout))
-            .map_err(|e| e.to_string())?;
+        poll_until(&mut poll, &mut events, stop)?;
         for ev in events.iter() {
             let (k, node) = (ev.token().0 / nodes, ev.token().0 % nodes);
             let c = clients.get_mut(k).ok_or("an event for no connection")?;
@@ -414,14 +397,7 @@ fn events(
             if !ev.is_readable() {
                 continue;
             }
-            loop {
-                let got = match c.streams[node].read(&mut buf) {
-                    Ok(0) => return Err("the server closed a connection".into()),
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
+            while let Some(got) = read_some(&mut *c.streams[node], &mut buf)? {
                 if node != c.node {
                     return Err("bytes from a node no request was sent to".into());
                 }

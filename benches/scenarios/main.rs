@@ -38,6 +38,7 @@ mod gwload;
 mod idle;
 mod load;
 mod matrix;
+mod nonblocking;
 mod peerload;
 mod peerproto;
 mod peers;

@@ -5,12 +5,13 @@
 //! other bytes fail the run.
 
 use crate::load::print_latencies;
+use crate::nonblocking::{connect_unix, poll_until, read_some, write_some};
 use crate::peerproto::{connect, Proto, Reply};
 use crate::procs::KeyValues;
 use crate::wire::Rng;
 use distcache::internals::latency::Histogram;
-use mio::{Events, Interest, Poll, Token};
-use std::io::{self, Read, Write};
+use mio::{Events, Poll};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 const WARM_UP: Duration = Duration::from_millis(200);
@@ -107,16 +108,7 @@ impl Conn {
 
     /// Writes what it can of the request.
     fn flush(&mut self) -> Result<(), String> {
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return Err("the server closed a connection".into()),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
+        write_some(&mut self.stream, &self.out, &mut self.written)
     }
 }
 
@@ -134,16 +126,7 @@ fn events(
     let mut conns = Vec::with_capacity(n);
     let mut uid = 0u32;
     for k in 0..n {
-        let s = connect(path)?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let mut stream = mio::net::UnixStream::from_std(s);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(k),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
+        let stream = connect_unix(&poll, path, k)?;
         let mut c = Conn {
             stream,
             rng: Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(k as u64)),
@@ -162,11 +145,7 @@ fn events(
     let mut hist = Histogram::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        // The events of a wake-up that comes late (a busy machine) are
-        // still read: replies to requests sent in time count.
-        let timeout = stop.saturating_duration_since(Instant::now());
-        poll.poll(&mut events, Some(timeout))
-            .map_err(|e| e.to_string())?;
+        poll_until(&mut poll, &mut events, stop)?;
         for ev in events.iter() {
             let c = conns
                 .get_mut(ev.token().0)
@@ -177,14 +156,7 @@ fn events(
             if !ev.is_readable() {
                 continue;
             }
-            loop {
-                let got = match c.stream.read(&mut buf) {
-                    Ok(0) => return Err("the server closed a connection".into()),
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
+            while let Some(got) = read_some(&mut c.stream, &mut buf)? {
                 if c.reply.feed(&buf[..got], c.key, c.uid)? {
                     if c.sent_at >= start && c.sent_at < stop {
                         hist.record(c.sent_at.elapsed());

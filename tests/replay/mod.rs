@@ -24,42 +24,17 @@ use crate::common::{describe, hex, to_hex, Vector};
 use crate::dc_server::DcServer;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
-// Where a server listens, and a connection to it
+// A connection to where a server listens (crate::dc_server::Endpoint)
 // ---------------------------------------------------------------------------
 
-/// A server's listening address.
-#[derive(Debug, Clone)]
-pub enum Endpoint {
-    Unix(PathBuf),
-    Tcp(SocketAddr),
-}
+pub use crate::dc_server::Endpoint;
 
 impl Endpoint {
-    /// From a libnal address string: `UNIX:/path`, `IP:host:port`,
-    /// `IPv4:host:port` or `IPv6:[addr]:port`.
-    pub fn parse(address: &str) -> Endpoint {
-        if let Some(path) = address.strip_prefix("UNIX:") {
-            return Endpoint::Unix(PathBuf::from(path));
-        }
-        let rest = address
-            .strip_prefix("IPv6:")
-            .or_else(|| address.strip_prefix("IPv4:"))
-            .or_else(|| address.strip_prefix("IP:"))
-            .unwrap_or_else(|| panic!("not a connectable address: {address}"));
-        let addr = rest
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .unwrap_or_else(|| panic!("cannot resolve {address}"));
-        Endpoint::Tcp(addr)
-    }
-
     /// Connects, with read and write timeouts of `timeout`.
     pub fn connect(&self, timeout: Duration) -> io::Result<Conn> {
         let c = match self {

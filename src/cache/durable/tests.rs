@@ -271,28 +271,40 @@ fn the_log_stays_near_one_and_a_half_times_the_live_data_under_churn() {
     }
 }
 
-#[test]
-fn a_dropped_tombstone_makes_the_writer_compact_memory_back_onto_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = Paths::new(dir.path());
+/// A store's parts in `dir` under `-sync always`, with a writer that runs
+/// only when the test steps it, and a queue of 100 bytes: a session of
+/// 100 bytes fits alone; a tombstone behind it does not (tombstones may
+/// take twice the limit).
+fn hand_stepped(dir: &Path) -> (Shared, Writer) {
+    let paths = Paths::new(dir);
     let file = create_new_log(&paths.log).unwrap();
-    // A queue of 100 bytes: a session of 100 bytes fits alone; a
-    // tombstone behind it does not (tombstones may take twice the limit).
     let queue = Arc::new(Queue::new(100, 0));
     let memory = Arc::new(MemoryStore::with_journal(
         100,
         None,
         queue.clone() as Arc<dyn Journal>,
     ));
-    let counters = Arc::new(Counters::default());
     let shared = Shared {
-        memory: memory.clone(),
-        queue: queue.clone(),
+        memory,
+        queue,
         sync: SyncMode::Always,
-        counters: counters.clone(),
+        counters: Arc::new(Counters::default()),
     };
     let len = record::FILE_HEADER.len() as u64;
-    let mut writer = Writer::new(paths, file, len, shared, Logger::new(|_| {}));
+    let writer = Writer::new(paths, file, len, shared.clone(), Logger::new(|_| {}));
+    (shared, writer)
+}
+
+#[test]
+fn a_dropped_tombstone_makes_the_writer_compact_memory_back_onto_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, mut writer) = hand_stepped(dir.path());
+    let Shared {
+        memory,
+        queue,
+        counters,
+        ..
+    } = shared;
     memory.add(0, 60_000, b"x", &[1; 100]).unwrap();
     assert!(writer.step(Duration::ZERO));
     memory.add(0, 60_000, b"y", &[2; 100]).unwrap();
@@ -391,4 +403,88 @@ fn under_sync_always_a_take_is_answered_once_its_tombstone_is_in_the_log() {
     assert!(!in_log(b"begun"));
     // A miss has nothing to wait for.
     assert_eq!(store.take_begin(1, b"begun", &mut out), (false, None));
+}
+
+thread_local! {
+    /// What a test runs at [`between_change_and_receipt`] on its thread.
+    static BETWEEN: std::cell::RefCell<Option<Box<dyn Fn()>>> = const { std::cell::RefCell::new(None) };
+}
+
+pub(super) fn between_change_and_receipt() {
+    BETWEEN.with(|hook| {
+        if let Some(f) = &*hook.borrow() {
+            f();
+        }
+    });
+}
+
+/// A REMOVE or TAKE whose tombstone the queue dropped while a compaction
+/// began between the removal and its receipt: the compaction took the
+/// queue's mark of divergence, and the answer must not follow from it.
+#[test]
+fn a_dropped_tombstone_is_never_said_done_whatever_starts_meanwhile() {
+    for take in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, mut writer) = hand_stepped(dir.path());
+        let (memory, queue) = (shared.memory.clone(), shared.queue.clone());
+        let store = DurableStore {
+            shared,
+            writer: Mutex::new(None),
+            dir: dir.path().into(),
+            _lock: DirLock::acquire(dir.path()).unwrap(),
+        };
+        memory.add(0, 60_000, b"x", &[1; 100]).unwrap();
+        assert!(writer.step(Duration::ZERO));
+        memory.add(0, 60_000, b"y", &[2; 100]).unwrap();
+        let in_log = |id: &[u8]| {
+            let log = std::fs::File::open(dir.path().join(LOG_FILE)).unwrap();
+            replay(&log).unwrap().sessions.contains_key(id)
+        };
+        assert!(in_log(b"x"));
+
+        // The writer begins a compaction (it takes the mark) right after
+        // the tombstone was dropped.
+        let q = queue.clone();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = started.clone();
+        BETWEEN.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                s.store(q.take_diverged(), Ordering::SeqCst);
+            }))
+        });
+        let mut out = Vec::new();
+        let (found, receipt) = if take {
+            store.take_begin(1, b"x", &mut out)
+        } else {
+            store.remove_begin(1, b"x")
+        };
+        BETWEEN.with(|h| h.borrow_mut().take());
+        assert!(found && started.load(Ordering::SeqCst), "take: {take}");
+        assert_eq!(queue.dropped().removes, 1, "the tombstone was dropped");
+        let receipt = receipt.expect("waits for the disk");
+
+        // The batch behind it (y) is written and synced; the compaction
+        // has not finished (here: it never runs).
+        assert!(writer.step(Duration::ZERO));
+        let said_done = loop {
+            if let Some(done) = store.synced(&receipt) {
+                break done;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(
+            !(said_done && in_log(b"x")),
+            "take: {take}: said done while the log still holds the session"
+        );
+
+        // The compaction is abandoned, as one that fails is: the mark is
+        // set again and the next one brings the disk back in line.
+        if started.load(Ordering::SeqCst) {
+            queue.mark_diverged();
+        }
+        while store.shared.counters.compactions.load(Ordering::Relaxed) == 0 {
+            assert!(writer.step(Duration::ZERO));
+        }
+        assert!(!in_log(b"x") && in_log(b"y"), "take: {take}");
+    }
 }

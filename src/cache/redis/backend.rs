@@ -5,7 +5,9 @@
 //! reconnection); both multiplex every request of the gateway over one
 //! connection per node, pipelined. A REMOVE that waits for a replica
 //! (`WAIT`, which holds up the connection it is sent on) goes over links
-//! of its own, so that the other requests never queue behind it.
+//! of its own, so that the other requests never queue behind it: a few
+//! of them, each REMOVE on the one with the fewest in flight, so that
+//! one slow `WAIT` does not hold up the REMOVEs begun meanwhile.
 
 use super::options::{RedisOptions, Seed};
 use super::tls::{install_provider, StoreTls};
@@ -19,6 +21,8 @@ use redis::{
     FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
     TlsCertificates,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A link to Redis that many requests share.
@@ -65,6 +69,67 @@ impl Link {
     }
 }
 
+/// How many links REMOVEs and TAKEs that wait for a replica share.
+const REMOVAL_LINKS: usize = 8;
+
+/// The links of REMOVEs and TAKEs that wait for a replica. Redis reads
+/// nothing more from a connection while a `WAIT` sent on it waits, so a
+/// removal goes to the link with the fewest removals in flight, and a
+/// link counts as busy until Redis has answered (or the link has given
+/// up), even when the removal's caller stopped waiting first.
+#[derive(Clone)]
+pub(super) struct Removals(Arc<RemovalLinks>);
+
+struct RemovalLinks {
+    links: Vec<Link>,
+    in_flight: Vec<AtomicUsize>,
+    /// Where the search for the least busy link begins, turn by turn.
+    next: AtomicUsize,
+}
+
+/// A removal in flight on link `.1`, counted until dropped.
+struct Busy(Arc<RemovalLinks>, usize);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Removals {
+    fn new(links: Vec<Link>) -> Removals {
+        let in_flight = links.iter().map(|_| AtomicUsize::new(0)).collect();
+        Removals(Arc::new(RemovalLinks {
+            links,
+            in_flight,
+            next: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Sends `p` (a write followed by its `WAIT`) on the least busy link.
+    async fn pipe<T: FromRedisValue + Send + 'static>(&self, p: Pipeline) -> RedisResult<T> {
+        let all = &self.0;
+        let n = all.links.len();
+        let start = all.next.fetch_add(1, Ordering::Relaxed);
+        let Some(i) = (0..n)
+            .map(|k| (start + k) % n)
+            .min_by_key(|&i| all.in_flight[i].load(Ordering::Relaxed))
+        else {
+            return Err(std::io::Error::other("no link for removals").into());
+        };
+        all.in_flight[i].fetch_add(1, Ordering::Relaxed);
+        let busy = Busy(all.clone(), i);
+        let mut link = all.links[i].clone();
+        // Its own task: dropped by a caller that stopped waiting, it would
+        // leave the link counted free while Redis still waits on it.
+        let sent = tokio::spawn(async move {
+            let _busy = busy;
+            link.pipe::<T>(&p).await
+        });
+        sent.await.map_err(std::io::Error::other)?
+    }
+}
+
 /// What Redis turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -80,8 +145,8 @@ pub(super) struct Backend {
     pub(super) kind: Kind,
     /// Every request but a REMOVE that waits for a replica.
     pub(super) main: Link,
-    /// REMOVEs that wait for a replica.
-    removes: Link,
+    /// REMOVEs and TAKEs that wait for a replica.
+    removes: Removals,
     remove_sync: bool,
     timeout: Duration,
 }
@@ -360,13 +425,17 @@ impl Backend {
                 )
                 .await
                 .map_err(|e| within("connecting", e))?;
-                let removes = bounded(
-                    options.timeout,
-                    ConnectionManager::new_with_config(client, config),
-                )
-                .await
-                .map_err(|e| within("connecting", e))?;
-                (Link::Single(main), Link::Single(removes))
+                let mut removes = Vec::with_capacity(REMOVAL_LINKS);
+                for _ in 0..REMOVAL_LINKS {
+                    let removal = bounded(
+                        options.timeout,
+                        ConnectionManager::new_with_config(client.clone(), config.clone()),
+                    )
+                    .await
+                    .map_err(|e| within("connecting", e))?;
+                    removes.push(Link::Single(removal));
+                }
+                (Link::Single(main), removes)
             }
             Kind::Cluster => {
                 let mut nodes = Vec::new();
@@ -394,14 +463,20 @@ impl Backend {
                 let main = bounded(options.timeout, client.get_async_connection())
                     .await
                     .map_err(|e| within("cluster", e))?;
-                let removes = bounded(options.timeout, client.get_async_connection())
-                    .await
-                    .map_err(|e| within("cluster", e))?;
                 let mut main = Link::Cluster(main);
+                // Before the removal links, which would each meet a
+                // refused node's certificate again.
                 if options.tls.is_some() {
                     check_nodes(&mut main, options).await?;
                 }
-                (main, Link::Cluster(removes))
+                let mut removes = Vec::with_capacity(REMOVAL_LINKS);
+                for _ in 0..REMOVAL_LINKS {
+                    let removal = bounded(options.timeout, client.get_async_connection())
+                        .await
+                        .map_err(|e| within("cluster", e))?;
+                    removes.push(Link::Cluster(removal));
+                }
+                (main, removes)
             }
         };
         let note = match (kind, replicas, options.remove_sync) {
@@ -415,7 +490,7 @@ impl Backend {
             Backend {
                 kind,
                 main,
-                removes,
+                removes: Removals::new(removes),
                 remove_sync: options.remove_sync,
                 timeout: options.timeout,
             },
@@ -475,7 +550,7 @@ impl Backend {
             Job::Remove(key) => {
                 let mut p = redis::pipe();
                 p.cmd("DEL").arg(&key).cmd("WAIT").arg(1).arg(wait_ms);
-                let (n, acked): (i64, i64) = self.removes.pipe(&p).await?;
+                let (n, acked): (i64, i64) = self.removes.pipe(p).await?;
                 match (n, acked) {
                     (0, _) => (Answer::Miss, Vec::new()),
                     (_, 0) => (Answer::Failed, Vec::new()),
@@ -489,7 +564,7 @@ impl Backend {
             Job::Take(key) => {
                 let mut p = redis::pipe();
                 p.cmd("GETDEL").arg(&key).cmd("WAIT").arg(1).arg(wait_ms);
-                let (data, acked): (Option<Vec<u8>>, i64) = self.removes.pipe(&p).await?;
+                let (data, acked): (Option<Vec<u8>>, i64) = self.removes.pipe(p).await?;
                 match (data, acked) {
                     (None, _) => (Answer::Miss, Vec::new()),
                     (Some(_), 0) => (Answer::Failed, Vec::new()),
