@@ -214,10 +214,19 @@ fn under_load<R>(
                 })
             })
             .collect();
+        // Stops the load when `during` panics too, so that the scope's
+        // joins end and the panic is reported.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stopper = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         let done = during();
         std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         let tallies = load.into_iter().map(|h| h.join().unwrap()).collect();
         (tallies, done)
     })

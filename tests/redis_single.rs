@@ -657,7 +657,9 @@ fn removals_waiting_for_a_replica_do_not_wait_for_each_other() {
         let _lagging = Lagging::start(
             replica.child.id(),
             Duration::from_millis(400),
-            Duration::from_millis(40),
+            // Long enough to be scheduled and to answer within a WAIT
+            // (1.5 s) even on a loaded machine.
+            Duration::from_millis(150),
         );
         assert_eq!(round("lagging"), (EACH, 0, 0), "replica lagging");
     }

@@ -195,6 +195,16 @@ fn refused(store: &str, extra: &[String], says: &[&str]) {
     );
 }
 
+/// As [`refused`], for a refusal that comes out of a TLS handshake: the
+/// probe must connect, shake hands and read the refusal within the
+/// gateway's bound, so this gives it more than `failed_start`'s 500 ms (the
+/// last -store-timeout given wins) for a loaded machine and a debug build.
+fn refused_in_handshake(store: &str, extra: &[String], says: &[&str]) {
+    let mut extra = extra.to_vec();
+    extra.extend(["-store-timeout".to_string(), "3000".to_string()]);
+    refused(store, &extra, says);
+}
+
 #[test]
 fn bad_peers_and_bad_files_are_refused_clearly() {
     let pki = pki();
@@ -205,20 +215,20 @@ fn bad_peers_and_bad_files_are_refused_clearly() {
     let ca_only = vec!["-store-tls-ca".to_string(), path(&pki.ca())];
 
     // The node demands a client certificate, and the gateway has none.
-    refused(
+    refused_in_handshake(
         &tls_spec,
         &ca_only,
         &["CertificateRequired", "-store-tls-cert"],
     );
     // The node's certificate comes from another CA.
-    refused(
+    refused_in_handshake(
         &format!("rediss://{}", foreign.node()),
         &tls_options(&pki),
         &["UnknownIssuer", "-store-tls-ca"],
     );
     // The node's certificate, from the CA, names another host.
     let elsewhere = RedisProc::start_tls(&node_tls(&pki, "elsewhere", "ca"), &[]);
-    refused(
+    refused_in_handshake(
         &format!("rediss://{}", elsewhere.node()),
         &tls_options(&pki),
         &["not valid for name", "does not name"],
@@ -230,7 +240,7 @@ fn bad_peers_and_bad_files_are_refused_clearly() {
         &["no answer within 500 ms", "plaintext port"],
     );
     // Plain text to a TLS port.
-    refused(&format!("redis://{}", node.node()), &[], &["use rediss://"]);
+    refused_in_handshake(&format!("redis://{}", node.node()), &[], &["use rediss://"]);
     // The nodes still serve a gateway that does it right.
     let gw = tls_gateway(&tls_spec, &pki, &["-store-remove-sync", "off"]);
     let c = client(&gw);
@@ -348,11 +358,12 @@ fn the_contrib_tls_configuration_serves_tls_only() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(common::Reaped)
         .unwrap_or_else(|e| panic!("redis-server: {e}: `{}`", redis_support::INSTALL));
     let start = std::time::Instant::now();
     let mut up = false;
     while !up && start.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = child.0.try_wait() {
             panic!("redis-server with {} exited: {status}", conf.display());
         }
         up = redis_support::answers_tls(port, &tls);
@@ -363,7 +374,7 @@ fn the_contrib_tls_configuration_serves_tls_only() {
     } else {
         String::new()
     };
-    common::kill_pid(&mut child);
+    drop(child);
     assert!(up, "no TLS PING answer from {} within 10 s", conf.display());
     let setting = |name: &str| -> String {
         let mut lines = info.lines();
@@ -391,14 +402,9 @@ fn cluster_nodes_are_checked_by_the_addresses_they_announce() {
     // The seed, reached as localhost, passes; the nodes it announces do
     // not, and the gateway says so rather than fail their slots' requests.
     let spec = format!("rediss://localhost:{}", cluster.nodes[0].port);
-    // The seed's own cluster link must come up before the nodes are
-    // checked: more time than failed_start's 500 ms (the last
-    // -store-timeout given wins), for a loaded machine and a debug build.
-    let mut options = tls_options(&pki);
-    options.extend(["-store-timeout".to_string(), "3000".to_string()]);
-    refused(
+    refused_in_handshake(
         &spec,
-        &options,
+        &tls_options(&pki),
         &[
             "a node of the cluster",
             "not valid for name \"127.0.0.1\"",

@@ -29,6 +29,16 @@ pub fn kill_pid(child: &mut Child) {
     }
 }
 
+/// A child that is killed by its PID (and reaped) when this goes out of
+/// scope, a test's panic included.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        kill_pid(&mut self.0);
+    }
+}
+
 /// Connects to a UNIX socket with read and write timeouts set.
 pub fn connect_unix(path: &Path, timeout: Duration) -> UnixStream {
     let s = UnixStream::connect(path).expect("connect to dc_server");

@@ -82,10 +82,13 @@ impl RedisArgs {
                 }
                 match (&self.tls_cert, &self.tls_key) {
                     (Some(cert), Some(key)) => {
-                        tls.identity = Some(
-                            redis::read_identity(cert, key)
-                                .map_err(|e| bad_file("store-tls-cert", cert, e))?,
-                        );
+                        tls.identity = Some(redis::read_identity(cert, key).map_err(|e| {
+                            CliError::BadValue {
+                                option: "store-tls-cert and -store-tls-key",
+                                value: format!("{}', '{}", cert.display(), key.display()),
+                                why: e.to_string(),
+                            }
+                        })?);
                     }
                     (Some(_), None) => {
                         return Err(CliError::Missing(

@@ -409,6 +409,13 @@ impl Backend {
         let Some((seed, (kind, replicas))) = found else {
             return Err(RedisError::Unreachable(failures.join("; ")));
         };
+        // Without remove-sync no command waits for a replica, so no
+        // removal needs a link of its own.
+        let removal_links = if options.remove_sync {
+            REMOVAL_LINKS
+        } else {
+            0
+        };
         let within = |what: &str, e: String| RedisError::Connect(format!("{seed} ({what}): {e}"));
         let (main, removes) = match kind {
             Kind::Single => {
@@ -425,8 +432,8 @@ impl Backend {
                 )
                 .await
                 .map_err(|e| within("connecting", e))?;
-                let mut removes = Vec::with_capacity(REMOVAL_LINKS);
-                for _ in 0..REMOVAL_LINKS {
+                let mut removes = Vec::with_capacity(removal_links);
+                for _ in 0..removal_links {
                     let removal = bounded(
                         options.timeout,
                         ConnectionManager::new_with_config(client.clone(), config.clone()),
@@ -469,8 +476,8 @@ impl Backend {
                 if options.tls.is_some() {
                     check_nodes(&mut main, options).await?;
                 }
-                let mut removes = Vec::with_capacity(REMOVAL_LINKS);
-                for _ in 0..REMOVAL_LINKS {
+                let mut removes = Vec::with_capacity(removal_links);
+                for _ in 0..removal_links {
                     let removal = bounded(options.timeout, client.get_async_connection())
                         .await
                         .map_err(|e| within("cluster", e))?;

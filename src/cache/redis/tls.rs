@@ -102,7 +102,7 @@ pub fn read_ca(path: &Path) -> Result<Vec<u8>, RedisError> {
     for cert in certificates(&pem, path)? {
         roots.add(cert).map_err(|e| {
             RedisError::Tls(format!(
-                "'{}' holds a certificate that is no CA: {e}",
+                "'{}' holds a certificate that can't be used: {e}",
                 path.display()
             ))
         })?;
@@ -117,12 +117,17 @@ pub fn read_identity(cert: &Path, key: &Path) -> Result<TlsIdentity, RedisError>
     let key_pem = read(key)?;
     let chain = certificates(&cert_pem, cert)?;
     let der = private_key(&key_pem, key)?;
-    rustls::sign::CertifiedKey::from_der(chain, der, &provider()).map_err(|e| {
-        RedisError::Tls(format!(
+    rustls::sign::CertifiedKey::from_der(chain, der, &provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => RedisError::Tls(format!(
             "the key '{}' does not go with the certificate '{}': {e}",
             key.display(),
             cert.display()
-        ))
+        )),
+        e => RedisError::Tls(format!(
+            "the key '{}' can't be used: {e} (RSA, ECDSA P-256 or P-384, or Ed25519 keys \
+             are)",
+            key.display()
+        )),
     })?;
     Ok(TlsIdentity {
         cert: cert_pem,
