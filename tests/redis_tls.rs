@@ -56,14 +56,18 @@ fn path(p: &Path) -> String {
 
 /// The `-store-tls-*` options with `pki`'s CA and the client certificate.
 fn tls_options(pki: &Pki) -> Vec<String> {
-    let cli = pki.pair("client");
+    tls_options_with_key(pki, path(&pki.pair("client").key))
+}
+
+/// The same with the client's key taken from `key`.
+fn tls_options_with_key(pki: &Pki, key: String) -> Vec<String> {
     vec![
         "-store-tls-ca".into(),
         path(&pki.ca()),
         "-store-tls-cert".into(),
-        path(&cli.cert),
+        path(&pki.pair("client").cert),
         "-store-tls-key".into(),
-        path(&cli.key),
+        key,
     ]
 }
 
@@ -273,16 +277,7 @@ fn bad_peers_and_bad_files_are_refused_clearly() {
         Duration::from_secs(30),
     );
     assert_eq!(run.code, Some(0), "openssl pkey: {}", run.stderr);
-    let key_args = |key: String| -> Vec<String> {
-        vec![
-            "-store-tls-ca".into(),
-            path(&pki.ca()),
-            "-store-tls-cert".into(),
-            path(&cli.cert),
-            "-store-tls-key".into(),
-            key,
-        ]
-    };
+    let key_args = |key: String| tls_options_with_key(&pki, key);
     let enc = path(&encrypted);
     refused(
         &tls_spec,

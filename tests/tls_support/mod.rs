@@ -86,28 +86,7 @@ impl Pki {
             ("rogue", "other-ca", "client.ext"),
         ] {
             pki.request(name);
-            let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
-            let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    &ca_pem,
-                    "-CAkey",
-                    &ca_key,
-                    "-CAcreateserial",
-                    "-out",
-                    &pem,
-                    "-days",
-                    "30",
-                    "-extfile",
-                    ext,
-                ],
-            );
+            pki.sign(name, ca, ext);
         }
         pki.request("expired");
         openssl(
@@ -161,10 +140,17 @@ impl Pki {
         let ext_file = format!("{name}.ext");
         std::fs::write(d.join(&ext_file), ext).expect("write openssl input");
         self.request(name);
+        self.sign(name, ca, &ext_file);
+        self.pair(name)
+    }
+
+    /// Signs `name.csr` with the CA `ca` into `name.pem`, for 30 days, with
+    /// the extensions in the file `ext_file`.
+    fn sign(&self, name: &str, ca: &str, ext_file: &str) {
         let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
         let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
         openssl(
-            d,
+            self.dir.path(),
             &[
                 "x509",
                 "-req",
@@ -180,10 +166,9 @@ impl Pki {
                 "-days",
                 "30",
                 "-extfile",
-                &ext_file,
+                ext_file,
             ],
         );
-        self.pair(name)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
