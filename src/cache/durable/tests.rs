@@ -391,18 +391,23 @@ fn under_sync_always_a_take_is_answered_once_its_tombstone_is_in_the_log() {
         get(&store, 1, b"begun").is_none(),
         "gone from memory at once"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let synced = loop {
-        if let Some(synced) = store.synced(&receipt) {
-            break synced;
-        }
-        assert!(Instant::now() < deadline, "receipt never settled");
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    assert!(synced);
+    assert!(settled(&store, &receipt));
     assert!(!in_log(b"begun"));
     // A miss has nothing to wait for.
     assert_eq!(store.take_begin(1, b"begun", &mut out), (false, None));
+}
+
+/// What `receipt` comes to (whether its change reached the disk), waited
+/// for within 10 s.
+fn settled(store: &DurableStore, receipt: &Receipt) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(synced) = store.synced(receipt) {
+            return synced;
+        }
+        assert!(Instant::now() < deadline, "receipt never settled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 thread_local! {
@@ -466,14 +471,7 @@ fn a_dropped_tombstone_is_never_said_done_whatever_starts_meanwhile() {
         // The batch behind it (y) is written and synced; the compaction
         // has not finished (here: it never runs).
         assert!(writer.step(Duration::ZERO));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let said_done = loop {
-            if let Some(done) = store.synced(&receipt) {
-                break done;
-            }
-            assert!(Instant::now() < deadline, "take: {take}: never settled");
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let said_done = settled(&store, &receipt);
         assert!(in_log(b"x"), "take: {take}");
         assert!(
             !said_done,
