@@ -5,7 +5,7 @@
 
 use crate::tls::Link;
 use mio::Waker;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the workers tell each other.
@@ -27,6 +27,9 @@ struct Slot {
     open: AtomicUsize,
     /// Connections other workers accepted and handed to this one.
     handed: Mutex<Vec<Link>>,
+    /// The worker may have requests waiting for the store: only such a
+    /// worker is woken when the store progresses.
+    awaits: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,6 +48,7 @@ impl Board {
                 displace: AtomicUsize::new(0),
                 open: AtomicUsize::new(0),
                 handed: Mutex::new(Vec::new()),
+                awaits: AtomicBool::new(false),
             })
             .collect();
         Board { slots }
@@ -69,6 +73,22 @@ impl Board {
         for s in &self.slots {
             let _ = s.waker.wake();
         }
+    }
+
+    /// Wakes the workers that may have requests waiting for the store.
+    pub(in crate::server) fn wake_awaiting(&self) {
+        for s in &self.slots {
+            if s.awaits.load(Ordering::SeqCst) {
+                let _ = s.waker.wake();
+            }
+        }
+    }
+
+    /// Worker `me` says whether it may have requests waiting for the
+    /// store. It says so before it begins one, so that the store's
+    /// progress, which may come at once, finds it said.
+    pub(super) fn set_awaits(&self, me: usize, awaits: bool) {
+        self.slots[me].awaits.store(awaits, Ordering::SeqCst);
     }
 
     /// Worker `me` says when its longest idle displaceable connection was
