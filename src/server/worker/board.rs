@@ -85,8 +85,8 @@ impl Board {
     }
 
     /// Worker `me` says whether it may have requests waiting for the
-    /// store. It says so before it begins one, so that the store's
-    /// progress, which may come at once, finds it said.
+    /// store. It says so before it looks at them again, so that an answer
+    /// that comes later wakes it, and one that came earlier is found.
     pub(super) fn set_awaits(&self, me: usize, awaits: bool) {
         self.slots[me].awaits.store(awaits, Ordering::SeqCst);
     }
@@ -157,5 +157,39 @@ impl Board {
         slot.open.fetch_add(1, Ordering::Relaxed);
         lock(&slot.handed).push(link);
         let _ = slot.waker.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll, Token};
+    use std::time::Duration;
+
+    /// Whether `poll` has an event now (the wakers write before they
+    /// return, so nothing is waited for).
+    fn woken(poll: &mut Poll) -> bool {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        !events.is_empty()
+    }
+
+    #[test]
+    fn progress_wakes_only_the_workers_that_await_it() {
+        let mut polls: Vec<Poll> = (0..2).map(|_| Poll::new().unwrap()).collect();
+        let wakers = polls
+            .iter()
+            .map(|p| Arc::new(Waker::new(p.registry(), Token(0)).unwrap()))
+            .collect();
+        let board = Board::new(wakers);
+        board.set_awaits(1, true);
+        board.wake_awaiting();
+        assert!(!woken(&mut polls[0]));
+        assert!(woken(&mut polls[1]));
+        board.set_awaits(1, false);
+        board.wake_awaiting();
+        assert!(!woken(&mut polls[1]), "nothing awaited any more");
+        board.wake_all();
+        assert!(woken(&mut polls[0]) && woken(&mut polls[1]));
     }
 }

@@ -250,11 +250,6 @@ impl Worker {
     /// Lets connection `idx` do all it can now. False if it was closed.
     fn drive(&mut self, idx: u32, now: Millis, drained_hint: bool) -> bool {
         let token = self.conn_token(idx);
-        if !self.awaits {
-            // Any request begun now may wait for the store.
-            self.awaits = true;
-            self.board.set_awaits(self.index, true);
-        }
         let sh = &*self.shared;
         let Some(conn) = self.conns.get_mut(idx) else {
             return false;
@@ -292,8 +287,17 @@ impl Worker {
             self.close(idx, End::Io);
             return false;
         }
-        if conn.is_waiting() && !self.waiting.contains(&idx) {
-            self.waiting.push(idx);
+        if conn.is_waiting() {
+            if !self.waiting.contains(&idx) {
+                self.waiting.push(idx);
+            }
+            if !self.awaits {
+                // Progress from now on wakes this worker; an answer that
+                // came before is taken when the waiting connections are
+                // driven at the end of this wake-up.
+                self.awaits = true;
+                self.board.set_awaits(self.index, true);
+            }
         }
         if conn.last_active != before {
             self.conns.touch(idx);
