@@ -173,6 +173,10 @@ pub(super) struct Conn {
     /// flight: nothing more is read, and the connection ends once they
     /// are answered.
     peer_closed: bool,
+    /// The socket was read empty and no readiness event came since: a
+    /// wake-up for the store's answers does not read it again (the kernel
+    /// reports new bytes with an event of their own).
+    drained: bool,
 }
 
 /// How far a connection got in one go.
@@ -197,7 +201,13 @@ impl Conn {
             request_began: now,
             out_since: now,
             peer_closed: false,
+            drained: false,
         }
+    }
+
+    /// The kernel reported the socket ready: it may hold bytes to read.
+    pub(super) fn readable(&mut self) {
+        self.drained = false;
     }
 
     /// Whether the connection is in the middle of an exchange: replies
@@ -276,6 +286,9 @@ impl Conn {
                 false => Ok(()),
             };
         }
+        if self.drained {
+            return self.flush(env);
+        }
         loop {
             self.flush(env)?;
             if self.out.len() >= MAX_PENDING {
@@ -291,7 +304,10 @@ impl Conn {
                     return Ok(());
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Err(End::Io),
             };
@@ -303,6 +319,7 @@ impl Conn {
                 return self.flush(env);
             }
             if drained_hint && n < buf.len() && self.sock.short_read_drains() {
+                self.drained = true;
                 return self.flush(env);
             }
         }

@@ -360,11 +360,12 @@ impl Server {
     pub fn run(&self) -> Result<(), ServerError> {
         let (workers, board) =
             workers(self.threads(), &self.listeners, &self.shared).map_err(ServerError::Thread)?;
-        // Replies waiting for the disk are looked at when it progresses.
+        // Replies waiting for the store are looked at when it progresses,
+        // by the workers that have some.
         let wake = board.clone();
         self.shared
             .store
-            .on_progress(Arc::new(move || wake.wake_all()));
+            .on_progress(Arc::new(move || wake.wake_awaiting()));
         let _ = self.shared.board.set(board);
         let mut handles = Vec::with_capacity(workers.len());
         let mut failed = None;

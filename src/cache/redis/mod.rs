@@ -146,6 +146,8 @@ impl RedisStore {
     /// Starts the background thread and connects to Redis as `options`
     /// say, within its timeout for each seed.
     pub fn connect(options: RedisOptions) -> Result<RedisStore, RedisError> {
+        let pending = Arc::new(Pending::default());
+        let parking = pending.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("dc-redis")
@@ -155,6 +157,8 @@ impl RedisStore {
             .on_thread_start(|| {
                 let _ = crate::sys::sched::batch_this_thread();
             })
+            // The answers of a turn are told when the turn is over.
+            .on_thread_park(move || parking.before_park())
             .enable_all()
             .build()
             .map_err(RedisError::Runtime)?;
@@ -177,7 +181,7 @@ impl RedisStore {
             counts: Arc::new(Counts::default()),
             runtime,
             backend,
-            pending: Arc::new(Pending::default()),
+            pending,
             health: Arc::new(Health::default()),
             prefix: options.prefix,
             timeout: options.timeout,

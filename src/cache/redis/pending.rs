@@ -4,15 +4,23 @@
 
 use crate::cache::{Answer, ProgressFn};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long an answer nobody collected is kept after its deadline (its
 /// connection closed meanwhile).
 const KEEP_UNCOLLECTED: Duration = Duration::from_secs(10);
-/// Every this many requests begun, answers nobody collected are dropped.
+/// Every this many requests begun, answers nobody collected are dropped;
+/// and when the background thread goes to sleep, if it did not for this
+/// long.
 const PURGE_EVERY: u64 = 4096;
+const PURGE_PERIOD: Duration = Duration::from_secs(1);
+/// Answers told to the progress callback at once, however busy the
+/// background thread is.
+const TELL_EVERY: usize = 32;
+/// How long an answer may wait untold while the background thread is busy.
+const TELL_WITHIN: Duration = Duration::from_micros(200);
 
 #[derive(Debug)]
 enum Slot {
@@ -36,9 +44,12 @@ pub(super) struct Pending {
     /// signalled only when there are some (a signal is a system call).
     sleepers: AtomicUsize,
     progress: OnceLock<ProgressFn>,
-    /// A call of the progress callback is scheduled on the background
-    /// thread and has not begun: answers recorded meanwhile are told by it.
-    telling: AtomicBool,
+    /// Answers recorded since the progress callback was last told.
+    untold: AtomicUsize,
+    /// When the oldest of them was recorded.
+    untold_since: Mutex<Option<Instant>>,
+    /// When answers nobody collected are next dropped.
+    next_purge: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -63,12 +74,7 @@ impl Pending {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let mut slots = self.slots();
         if seq % PURGE_EVERY == PURGE_EVERY - 1 {
-            let now = Instant::now();
-            slots.retain(|_, slot| match slot {
-                Slot::Running { deadline } | Slot::Done { deadline, .. } => {
-                    now < *deadline + KEEP_UNCOLLECTED
-                }
-            });
+            Self::purge(&mut slots, Instant::now());
         }
         slots.insert(seq, Slot::Running { deadline });
         seq
@@ -110,25 +116,74 @@ impl Pending {
     }
 
     /// Records the answer to request `seq`, from a task of the background
-    /// runtime, and tells whoever waits. The progress callback (which
-    /// wakes every engine worker, and each then looks at all of its
-    /// waiting connections) is told once for all the answers that come in
-    /// one turn of the runtime: by a task that runs after the tasks
-    /// already queued, most of them the other answers of the replies read
-    /// with this one.
-    pub(super) fn answer_in_runtime(self: &Arc<Self>, seq: u64, answer: Answer, data: Vec<u8>) {
+    /// runtime, and wakes the threads blocked in [`Pending::wait`]. The
+    /// progress callback (which wakes the engine's workers, and each then
+    /// looks at all of its waiting connections) is told once for the
+    /// answers of one turn of the runtime, by [`Pending::before_park`]
+    /// when the runtime has nothing left to run; and at once when
+    /// [`TELL_EVERY`] answers are untold, or the oldest has waited
+    /// [`TELL_WITHIN`], so that a runtime that never runs out of work
+    /// still tells.
+    pub(super) fn answer_in_runtime(&self, seq: u64, answer: Answer, data: Vec<u8>) {
         self.record(seq, answer, data);
-        if self.progress.get().is_none() || self.telling.swap(true, Ordering::AcqRel) {
+        let untold = self.untold.fetch_add(1, Ordering::AcqRel) + 1;
+        let now = Instant::now();
+        let overdue = {
+            let mut since = self.untold_since.lock().unwrap_or_else(|p| p.into_inner());
+            match *since {
+                Some(t) => now.saturating_duration_since(t) >= TELL_WITHIN,
+                None => {
+                    *since = Some(now);
+                    false
+                }
+            }
+        };
+        if untold >= TELL_EVERY || overdue {
+            self.tell_untold();
+        }
+    }
+
+    /// Tells the progress callback of the answers recorded since it was
+    /// last told, if any.
+    fn tell_untold(&self) {
+        // Cleared before telling: an answer recorded after this is told
+        // by a later call. The swap orders this call after every answer
+        // that counted itself.
+        if self.untold.swap(0, Ordering::AcqRel) == 0 {
             return;
         }
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::task::yield_now().await;
-            // Cleared before telling: an answer recorded after this
-            // schedules a call of its own. The swap (not a store) orders
-            // this call after every answer that found it scheduled.
-            me.telling.swap(false, Ordering::AcqRel);
-            me.tell();
+        *self.untold_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.tell();
+    }
+
+    /// What the background runtime's thread does before it sleeps: tells
+    /// of the answers not told yet, and drops the answers nobody collected
+    /// once a purge is due.
+    pub(super) fn before_park(&self) {
+        self.tell_untold();
+        let now = Instant::now();
+        let due = {
+            let mut next = self.next_purge.lock().unwrap_or_else(|p| p.into_inner());
+            match *next {
+                Some(at) if now < at => false,
+                _ => {
+                    *next = Some(now + PURGE_PERIOD);
+                    true
+                }
+            }
+        };
+        if due {
+            Self::purge(&mut self.slots(), now);
+        }
+    }
+
+    /// Drops the answers nobody collected (their connection closed) and
+    /// the requests long past their deadline.
+    fn purge(slots: &mut HashMap<u64, Slot>, now: Instant) {
+        slots.retain(|_, slot| match slot {
+            Slot::Running { deadline } | Slot::Done { deadline, .. } => {
+                now < *deadline + KEEP_UNCOLLECTED
+            }
         });
     }
 
@@ -182,6 +237,7 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn answered_taken_once() {
@@ -218,5 +274,62 @@ mod tests {
         assert_eq!(p.wait(seq, &mut Vec::new()), Answer::Ok);
         assert!(began.elapsed() < Duration::from_secs(10));
         t.join().unwrap();
+    }
+
+    /// A pending table whose progress callback counts its calls.
+    fn counted() -> (Pending, Arc<AtomicUsize>) {
+        let p = Pending::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        p.on_progress(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        (p, calls)
+    }
+
+    #[test]
+    fn answers_of_a_turn_are_told_once_before_the_runtime_parks() {
+        let (p, calls) = counted();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let seqs: Vec<u64> = (0..3).map(|_| p.open(deadline)).collect();
+        for &seq in &seqs {
+            p.answer_in_runtime(seq, Answer::Ok, Vec::new());
+        }
+        // Recorded at once: a worker that looks finds them.
+        assert_eq!(p.take(seqs[0], &mut Vec::new()), Some(Answer::Ok));
+        p.before_park();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        p.before_park();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "nothing new to tell");
+    }
+
+    #[test]
+    fn a_busy_runtime_tells_every_so_many_answers() {
+        let (p, calls) = counted();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for _ in 0..TELL_EVERY * 2 {
+            let seq = p.open(deadline);
+            p.answer_in_runtime(seq, Answer::Miss, Vec::new());
+        }
+        assert!(calls.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn uncollected_answers_are_purged_when_the_runtime_parks() {
+        let (p, _) = counted();
+        let Some(past) = Instant::now().checked_sub(KEEP_UNCOLLECTED + Duration::from_secs(1))
+        else {
+            return; // The clock began too recently to hold such a deadline.
+        };
+        let stale = p.open(past);
+        p.answer_in_runtime(stale, Answer::Hit, b"left".to_vec());
+        let live = p.open(Instant::now() + Duration::from_secs(60));
+        p.before_park();
+        let slots = p.slots();
+        assert!(
+            !slots.contains_key(&stale),
+            "its connection never collected it"
+        );
+        assert!(slots.contains_key(&live));
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::tls::Link;
 use mio::Waker;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the workers tell each other.
@@ -27,6 +27,9 @@ struct Slot {
     open: AtomicUsize,
     /// Connections other workers accepted and handed to this one.
     handed: Mutex<Vec<Link>>,
+    /// The worker may have requests waiting for the store: only such a
+    /// worker is woken when the store progresses.
+    awaits: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,6 +48,7 @@ impl Board {
                 displace: AtomicUsize::new(0),
                 open: AtomicUsize::new(0),
                 handed: Mutex::new(Vec::new()),
+                awaits: AtomicBool::new(false),
             })
             .collect();
         Board { slots }
@@ -69,6 +73,22 @@ impl Board {
         for s in &self.slots {
             let _ = s.waker.wake();
         }
+    }
+
+    /// Wakes the workers that may have requests waiting for the store.
+    pub(in crate::server) fn wake_awaiting(&self) {
+        for s in &self.slots {
+            if s.awaits.load(Ordering::SeqCst) {
+                let _ = s.waker.wake();
+            }
+        }
+    }
+
+    /// Worker `me` says whether it may have requests waiting for the
+    /// store. It says so before it looks at them again, so that an answer
+    /// that comes later wakes it, and one that came earlier is found.
+    pub(super) fn set_awaits(&self, me: usize, awaits: bool) {
+        self.slots[me].awaits.store(awaits, Ordering::SeqCst);
     }
 
     /// Worker `me` says when its longest idle displaceable connection was
@@ -137,5 +157,39 @@ impl Board {
         slot.open.fetch_add(1, Ordering::Relaxed);
         lock(&slot.handed).push(link);
         let _ = slot.waker.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll, Token};
+    use std::time::Duration;
+
+    /// Whether `poll` has an event now (the wakers write before they
+    /// return, so nothing is waited for).
+    fn woken(poll: &mut Poll) -> bool {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        !events.is_empty()
+    }
+
+    #[test]
+    fn progress_wakes_only_the_workers_that_await_it() {
+        let mut polls: Vec<Poll> = (0..2).map(|_| Poll::new().unwrap()).collect();
+        let wakers = polls
+            .iter()
+            .map(|p| Arc::new(Waker::new(p.registry(), Token(0)).unwrap()))
+            .collect();
+        let board = Board::new(wakers);
+        board.set_awaits(1, true);
+        board.wake_awaiting();
+        assert!(!woken(&mut polls[0]));
+        assert!(woken(&mut polls[1]));
+        board.set_awaits(1, false);
+        board.wake_awaiting();
+        assert!(!woken(&mut polls[1]), "nothing awaited any more");
+        board.wake_all();
+        assert!(woken(&mut polls[0]) && woken(&mut polls[1]));
     }
 }

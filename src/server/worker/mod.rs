@@ -79,6 +79,9 @@ pub(super) struct Worker {
     open: usize,
     /// Connections whose reply waits for the disk.
     waiting: Vec<u32>,
+    /// What the worker last said on the board: that it may have requests
+    /// waiting for the store.
+    awaits: bool,
     buf: Box<[u8]>,
     out: Vec<u8>,
     data: Vec<u8>,
@@ -124,6 +127,7 @@ pub(super) fn workers(
             conns: Conns::new(),
             open: 0,
             waiting: Vec::new(),
+            awaits: false,
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             out: Vec::new(),
             data: Vec::new(),
@@ -170,6 +174,9 @@ impl Worker {
                 if token.0 <= self.listeners.len() {
                     self.accept_all(token.0 - 1, now);
                 } else if let Some(idx) = self.conn_index(token) {
+                    if let Some(conn) = self.conns.get_mut(idx) {
+                        conn.readable();
+                    }
                     self.drive(idx, now, !ev.is_read_closed());
                 }
             }
@@ -197,6 +204,10 @@ impl Worker {
             for idx in std::mem::take(&mut self.waiting) {
                 self.drive(idx, now, false);
             }
+        }
+        if self.awaits && self.waiting.is_empty() {
+            self.awaits = false;
+            self.board.set_awaits(self.index, false);
         }
         let instant = Instant::now();
         if self.retry_accept.is_some_and(|t| instant >= t) {
@@ -276,8 +287,17 @@ impl Worker {
             self.close(idx, End::Io);
             return false;
         }
-        if conn.is_waiting() && !self.waiting.contains(&idx) {
-            self.waiting.push(idx);
+        if conn.is_waiting() {
+            if !self.waiting.contains(&idx) {
+                self.waiting.push(idx);
+            }
+            if !self.awaits {
+                // Progress from now on wakes this worker; an answer that
+                // came before is taken when the waiting connections are
+                // driven at the end of this wake-up.
+                self.awaits = true;
+                self.board.set_awaits(self.index, true);
+            }
         }
         if conn.last_active != before {
             self.conns.touch(idx);
