@@ -19,7 +19,6 @@ use redis_support::{
     bounded_gateway, client, dc_server, failed_start, file_with, gateway, spec, RedisProc,
     CLIENT_TIMEOUT, PATIENT_MS, STORE_TIMEOUT_MS,
 };
-use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -244,23 +243,15 @@ fn through_dc_client_to_a_gateway() {
     let gw = bounded_gateway(&r, "proxied:", 300);
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("proxy.sock");
-    let mut proxy = Command::new(common::dc_client_bin())
-        .arg("-listen")
-        .arg(format!("UNIX:{}", socket.display()))
-        .args(["-server", &gw.address(), "-timeout", "2000"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn dc_client");
-    let start = Instant::now();
-    while UnixStream::connect(&socket).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "dc_client listening"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut proxy = common::spawn_listening(
+        Command::new(common::dc_client_bin())
+            .arg("-listen")
+            .arg(format!("UNIX:{}", socket.display()))
+            .args(["-server", &gw.address(), "-timeout", "2000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        &socket,
+    );
     let c = Client::new(&format!("UNIX:{}", socket.display()), Flags::PERSISTENT).unwrap();
     c.set_timeout(CLIENT_TIMEOUT);
     let direct = client(&gw);
@@ -288,7 +279,7 @@ fn through_dc_client_to_a_gateway() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(c.have(b"again").unwrap());
-    common::kill_pid(&mut proxy);
+    proxy.kill();
 }
 
 /// `redis://USER@HOST:PORT` with the password from `-store-auth`: an ACL

@@ -8,13 +8,13 @@
 mod common;
 mod dc_server;
 
-use common::{dc_client_bin, kill_pid};
+use common::{dc_client_bin, spawn_listening};
 use dc_server::DcServer;
 use distcache::{Client, Flags};
 use std::io::Read;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,41 +24,6 @@ const SESSION: &[u8] = b"a TLS session, serialised";
 
 fn client(address: &str) -> Client {
     Client::new(address, Flags::PERSISTENT).expect("client")
-}
-
-/// A child process listening on a UNIX socket, killed by PID when dropped.
-struct Listening {
-    child: Child,
-}
-
-impl Listening {
-    /// Spawns `cmd` (its standard output and error as the caller set
-    /// them) and waits (bounded) until `socket` accepts.
-    fn spawn(cmd: &mut Command, socket: &Path) -> Listening {
-        let child = cmd.stdin(Stdio::null()).spawn().expect("spawn");
-        let mut l = Listening { child };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = l.child.try_wait() {
-                panic!("exited at start-up: {status}");
-            }
-            if UnixStream::connect(socket).is_ok() {
-                return l;
-            }
-            assert!(start.elapsed() < LIMIT, "not listening after {LIMIT:?}");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn kill(&mut self) {
-        kill_pid(&mut self.child);
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        kill_pid(&mut self.child);
-    }
 }
 
 /// Take gives the session once; after it, take and get both miss.
@@ -102,7 +67,7 @@ fn take_through_the_dc_client_proxy() {
     let server = DcServer::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("p.sock");
-    let _proxy = Listening::spawn(
+    let _proxy = spawn_listening(
         Command::new(dc_client_bin())
             .arg("-listen")
             .arg(format!("UNIX:{}", socket.display()))
@@ -295,7 +260,7 @@ fn dc_snoop_decodes_takes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("snoop.sock");
     let log = dir.path().join("log");
-    let mut snoop = Listening::spawn(
+    let mut snoop = spawn_listening(
         Command::new(env!("CARGO_BIN_EXE_dc_snoop"))
             .arg("-listen")
             .arg(format!("UNIX:{}", socket.display()))

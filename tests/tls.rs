@@ -627,7 +627,7 @@ fn sighup_reloads_the_certificates_and_keeps_them_when_the_new_ones_are_bad() {
 // dc_client: local clients on a UNIX socket, the upstream over TLS
 
 struct Proxy {
-    child: std::process::Child,
+    _child: common::Reaped,
     socket: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -642,22 +642,11 @@ impl Proxy {
         for (opt, path) in tls {
             cmd.arg(opt).arg(path);
         }
-        let child = cmd
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn dc_client");
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "dc_client did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = common::spawn_listening(&mut cmd, &socket);
         Proxy {
-            child,
+            _child: child,
             socket,
             _dir: dir,
         }
@@ -682,12 +671,6 @@ impl Proxy {
             .expect("client of the proxy");
         c.set_timeout(TIMEOUT);
         c
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        common::kill_pid(&mut self.child);
     }
 }
 

@@ -39,6 +39,35 @@ impl Drop for Reaped {
     }
 }
 
+impl Reaped {
+    /// Kills the child now (by its PID) and reaps it.
+    pub fn kill(&mut self) {
+        kill_pid(&mut self.0);
+    }
+}
+
+/// Spawns `cmd` (a daemon told to listen on the UNIX socket `socket`; its
+/// standard output and error as the caller set them) and waits, at most
+/// 10 s, until the socket accepts. Panics if the daemon exits first.
+pub fn spawn_listening(cmd: &mut Command, socket: &Path) -> Reaped {
+    let mut child = Reaped(cmd.stdin(Stdio::null()).spawn().expect("spawn"));
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("{cmd:?} exited at start-up: {status}");
+        }
+        if UnixStream::connect(socket).is_ok() {
+            return child;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{cmd:?}: {} not listening after 10 s",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Connects to a UNIX socket with read and write timeouts set.
 pub fn connect_unix(path: &Path, timeout: Duration) -> UnixStream {
     let s = UnixStream::connect(path).expect("connect to dc_server");

@@ -4,10 +4,11 @@
 //! down and answers every request at once for the back-off, probes it with
 //! one request, and logs each transition.
 
+use super::common;
 use super::dc_server::{DcServer, Net};
 use distcache::{Client, ClientError, Flags};
 use std::fs::File;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_millis(1000);
 const PROXY_TIMEOUT: Duration = Duration::from_millis(500);
 
 struct DcClient {
-    child: Child,
+    _child: common::Reaped,
     dir: tempfile::TempDir,
 }
 
@@ -25,27 +26,19 @@ impl DcClient {
     fn start(server: &str) -> DcClient {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = File::create(dir.path().join("stderr")).expect("stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_dc_client"))
-            .arg("-listen")
-            .arg(format!("UNIX:{}", dir.path().join("p.sock").display()))
-            .arg("-server")
-            .arg(server)
-            .env("DISTCACHE_DOWN_MS", "1000:2000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn dc_client");
-        let p = DcClient { child, dir };
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(p.dir.path().join("p.sock")).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "dc_client did not start"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-        p
+        let socket = dir.path().join("p.sock");
+        let child = common::spawn_listening(
+            Command::new(env!("CARGO_BIN_EXE_dc_client"))
+                .arg("-listen")
+                .arg(format!("UNIX:{}", socket.display()))
+                .arg("-server")
+                .arg(server)
+                .env("DISTCACHE_DOWN_MS", "1000:2000")
+                .stdout(Stdio::null())
+                .stderr(stderr),
+            &socket,
+        );
+        DcClient { _child: child, dir }
     }
 
     fn address(&self) -> String {
@@ -54,13 +47,6 @@ impl DcClient {
 
     fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
-    }
-}
-
-impl Drop for DcClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -34,6 +34,8 @@ mod c_api;
 #[allow(dead_code)] // shared with the C harness; a part is used here
 #[path = "../c_support/mod.rs"]
 mod c_support;
+#[path = "../common/mod.rs"]
+mod common;
 mod dc_client_breaker;
 #[path = "../dc_server/mod.rs"]
 mod dc_server;
