@@ -52,7 +52,7 @@ use super::{
     ProgressFn, Receipt, Store,
 };
 use files::{write_fresh_log, DirLock, Paths};
-use queue::{wall_ms, Queue, Tombstone};
+use queue::{wall_ms, Queue};
 use record::{put_len, Record};
 use replay::{replay, ReplayError, StoredSession};
 use std::fmt;
@@ -363,19 +363,25 @@ impl Drop for DurableStore {
 }
 
 impl DurableStore {
-    /// What a REMOVE or TAKE that just removed a session waits for under
-    /// [`SyncMode::Always`]: its own tombstone's receipt, as the queue
-    /// decided it under its lock when the memory store recorded the
-    /// removal. A tombstone the queue could not take leaves the session in
-    /// the log until the writer has compacted it, which nothing here
-    /// waits for: such a removal is not said done.
-    fn tombstone_receipt(&self) -> Receipt {
-        let deadline = Instant::now() + ALWAYS_ACK_WAIT;
-        let seq = match self.shared.queue.take_tombstone() {
-            Some(Tombstone::Queued(seq)) => seq,
-            Some(Tombstone::Dropped) | None => u64::MAX,
-        };
-        Receipt { seq, deadline }
+    /// What a REMOVE or TAKE that removed a session answers, from the
+    /// memory store's `removal` (its journal's receipt for the tombstone,
+    /// decided under the queue's lock): under [`SyncMode::Always`] it
+    /// waits for that very tombstone. A tombstone the queue could not take
+    /// leaves the session in the log until the writer has compacted it,
+    /// which nothing here waits for: such a removal is not said done.
+    fn removal_answer(&self, removal: Option<Option<u64>>) -> (bool, Option<Receipt>) {
+        between_change_and_receipt();
+        match removal {
+            None => (false, None),
+            Some(_) if self.shared.sync != SyncMode::Always => (true, None),
+            Some(seq) => (
+                true,
+                Some(Receipt {
+                    seq: seq.unwrap_or(u64::MAX),
+                    deadline: Instant::now() + ALWAYS_ACK_WAIT,
+                }),
+            ),
+        }
     }
 }
 
@@ -403,25 +409,13 @@ impl Store for DurableStore {
     }
 
     fn remove_begin(&self, now: Millis, id: &[u8]) -> (bool, Option<Receipt>) {
-        self.shared.queue.forget_tombstone();
-        let removed = self.shared.memory.remove(now, id);
-        between_change_and_receipt();
-        if !removed || self.shared.sync != SyncMode::Always {
-            return (removed, None);
-        }
-        (true, Some(self.tombstone_receipt()))
+        self.removal_answer(self.shared.memory.remove_with_receipt(now, id))
     }
 
     fn take_begin(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> (bool, Option<Receipt>) {
         // The memory store takes it under its lock and queues the tombstone
         // in the same step, as a REMOVE does.
-        self.shared.queue.forget_tombstone();
-        let taken = self.shared.memory.take_into(now, id, out);
-        between_change_and_receipt();
-        if !taken || self.shared.sync != SyncMode::Always {
-            return (taken, None);
-        }
-        (true, Some(self.tombstone_receipt()))
+        self.removal_answer(self.shared.memory.take_with_receipt(now, id, out))
     }
 
     fn synced(&self, receipt: &Receipt) -> Option<bool> {

@@ -8,15 +8,14 @@
 //! are queued up to twice the limit and only then dropped. A dropped
 //! tombstone leaves on disk a session that memory no longer holds, so the
 //! queue is then marked diverged and the writer compacts the log, keeping
-//! only what memory holds. A client's removal learns from
-//! [`Queue::take_tombstone`] whether its own tombstone was queued, as
-//! decided under the queue's lock, and is said done only once that very
+//! only what memory holds. A client's removal learns from the receipt
+//! that [`Journal::record`] returns whether its own tombstone was queued,
+//! as decided under the queue's lock, and is said done only once that very
 //! tombstone is synced.
 
 use super::record::put_len;
 use crate::cache::{Change, DropReason, Journal, ProgressFn};
 pub(crate) use crate::sys::clock::wall_ms;
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -45,24 +44,6 @@ fn wait_until<'a, T>(
             .map_or_else(|p| p.into_inner().0, |(g, _)| g);
     }
     Some(guard)
-}
-
-/// What became of the tombstone of a session a client removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tombstone {
-    /// Queued, under this receipt.
-    Queued(u64),
-    /// Dropped: the queue was full.
-    Dropped,
-}
-
-thread_local! {
-    /// The tombstone of the last removal (REMOVE or TAKE) recorded on this
-    /// thread, set under the queue's lock. The memory store records a
-    /// change on the thread that makes it, before it returns, so the
-    /// caller reads here what became of its own tombstone, whatever other
-    /// removals, drops or compactions happened since.
-    static LAST_TOMBSTONE: Cell<Option<Tombstone>> = const { Cell::new(None) };
 }
 
 /// A change for the writer to put on disk.
@@ -329,17 +310,6 @@ impl Queue {
         self.lock().diverged
     }
 
-    /// Forgets this thread's last tombstone, before a removal.
-    pub fn forget_tombstone(&self) {
-        LAST_TOMBSTONE.set(None);
-    }
-
-    /// What became of the tombstone of the removal this thread just made
-    /// (`None`: it recorded none).
-    pub fn take_tombstone(&self) -> Option<Tombstone> {
-        LAST_TOMBSTONE.take()
-    }
-
     /// Bytes the live sessions take as records.
     pub fn live_bytes(&self) -> u64 {
         self.lock().live_bytes
@@ -399,9 +369,6 @@ impl Journal for Queue {
                 if receipt.is_none() {
                     st.dropped_removes += 1;
                     st.diverged = true;
-                }
-                if why == DropReason::Removed {
-                    LAST_TOMBSTONE.set(Some(receipt.map_or(Tombstone::Dropped, Tombstone::Queued)));
                 }
                 receipt
             }
@@ -481,21 +448,14 @@ mod tests {
     fn a_removal_learns_what_became_of_its_own_tombstone() {
         let q = Queue::new(100, 0);
         q.record(added(b"a", &[0; 100]));
-        q.forget_tombstone();
+        // The queue is past twice its limit: the tombstone is dropped, and
+        // the removal is told so whatever happens to the mark afterwards.
         assert_eq!(q.record(removed(b"a", DropReason::Removed)), None);
-        // A compaction starting now takes the mark; the answer stays.
         assert!(q.take_diverged());
-        assert_eq!(q.take_tombstone(), Some(Tombstone::Dropped));
-        assert_eq!(q.take_tombstone(), None, "read once");
         q.take(Duration::ZERO);
-        q.record(removed(b"b", DropReason::Removed));
-        // Other threads' tombstones are theirs.
-        std::thread::scope(|s| {
-            s.spawn(|| q.record(removed(b"c", DropReason::Removed)));
-        });
-        // An eviction's tombstone is nobody's answer.
-        q.record(removed(b"d", DropReason::Evicted));
-        assert_eq!(q.take_tombstone(), Some(Tombstone::Queued(2)));
+        // Room again: queued, under its own receipt.
+        assert_eq!(q.record(removed(b"b", DropReason::Removed)), Some(2));
+        assert_eq!(q.record(removed(b"c", DropReason::Evicted)), Some(3));
     }
 
     #[test]

@@ -152,6 +152,27 @@ impl MemoryStore {
         }
     }
 
+    /// [`Store::remove`]: `None` when no session was stored under `id`,
+    /// else the journal's receipt for its removal (`None` without a
+    /// journal, or when the journal could not take it).
+    pub fn remove_with_receipt(&self, now: Millis, id: &[u8]) -> Option<Option<u64>> {
+        self.lock_at(now).take(id, self.journal.as_deref(), None)
+    }
+
+    /// [`Store::take_into`], with the receipt as
+    /// [`MemoryStore::remove_with_receipt`] gives it.
+    pub fn take_with_receipt(
+        &self,
+        now: Millis,
+        id: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Option<u64>> {
+        // One lock held from the lookup to the removal: no other request
+        // sees the session in between.
+        self.lock_at(now)
+            .take(id, self.journal.as_deref(), Some(out))
+    }
+
     /// [`Store::add`], returning the journal's receipt for the ADD (`None`
     /// without a journal, or when the journal could not take it).
     pub fn add_with_receipt(
@@ -290,14 +311,11 @@ impl Store for MemoryStore {
     }
 
     fn remove(&self, now: Millis, id: &[u8]) -> bool {
-        self.lock_at(now).remove(id, self.journal.as_deref())
+        self.remove_with_receipt(now, id).is_some()
     }
 
     fn take_into(&self, now: Millis, id: &[u8], out: &mut Vec<u8>) -> bool {
-        // One lock held from the lookup to the removal: no other request
-        // sees the session in between.
-        self.lock_at(now)
-            .take(id, self.journal.as_deref(), Some(out))
+        self.take_with_receipt(now, id, out).is_some()
     }
 
     fn have(&self, now: Millis, id: &[u8]) -> bool {

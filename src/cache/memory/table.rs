@@ -143,8 +143,14 @@ impl Table {
     }
 
     /// Takes the session at `place` out of the index and the arena (its
-    /// expiry index entry is already gone) and tells the journal why.
-    pub(super) fn forget(&mut self, place: Place, journal: Option<&dyn Journal>, why: DropReason) {
+    /// expiry index entry is already gone) and tells the journal why;
+    /// returns the journal's receipt for that.
+    pub(super) fn forget(
+        &mut self,
+        place: Place,
+        journal: Option<&dyn Journal>,
+        why: DropReason,
+    ) -> Option<u64> {
         self.index.remove(place.hash, place.slot);
         let slot = self.arena.slot(place.slot);
         let h = record::header(slot);
@@ -152,38 +158,34 @@ impl Table {
         self.data_bytes -= h.data_len as u64;
         // The session is out of both indexes; its slot is freed once the
         // journal has read its id.
-        if let Some(j) = journal {
+        let receipt = journal.and_then(|j| {
             j.record(Change::Dropped {
                 id: record::id(slot),
                 data_len: h.data_len,
                 why,
-            });
-        }
+            })
+        });
         self.arena.free(place.slot);
-    }
-
-    pub(super) fn remove(&mut self, id: &[u8], journal: Option<&dyn Journal>) -> bool {
-        self.take(id, journal, None)
+        receipt
     }
 
     /// Removes the session stored under `id`, first appending its data to
-    /// `out` when one is given; false when there was none.
+    /// `out` when one is given. `None` when there was none; else the
+    /// journal's receipt for the removal (`None` without a journal, or
+    /// when it could not take it).
     pub(super) fn take(
         &mut self,
         id: &[u8],
         journal: Option<&dyn Journal>,
         out: Option<&mut Vec<u8>>,
-    ) -> bool {
-        let Some(place) = self.find(id) else {
-            return false;
-        };
+    ) -> Option<Option<u64>> {
+        let place = self.find(id)?;
         if let Some(out) = out {
             out.extend_from_slice(record::data(self.arena.slot(place.slot)));
         }
         let h = record::header(self.arena.slot(place.slot));
         self.by_expiry.remove(&(h.expiry, h.seq));
-        self.forget(place, journal, DropReason::Removed);
-        true
+        Some(self.forget(place, journal, DropReason::Removed))
     }
 }
 
