@@ -6,12 +6,12 @@
 
 #[allow(dead_code)] // shared with the C harness; a part is used here
 mod c_support;
+mod common;
 mod dc_server;
 
 use c_support::{compile_harness, stage, staged_dc_server, Proc};
-use std::os::unix::net::UnixStream;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -37,24 +37,16 @@ fn take_from_c_through_dc_client() {
         .sessions(4096)
         .start();
     let socket = dir.path().join("p.sock");
-    let mut proxy = Proc::spawn(
-        "dc_client",
+    let mut proxy = common::spawn_listening(
         Command::new(stage().join("bin/dc_client"))
             .arg("-listen")
             .arg(format!("UNIX:{}", socket.display()))
             .arg("-server")
-            .arg(server.address()),
-        false,
+            .arg(server.address())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        &socket,
     );
-    let start = Instant::now();
-    while UnixStream::connect(&socket).is_err() {
-        assert!(proxy.is_running(), "dc_client exited at start-up");
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "dc_client not listening"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
     let mut cmd = Command::new(&prog);
     cmd.args([&format!("UNIX:{}", socket.display()), "50", "8"]);
     let run = Proc::spawn("take (through dc_client)", &mut cmd, false).finish(LIMIT);
