@@ -187,7 +187,7 @@ pub use server::{Notice as ServerNotice, ServerError, Stats, StopHandle};
 /// assert_eq!(store.len(1_000), 0);
 /// # Ok::<(), distcache::AddError>(())
 /// ```
-pub use cache::Store;
+pub use cache::{Lane, Store};
 
 /// # Example
 ///

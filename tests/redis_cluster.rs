@@ -15,7 +15,7 @@ mod replay;
 use common::{all_vectors, Vector};
 use dc_server::DcServer;
 use distcache::{Client, ClientError, Flags};
-use redis_support::{gateway, Cluster};
+use redis_support::{admin_figure, gateway, Cluster};
 use replay::{assert_all_passed, replay_all, replayable, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -174,14 +174,24 @@ fn session(i: u32) -> Vec<u8> {
     format!("session number {i}").into_bytes()
 }
 
-/// A cluster and a gateway to it (`-store-timeout 2000`) holding sessions
-/// 0..400 under `prefix`, and a client of the gateway.
+/// The admin socket of a gateway from [`loaded_cluster`].
+fn admin_of(gw: &DcServer) -> String {
+    format!("UNIX:{}", gw.dir().join("admin.sock").display())
+}
+
+/// A cluster and a gateway to it (`-store-timeout 2000`, its admin socket
+/// at [`admin_of`]) holding sessions 0..400 under `prefix`, and a client
+/// of the gateway.
 fn loaded_cluster(prefix: &str) -> (Cluster, DcServer, Client) {
     let cluster = Cluster::start();
-    let gw = gateway(
-        &cluster.seeds(),
-        &["-store-prefix", prefix, "-store-timeout", "2000"],
-    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let admin = format!("UNIX:{}", dir.path().join("admin.sock").display());
+    let gw = DcServer::builder()
+        .dir(dir)
+        .args(&["-store", &cluster.seeds()])
+        .args(&["-store-prefix", prefix, "-store-timeout", "2000"])
+        .args(&["-admin", &admin])
+        .start();
     let c = client(&gw);
     for i in 0..400u32 {
         c.add(&i.to_be_bytes(), &session(i), 600_000).unwrap();
@@ -374,6 +384,9 @@ fn resharding_under_load() {
     }
     let moved: u64 = cluster.nodes[6].cli(&["dbsize"]).trim().parse().unwrap();
     assert!(moved > 0, "the new master holds no session");
+    // The workers' own links met the moves, and handed those requests on.
+    let redirects = admin_figure(&admin_of(&gw), "backend.redirects");
+    assert!(redirects.is_some_and(|n| n > 0), "redirects: {redirects:?}");
     for i in 0..400u32 {
         assert_eq!(c.get(&i.to_be_bytes()).unwrap(), Some(session(i)), "{i}");
     }

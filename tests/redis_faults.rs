@@ -157,6 +157,63 @@ fn redis_down_is_a_failure_within_the_bound_then_the_gateway_reconnects() {
     );
 }
 
+/// Redis stopped (SIGSTOP: its connections stay open and nothing is
+/// answered) while a gateway serves: every request, whichever way the
+/// gateway sends it, is a failure within the bound; once Redis runs again,
+/// the gateway answers again by itself.
+#[test]
+fn a_silent_redis_is_a_failure_within_the_bound_then_answers_again() {
+    use nix::sys::signal::{kill, Signal};
+    let r = RedisProc::start(&[]);
+    let gw = bounded_gateway(&r, "silent:", STORE_TIMEOUT_MS);
+    let c = client(&gw);
+    c.add(b"before", b"stored before the silence", 60_000)
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(r.child.id() as i32);
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP redis-server");
+    // Let it run again even if an assertion below fails.
+    struct Resume(nix::unistd::Pid);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = kill(self.0, Signal::SIGCONT);
+        }
+    }
+    let resume = Resume(pid);
+    for round in 0..4 {
+        let began = Instant::now();
+        let get = c.get(b"before");
+        let took = began.elapsed();
+        assert!(
+            get.is_err(),
+            "round {round}: a failure, never a miss: {get:?}"
+        );
+        assert!(
+            took < Duration::from_millis(STORE_TIMEOUT_MS + 1500),
+            "round {round}: answered within the bound: {took:?}"
+        );
+        let add = c.add(b"during", b"not stored", 60_000);
+        assert!(
+            add.is_err(),
+            "round {round}: never a false 'stored': {add:?}"
+        );
+    }
+    drop(resume);
+    let start = Instant::now();
+    loop {
+        match c.get(b"before") {
+            Ok(found) => {
+                assert_eq!(found.as_deref(), Some(&b"stored before the silence"[..]));
+                break;
+            }
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the gateway did not answer again: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn options_that_do_not_apply_are_refused() {
     for extra in [

@@ -158,6 +158,11 @@ pub struct BackendCounts {
     pub errors: u64,
     /// Requests the backend did not answer in time.
     pub timeouts: u64,
+    /// Requests the backend sent elsewhere (a Redis Cluster's `MOVED` and
+    /// `ASK`), as far as the store sees them: the Redis store counts those
+    /// its workers' own links meet, not those its cluster client follows
+    /// on its own.
+    pub redirects: u64,
     /// Nanoseconds the answered requests took, summed.
     pub latency_sum_ns: u64,
 }
@@ -165,6 +170,26 @@ pub struct BackendCounts {
 /// Called by a store (from any thread) when answers to waiting operations
 /// may have become known.
 pub type ProgressFn = Arc<dyn Fn() + Send + Sync>;
+
+/// The part of a store that one worker of a server drives in its own
+/// event loop: connections of its own to the store's backend, so that a
+/// request and its answer need no other thread (see the Redis store).
+///
+/// The worker watches [`Lane::raw_fd`] for readability and then calls
+/// [`Lane::on_ready`]; it begins its requests through [`Lane::store`],
+/// and calls [`Lane::flush`] once it has begun those of a wake-up. Answers
+/// the lane takes in are collected with [`Store::finish`] as any others.
+pub trait Lane: Send {
+    /// The store as this worker uses it.
+    fn store(&self) -> &dyn Store;
+    /// A descriptor that becomes readable when the lane has work.
+    fn raw_fd(&self) -> std::os::fd::RawFd;
+    /// Takes in what the backend sent and writes what it can; the answers
+    /// taken are then ready for [`Store::finish`].
+    fn on_ready(&self);
+    /// Writes the requests begun since the last call.
+    fn flush(&self);
+}
 
 /// A session store, shared by all of a server's connections.
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -198,6 +223,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Registers `f`, called whenever answers to waiting operations may
     /// have become known. A store that never makes one wait ignores it.
     fn on_progress(&self, _f: ProgressFn) {}
+    /// A [`Lane`] for one worker of the server, for a store that has them.
+    fn lane(self: Arc<Self>) -> Option<Box<dyn Lane>> {
+        None
+    }
     /// Begins `op` for a caller that must not wait: answers at once, or
     /// gives a receipt for [`Store::finish`]. A GET or TAKE answered at
     /// once appends the session's data to `data`.

@@ -156,6 +156,12 @@ pub fn exposition(report: &Report) -> String {
             b.timeouts,
         );
         t.single(
+            "distcache_backend_redirects_total",
+            "counter",
+            "Backend requests that a Redis Cluster sent to another node (MOVED, ASK).",
+            b.redirects,
+        );
+        t.single(
             "distcache_backend_latency_seconds_sum",
             "counter",
             "Seconds the answered backend requests took, summed.",

@@ -102,6 +102,7 @@ impl Report {
                 ("backend.requests".into(), b.requests),
                 ("backend.errors".into(), b.errors),
                 ("backend.timeouts".into(), b.timeouts),
+                ("backend.redirects".into(), b.redirects),
                 ("backend.latency_sum_us".into(), b.latency_sum_ns / 1000),
             ]);
         }

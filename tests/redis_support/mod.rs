@@ -406,6 +406,19 @@ pub fn gateway(spec: &str, extra: &[&str]) -> DcServer {
     DcServer::start(&args)
 }
 
+/// The figure `name` of `dc_admin stats` on the admin socket `admin`.
+pub fn admin_figure(admin: &str, name: &str) -> Option<u64> {
+    let stats = crate::common::run_tool(
+        Command::new(env!("CARGO_BIN_EXE_dc_admin")).args(["-connect", admin, "stats"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(stats.code, Some(0), "dc_admin stats: {}", stats.stderr);
+    stats.stdout.lines().find_map(|l| {
+        let (key, value) = l.split_once(char::is_whitespace)?;
+        (key == name).then(|| value.trim().parse().ok())?
+    })
+}
+
 /// A file holding `text`, in `dir`.
 pub fn file_with(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);

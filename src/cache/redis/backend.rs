@@ -9,6 +9,7 @@
 //! of them, each REMOVE on the one with the fewest in flight, so that
 //! one slow `WAIT` does not hold up the REMOVEs begun meanwhile.
 
+use super::job::{hit, Job};
 use super::options::{RedisOptions, Seed};
 use super::tls::{install_provider, StoreTls};
 use super::RedisError;
@@ -19,7 +20,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo,
     FromRedisValue, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisResult,
-    TlsCertificates,
+    TlsCertificates, Value,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -143,6 +144,8 @@ pub enum Kind {
 #[derive(Clone)]
 pub(super) struct Backend {
     pub(super) kind: Kind,
+    /// The seed that answered, which a single server is.
+    pub(super) seed: Seed,
     /// Every request but a REMOVE that waits for a replica.
     pub(super) main: Link,
     /// REMOVEs and TAKEs that wait for a replica.
@@ -150,25 +153,6 @@ pub(super) struct Backend {
     remove_sync: bool,
     timeout: Duration,
 }
-
-/// One operation with what it needs, owned, for the background thread.
-#[derive(Debug)]
-pub(super) enum Job {
-    Add {
-        key: Vec<u8>,
-        data: Vec<u8>,
-        ttl: u32,
-    },
-    Get(Vec<u8>),
-    Have(Vec<u8>),
-    Remove(Vec<u8>),
-    Take(Vec<u8>),
-    Count,
-}
-
-/// The largest value taken as session data: anything larger under one of
-/// our keys was not stored by a gateway.
-const MAX_DATA: usize = crate::proto::MAX_TOTAL_DATA;
 
 fn info_for(seed: &Seed, options: &RedisOptions) -> RedisResult<ConnectionInfo> {
     let mut redis = RedisConnectionInfo::default();
@@ -496,6 +480,7 @@ impl Backend {
         Ok((
             Backend {
                 kind,
+                seed: seed.clone(),
                 main,
                 removes: Removals::new(removes),
                 remove_sync: options.remove_sync,
@@ -508,52 +493,14 @@ impl Backend {
     /// Carries `job` out; the answer and a hit's data, or why Redis could
     /// not answer. The caller bounds the time.
     pub(super) async fn run(&mut self, job: Job) -> RedisResult<(Answer, Vec<u8>)> {
-        let found = |n: i64| if n > 0 { Answer::Ok } else { Answer::Miss };
         // WAIT's own bound: what is left of ours, less a margin for the
         // reply to come back (never 0, which would wait for ever).
         let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        if let Some(cmd) = job.command(self.remove_sync) {
+            let value: Value = self.main.query(&cmd).await?;
+            return job.answer(value);
+        }
         Ok(match job {
-            Job::Add { key, ttl: 0, .. } => {
-                // A session that expires at once is never stored; it is
-                // refused only if the id is taken.
-                let n: i64 = self.main.query(redis::cmd("EXISTS").arg(&key)).await?;
-                if n > 0 {
-                    (Answer::Exists, Vec::new())
-                } else {
-                    (Answer::Ok, Vec::new())
-                }
-            }
-            Job::Add { key, data, ttl } => {
-                let set: Option<String> = self
-                    .main
-                    .query(
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(&data)
-                            .arg("NX")
-                            .arg("PX")
-                            .arg(ttl),
-                    )
-                    .await?;
-                let answer = if set.is_some() {
-                    Answer::Ok
-                } else {
-                    Answer::Exists
-                };
-                (answer, Vec::new())
-            }
-            Job::Get(key) => {
-                let data: Option<Vec<u8>> = self.main.query(redis::cmd("GET").arg(&key)).await?;
-                hit(data)
-            }
-            Job::Have(key) => {
-                let n: i64 = self.main.query(redis::cmd("EXISTS").arg(&key)).await?;
-                (found(n), Vec::new())
-            }
-            Job::Remove(key) if !self.remove_sync => {
-                let n: i64 = self.main.query(redis::cmd("DEL").arg(&key)).await?;
-                (found(n), Vec::new())
-            }
             Job::Remove(key) => {
                 let mut p = redis::pipe();
                 p.cmd("DEL").arg(&key).cmd("WAIT").arg(1).arg(wait_ms);
@@ -563,10 +510,6 @@ impl Backend {
                     (_, 0) => (Answer::Failed, Vec::new()),
                     _ => (Answer::Ok, Vec::new()),
                 }
-            }
-            Job::Take(key) if !self.remove_sync => {
-                let data: Option<Vec<u8>> = self.main.query(redis::cmd("GETDEL").arg(&key)).await?;
-                hit(data)
             }
             Job::Take(key) => {
                 let mut p = redis::pipe();
@@ -582,15 +525,9 @@ impl Backend {
                 let n: i64 = self.main.query(&redis::cmd("DBSIZE")).await?;
                 (Answer::Ok, n.to_le_bytes().to_vec())
             }
+            // Every other job is one command, sent above.
+            _ => (Answer::Failed, Vec::new()),
         })
-    }
-}
-
-fn hit(data: Option<Vec<u8>>) -> (Answer, Vec<u8>) {
-    match data {
-        None => (Answer::Miss, Vec::new()),
-        Some(d) if d.is_empty() || d.len() > MAX_DATA => (Answer::Failed, Vec::new()),
-        Some(d) => (Answer::Hit, d),
     }
 }
 

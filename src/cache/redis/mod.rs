@@ -1,13 +1,30 @@
 //! [`RedisStore`]: the sessions kept in Redis, a single server or a Redis
 //! Cluster, so that any number of servers (gateways) share them.
 //!
-//! Every operation is begun without waiting ([`Store::begin`]): it goes to
-//! a background thread (a Tokio runtime of one thread) that multiplexes
-//! and pipelines the requests of every connection over a few connections
-//! per Redis node, and the worker hears of the answer through the progress
-//! callback. Each request is answered within the store's timeout: with
-//! Redis's answer, or else [`Answer::Failed`], never a hit or "stored"
-//! that Redis did not give.
+//! Every operation is begun without waiting ([`Store::begin`]) and goes one
+//! of two ways:
+//! - **a worker's own links** ([`Store::lane`]): each worker of the server
+//!   holds one plain-text connection to each master and writes the
+//!   requests that are one command (ADD, GET, HAVE, and REMOVE and TAKE
+//!   when they do not wait for a replica) to the master of the key's slot
+//!   from its own event loop, the requests of one wake-up together, and
+//!   reads the replies there. No other thread takes part, which saves two
+//!   thread wake-ups per request.
+//! - **the background thread** (a Tokio runtime of one thread) for the
+//!   rest: a REMOVE or TAKE that waits for a replica, every request over
+//!   TLS, and whatever a worker's link hands on: a `MOVED` or `ASK` (the
+//!   slot map is corrected at once), `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`,
+//!   and the requests for a node whose link failed less than half a second
+//!   ago. Its cluster client multiplexes and pipelines the requests of
+//!   every connection over a few connections per node, follows redirects
+//!   and failovers, and reconnects; the worker hears of the answer through
+//!   the progress callback.
+//!
+//! Each request is answered within the store's timeout: with Redis's
+//! answer, or else [`Answer::Failed`], never a hit or "stored" that Redis
+//! did not give. A request already written to Redis is never sent again:
+//! if its link fails, or Redis does not answer by its deadline, it is
+//! answered as failed (it may have been carried out).
 //!
 //! | operation | Redis |
 //! |---|---|
@@ -20,9 +37,12 @@
 //! A key is the prefix followed by the raw session id.
 
 mod backend;
+mod job;
+mod lane;
 mod listing;
 mod options;
 mod pending;
+mod slots;
 mod tls;
 
 pub use backend::Kind;
@@ -34,13 +54,16 @@ pub use tls::{read_ca, read_identity, StoreTls, TlsIdentity};
 
 use super::durable::Logger;
 use super::{
-    AddError, Answer, BackendCounts, ListCursor, ListError, Millis, Op, ProgressFn, Receipt,
+    AddError, Answer, BackendCounts, Lane, ListCursor, ListError, Millis, Op, ProgressFn, Receipt,
     SessionInfo, Started, Store,
 };
 use crate::proto::{MAX_EXPIRY_MS, MAX_ID_LEN, MAX_TOTAL_DATA};
-use backend::{Backend, Job};
+use backend::Backend;
+use job::Job;
 use pending::Pending;
-use std::sync::atomic::{AtomicU64, Ordering};
+use slots::SlotMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -112,18 +135,101 @@ impl Health {
     }
 }
 
+/// Where the workers' lanes send each slot's requests: the slot map, and
+/// a version that changes whenever the map does.
+#[derive(Debug)]
+struct Routes {
+    map: Mutex<Arc<SlotMap>>,
+    version: AtomicU64,
+    /// A refresh of the map from the cluster is under way.
+    refreshing: AtomicBool,
+    /// When the last refresh began.
+    refreshed: Mutex<Option<Instant>>,
+}
+
+/// A cluster's slot map is asked for again at most this often.
+const REFRESH_EVERY: Duration = Duration::from_millis(250);
+
+impl Routes {
+    fn new(map: SlotMap) -> Routes {
+        Routes {
+            map: Mutex::new(Arc::new(map)),
+            version: AtomicU64::new(1),
+            refreshing: AtomicBool::new(false),
+            refreshed: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<SlotMap>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The map and its version.
+    fn current(&self) -> (Arc<SlotMap>, u64) {
+        let map = self.lock();
+        (map.clone(), self.version.load(Ordering::Acquire))
+    }
+
+    /// The map, if it changed since version `seen`.
+    fn since(&self, seen: u64) -> Option<(Arc<SlotMap>, u64)> {
+        (self.version.load(Ordering::Acquire) != seen).then(|| self.current())
+    }
+
+    /// Records that `to` is the master of `slot` now.
+    fn moved(&self, slot: u16, to: SocketAddr) {
+        let mut map = self.lock();
+        if map.node(slot) != Some(to) {
+            Arc::make_mut(&mut map).set(slot, to);
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn replace(&self, new: SlotMap) {
+        *self.lock() = Arc::new(new);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a refresh may begin now; if so, it is under way.
+    fn begin_refresh(&self) -> bool {
+        let mut last = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < REFRESH_EVERY)
+            || self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
 /// What the store counts of Redis.
 #[derive(Debug, Default)]
 struct Counts {
     requests: AtomicU64,
     errors: AtomicU64,
     timeouts: AtomicU64,
+    redirects: AtomicU64,
     latency_sum_ns: AtomicU64,
+}
+
+impl Counts {
+    /// Counts the time of a request begun at `began` that Redis answered.
+    fn answered(&self, began: Instant) {
+        let ns = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
 }
 
 /// Sessions kept in Redis.
 pub struct RedisStore {
     counts: Arc<Counts>,
+    /// The slot map for the workers' lanes; `None` when there are no
+    /// lanes (TLS, or no master's address known).
+    routes: Option<Arc<Routes>>,
+    /// The command that logs a lane's link in, if Redis asks for a password.
+    login: Option<Vec<u8>>,
+    remove_sync: bool,
     runtime: tokio::runtime::Runtime,
     backend: Backend,
     pending: Arc<Pending>,
@@ -177,8 +283,20 @@ impl RedisStore {
         if let Some(note) = note {
             options.log.warn(&format!("store: {note}"));
         }
+        let routes =
+            lane_routes(&runtime, &backend, &options).map(|map| Arc::new(Routes::new(map)));
+        let login = options.password.as_ref().map(|password| {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = &options.user {
+                auth.arg(user);
+            }
+            auth.arg(password).get_packed_command()
+        });
         Ok(RedisStore {
             counts: Arc::new(Counts::default()),
+            routes,
+            login,
+            remove_sync: options.remove_sync,
             runtime,
             backend,
             pending,
@@ -205,19 +323,25 @@ impl RedisStore {
     fn spawn(&self, job: Job) -> Receipt {
         let deadline = Instant::now() + self.timeout;
         let seq = self.pending.open(deadline);
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        self.spawn_as(seq, deadline, job);
+        Receipt { seq, deadline }
+    }
+
+    /// Hands `job`, entered as request `seq` answered by `deadline`, to
+    /// the background thread.
+    fn spawn_as(&self, seq: u64, deadline: Instant, job: Job) {
         let mut backend = self.backend.clone();
         let pending = self.pending.clone();
         let health = self.health.clone();
         let log = self.log.clone();
-        let timeout = self.timeout;
         let counts = self.counts.clone();
-        counts.requests.fetch_add(1, Ordering::Relaxed);
+        let timeout = deadline.saturating_duration_since(Instant::now());
         self.runtime.spawn(async move {
             let began = Instant::now();
             let (answer, data) = match tokio::time::timeout(timeout, backend.run(job)).await {
                 Ok(Ok(done)) => {
-                    let ns = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    counts.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+                    counts.answered(began);
                     health.answered(&log);
                     done
                 }
@@ -237,7 +361,82 @@ impl RedisStore {
             };
             pending.answer_in_runtime(seq, answer, data);
         });
-        Receipt { seq, deadline }
+    }
+
+    /// Counts an answer Redis gave to a request begun at `began`.
+    fn answered(&self, began: Instant) {
+        self.counts.answered(began);
+        self.health.answered(&self.log);
+    }
+
+    /// Counts a request Redis failed (`why`).
+    fn failed(&self, why: &str) {
+        self.counts.errors.fetch_add(1, Ordering::Relaxed);
+        self.health.failed(&self.log, why);
+    }
+
+    /// Counts a request Redis did not answer in time.
+    fn timed_out(&self) {
+        self.counts.timeouts.fetch_add(1, Ordering::Relaxed);
+        let why = format!("no answer within {} ms", self.timeout.as_millis());
+        self.health.failed(&self.log, &why);
+    }
+
+    /// Asks the cluster for its slot map again (a lane's link failed, or a
+    /// node said a slot moved), unless that was done a moment ago.
+    fn routes_changed(&self) {
+        let Some(routes) = &self.routes else {
+            return;
+        };
+        if self.backend.kind != Kind::Cluster || !routes.begin_refresh() {
+            return;
+        }
+        let routes = routes.clone();
+        let mut link = self.backend.main.clone();
+        let timeout = self.timeout;
+        self.runtime.spawn(async move {
+            let asked = tokio::time::timeout(timeout, async {
+                link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS"))
+                    .await
+            })
+            .await;
+            if let Ok(Ok(reply)) = asked {
+                routes.replace(SlotMap::from_cluster_slots(&reply));
+            }
+            routes.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// The job `op` is, or the answer when it needs no Redis: every limit
+    /// is checked before Redis is asked.
+    fn job_for(&self, op: Op<'_>) -> Result<Job, Answer> {
+        Ok(match op {
+            Op::Add {
+                timeout_msecs,
+                id,
+                data,
+            } => {
+                if !valid_id(id)
+                    || timeout_msecs > MAX_EXPIRY_MS
+                    || data.is_empty()
+                    || data.len() > MAX_TOTAL_DATA
+                {
+                    return Err(Answer::Refused);
+                }
+                Job::Add {
+                    key: self.key(id),
+                    data: data.to_vec(),
+                    ttl: timeout_msecs,
+                }
+            }
+            Op::Get(id) | Op::Have(id) | Op::Remove(id) | Op::Take(id) if !valid_id(id) => {
+                return Err(Answer::Miss)
+            }
+            Op::Get(id) => Job::Get(self.key(id)),
+            Op::Have(id) => Job::Have(self.key(id)),
+            Op::Remove(id) => Job::Remove(self.key(id)),
+            Op::Take(id) => Job::Take(self.key(id)),
+        })
     }
 
     /// Carries `op` out and waits for its answer.
@@ -245,6 +444,45 @@ impl RedisStore {
         match self.begin(now, op, data) {
             Started::Done(answer) => answer,
             Started::Waiting(receipt) => self.pending.wait(receipt.seq, data),
+        }
+    }
+}
+
+/// The slot map the workers' lanes start with: the one server's address,
+/// or the cluster's `CLUSTER SLOTS`; `None` for no lanes (TLS, which the
+/// lanes do not speak, or an address that does not resolve).
+fn lane_routes(
+    runtime: &tokio::runtime::Runtime,
+    backend: &Backend,
+    options: &RedisOptions,
+) -> Option<SlotMap> {
+    if options.tls.is_some() {
+        return None;
+    }
+    match backend.kind {
+        Kind::Single => {
+            let seed = &backend.seed;
+            let addr = (seed.host.as_str(), seed.port)
+                .to_socket_addrs()
+                .ok()?
+                .next()?;
+            Some(SlotMap::single(addr))
+        }
+        Kind::Cluster => {
+            let mut link = backend.main.clone();
+            let asked = runtime.block_on(async {
+                tokio::time::timeout(options.timeout, async {
+                    link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS"))
+                        .await
+                })
+                .await
+            });
+            // Without a map the lanes start empty and learn it by the
+            // first refresh.
+            Some(match asked {
+                Ok(Ok(reply)) => SlotMap::from_cluster_slots(&reply),
+                _ => SlotMap::empty(),
+            })
         }
     }
 }
@@ -269,35 +507,17 @@ impl Store for RedisStore {
     }
 
     fn begin(&self, _now: Millis, op: Op<'_>, _data: &mut Vec<u8>) -> Started {
-        // Every limit is checked before Redis is asked.
-        let job = match op {
-            Op::Add {
-                timeout_msecs,
-                id,
-                data,
-            } => {
-                if !valid_id(id)
-                    || timeout_msecs > MAX_EXPIRY_MS
-                    || data.is_empty()
-                    || data.len() > MAX_TOTAL_DATA
-                {
-                    return Started::Done(Answer::Refused);
-                }
-                Job::Add {
-                    key: self.key(id),
-                    data: data.to_vec(),
-                    ttl: timeout_msecs,
-                }
-            }
-            Op::Get(id) | Op::Have(id) | Op::Remove(id) | Op::Take(id) if !valid_id(id) => {
-                return Started::Done(Answer::Miss)
-            }
-            Op::Get(id) => Job::Get(self.key(id)),
-            Op::Have(id) => Job::Have(self.key(id)),
-            Op::Remove(id) => Job::Remove(self.key(id)),
-            Op::Take(id) => Job::Take(self.key(id)),
-        };
-        Started::Waiting(self.spawn(job))
+        match self.job_for(op) {
+            Ok(job) => Started::Waiting(self.spawn(job)),
+            Err(answer) => Started::Done(answer),
+        }
+    }
+
+    /// A worker's own links to the masters, for the requests that are one
+    /// command (see the store's documentation); none over TLS.
+    fn lane(self: Arc<Self>) -> Option<Box<dyn Lane>> {
+        self.routes.as_ref()?;
+        Some(Box::new(lane::WorkerLane::new(self)?))
     }
 
     fn finish(&self, receipt: &Receipt, data: &mut Vec<u8>) -> Option<Answer> {
@@ -349,6 +569,7 @@ impl Store for RedisStore {
             requests: c.requests.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
+            redirects: c.redirects.load(Ordering::Relaxed),
             latency_sum_ns: c.latency_sum_ns.load(Ordering::Relaxed),
         })
     }

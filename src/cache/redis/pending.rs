@@ -82,7 +82,7 @@ impl Pending {
 
     /// Records the answer to request `seq` and wakes the threads blocked
     /// in [`Pending::wait`]; the progress callback is not told.
-    fn record(&self, seq: u64, answer: Answer, data: Vec<u8>) {
+    pub(super) fn record(&self, seq: u64, answer: Answer, data: Vec<u8>) {
         let sleepers = {
             let mut slots = self.slots();
             if let Some(slot) = slots.get_mut(&seq) {

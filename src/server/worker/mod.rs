@@ -23,7 +23,7 @@ pub(super) use board::Board;
 
 use super::conn::{Conn, End, Env, Flow, Watch, READ_CHUNK, STOP_GRACE};
 use super::engine::Shared;
-use crate::cache::Millis;
+use crate::cache::{Lane, Millis, Store};
 use crate::nal::Listener;
 use crate::sys::timer::Ticker;
 use crate::tls::Link;
@@ -41,6 +41,8 @@ const TICK: Token = Token(usize::MAX);
 /// How often connections are checked against their time limits, and
 /// replies waiting for the disk against their deadlines.
 const SWEEP: Duration = Duration::from_millis(100);
+/// The worker's own links to the store's backend, if the store has them.
+const LANE: Token = Token(usize::MAX - 1);
 /// Readiness events taken per wake-up.
 const EVENTS: usize = 1024;
 
@@ -86,6 +88,8 @@ pub(super) struct Worker {
     out: Vec<u8>,
     data: Vec<u8>,
     stopping: Option<Instant>,
+    /// The store's links of this worker's own ([`Lane`]), if it has them.
+    lane: Option<Box<dyn Lane>>,
 }
 
 /// Sets up `count` workers over `listeners`, and the board they share.
@@ -110,6 +114,14 @@ pub(super) fn workers(
             TICK,
             Interest::READABLE,
         )?;
+        let lane = shared.store.clone().lane();
+        if let Some(lane) = &lane {
+            poll.registry().register(
+                &mut mio::unix::SourceFd(&lane.raw_fd()),
+                LANE,
+                Interest::READABLE,
+            )?;
+        }
         let mut own = Vec::with_capacity(listeners.len());
         for (i, l) in listeners.iter().enumerate() {
             let mut listen = Listen::of(l)?;
@@ -132,6 +144,7 @@ pub(super) fn workers(
             out: Vec::new(),
             data: Vec::new(),
             stopping: None,
+            lane,
         });
     }
     Ok((workers, board))
@@ -169,6 +182,12 @@ impl Worker {
                 if token == TICK {
                     self.ticker.clear();
                     ticked = true;
+                    continue;
+                }
+                if token == LANE {
+                    if let Some(lane) = &self.lane {
+                        lane.on_ready();
+                    }
                     continue;
                 }
                 if token.0 <= self.listeners.len() {
@@ -222,6 +241,10 @@ impl Worker {
         if self.shared.is_stopping() {
             self.stop(instant);
         }
+        // The requests begun in this wake-up go out together.
+        if let Some(lane) = &self.lane {
+            lane.flush();
+        }
         let oldest = self
             .displaceable()
             .and_then(|idx| self.conns.get(idx))
@@ -255,8 +278,12 @@ impl Worker {
             return false;
         };
         let before = conn.last_active;
+        let store: &dyn Store = match &self.lane {
+            Some(lane) => lane.store(),
+            None => &*sh.store,
+        };
         let mut env = Env {
-            store: &*sh.store,
+            store,
             stats: &sh.stats,
             policy: sh.policy(),
             now,
