@@ -23,6 +23,8 @@
 //! again: it may have been carried out. A link whose oldest request is
 //! past its deadline is closed (the node is not answering).
 
+mod link;
+
 use super::job::Job;
 use super::slots::{moved_to, slot_of, SlotMap};
 use super::{RedisStore, Routes};
@@ -30,13 +32,14 @@ use crate::cache::{
     Answer, BackendCounts, Lane, ListCursor, ListError, Millis, Op, ProgressFn, Receipt,
     SessionInfo, Started, Store,
 };
+use link::{Link, Sent, Source};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use redis::Value;
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
@@ -50,81 +53,6 @@ const REST: Duration = Duration::from_millis(500);
 const TIMER: Token = Token(usize::MAX);
 /// Readiness events taken at once.
 const EVENTS: usize = 64;
-
-/// A request written, or to be written, on a link.
-struct Sent {
-    /// `None` for the login (`AUTH`) that opens a link.
-    job: Option<(u64, Job)>,
-    deadline: Instant,
-    began: Instant,
-    /// Where its command begins in the link's stream of bytes.
-    start: u64,
-}
-
-/// One connection to one master.
-struct Link {
-    addr: SocketAddr,
-    sock: Option<TcpStream>,
-    /// Bytes not written yet.
-    out: Vec<u8>,
-    /// Bytes written since the link was opened.
-    written: u64,
-    /// Bytes given to the link since it was opened.
-    queued: u64,
-    sent: VecDeque<Sent>,
-    parser: redis::Parser,
-    /// Until when the lane leaves this node to the background thread.
-    resting: Option<Instant>,
-}
-
-impl Link {
-    fn new(addr: SocketAddr) -> Link {
-        Link {
-            addr,
-            sock: None,
-            out: Vec::new(),
-            written: 0,
-            queued: 0,
-            sent: VecDeque::new(),
-            parser: redis::Parser::new(),
-            resting: None,
-        }
-    }
-
-    /// Puts `bytes` (one command) behind what the link has to write.
-    fn queue(&mut self, bytes: &[u8], job: Option<(u64, Job)>, deadline: Instant) {
-        self.sent.push_back(Sent {
-            job,
-            deadline,
-            began: Instant::now(),
-            start: self.queued,
-        });
-        self.out.extend_from_slice(bytes);
-        self.queued += bytes.len() as u64;
-    }
-}
-
-/// A reader of a link's socket that says when it would block, so that
-/// the parser's error for it can be told from a broken reply.
-struct Source<'a> {
-    sock: &'a mut TcpStream,
-    would_block: bool,
-}
-
-impl Read for Source<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.sock.read(out) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.would_block = true;
-                    return Err(e);
-                }
-                r => return r,
-            }
-        }
-    }
-}
 
 /// What one wake-up found on a link.
 enum Heard {
@@ -267,28 +195,7 @@ impl WorkerLane {
 
     /// Writes what link `at` has to write, as far as the socket takes it.
     fn write(st: &mut State, at: usize) -> Result<(), String> {
-        let link = &mut st.links[at];
-        let Some(sock) = link.sock.as_mut() else {
-            return Ok(());
-        };
-        let mut done = 0;
-        let result = loop {
-            if done == link.out.len() {
-                break Ok(());
-            }
-            match sock.write(&link.out[done..]) {
-                Ok(0) => break Err("the connection took no more".to_string()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                // Not connected yet: written once it is.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e.to_string()),
-            }
-        };
-        link.out.drain(..done);
-        link.written += done as u64;
-        result
+        st.links[at].write()
     }
 
     /// Takes the replies that came on link `at`; all it can when the
