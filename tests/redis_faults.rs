@@ -367,6 +367,19 @@ fn an_acl_user_with_its_password_from_a_file() {
     let c = client(&gw);
     c.add(b"acl", b"stored as an ACL user", 60_000).unwrap();
     assert!(c.have(b"acl").unwrap());
+    // The worker's own connection logged in and carried the HAVE.
+    let clients = r.cli(&["client", "list"]);
+    assert!(
+        clients.lines().any(|l| l.contains("name=distcache-worker")
+            && l.contains("user=gateway")
+            && l.contains("cmd=exists")),
+        "{clients}"
+    );
+    assert!(
+        gw.log_lines("worker's connection").is_empty(),
+        "{}",
+        gw.stderr()
+    );
     let wrong = format!("redis://someone-else@{}", r.node());
     let (err, _) = failed_start(&wrong, &["-store-auth", secret.to_str().unwrap()]);
     assert!(err.to_lowercase().contains("password"), "{err}");

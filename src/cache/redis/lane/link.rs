@@ -9,10 +9,20 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// A request written, or to be written, on a link.
+/// What a command on a link is for.
+pub(super) enum Purpose {
+    /// The login (`AUTH`) that opens the link: refused, the link is no use.
+    Login,
+    /// The link's name (`CLIENT SETNAME`), for `CLIENT LIST`: refused
+    /// (an ACL user without the right), the link serves all the same.
+    Name,
+    /// Request number `.0`.
+    Request(u64, Job),
+}
+
+/// A command written, or to be written, on a link.
 pub(super) struct Sent {
-    /// `None` for the login (`AUTH`) that opens a link.
-    pub(super) job: Option<(u64, Job)>,
+    pub(super) what: Purpose,
     pub(super) deadline: Instant,
     pub(super) began: Instant,
     /// Where its command begins in the link's stream of bytes.
@@ -33,6 +43,8 @@ pub(super) struct Link {
     pub(super) parser: redis::Parser,
     /// Until when the lane leaves this node to the background thread.
     pub(super) resting: Option<Instant>,
+    /// When a failure of the link was last logged.
+    pub(super) logged: Option<Instant>,
 }
 
 impl Link {
@@ -46,13 +58,14 @@ impl Link {
             sent: VecDeque::new(),
             parser: redis::Parser::new(),
             resting: None,
+            logged: None,
         }
     }
 
     /// Puts `bytes` (one command) behind what the link has to write.
-    pub(super) fn queue(&mut self, bytes: &[u8], job: Option<(u64, Job)>, deadline: Instant) {
+    pub(super) fn queue(&mut self, bytes: &[u8], what: Purpose, deadline: Instant) {
         self.sent.push_back(Sent {
-            job,
+            what,
             deadline,
             began: Instant::now(),
             start: self.queued,

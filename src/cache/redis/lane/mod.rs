@@ -32,7 +32,7 @@ use crate::cache::{
     Answer, BackendCounts, Lane, ListCursor, ListError, Millis, Op, ProgressFn, Receipt,
     SessionInfo, Started, Store,
 };
-use link::{Link, Sent, Source};
+use link::{Link, Purpose, Sent, Source};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::time::TimeSpec;
@@ -49,6 +49,19 @@ use std::time::{Duration, Instant};
 /// After a link fails, its node's requests go through the background
 /// thread for this long before the lane connects again.
 const REST: Duration = Duration::from_millis(500);
+/// The name the workers' links have in Redis's `CLIENT LIST`.
+pub(crate) const LINK_NAME: &str = "distcache-worker";
+static NAME: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+fn name_command() -> Vec<u8> {
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(LINK_NAME)
+        .get_packed_command()
+}
+
+/// A link's failures are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 /// The lane's timer, which fires at the oldest request's deadline.
 const TIMER: Token = Token(usize::MAX);
 /// Readiness events taken at once.
@@ -185,11 +198,12 @@ impl WorkerLane {
             return Err(e);
         }
         link.sock = Some(sock);
+        let deadline = Instant::now() + self.store.timeout;
         if let Some(login) = &self.store.login {
-            let deadline = Instant::now() + self.store.timeout;
-            link.queue(login, None, deadline);
-            st.dirty.push(at);
+            link.queue(login, Purpose::Login, deadline);
         }
+        link.queue(NAME.get_or_init(name_command), Purpose::Name, deadline);
+        st.dirty.push(at);
         Ok(())
     }
 
@@ -215,7 +229,7 @@ impl WorkerLane {
                     let Some(sent) = link.sent.pop_front() else {
                         return Heard::Broken("a reply to no request".into());
                     };
-                    if let Err(why) = self.heard(sent, value, link.addr) {
+                    if let Err(why) = self.heard(sent, value) {
                         return Heard::Broken(why);
                     }
                     // Nothing more is due: spare the read that would find
@@ -231,16 +245,19 @@ impl WorkerLane {
         }
     }
 
-    /// Answers `sent` with `value`, Redis's reply to it from `from`; an
-    /// error when the link cannot go on.
-    fn heard(&self, sent: Sent, value: Value, from: SocketAddr) -> Result<(), String> {
+    /// Answers `sent` with `value`, Redis's reply to it; an error when the
+    /// link cannot go on.
+    fn heard(&self, sent: Sent, mut value: Value) -> Result<(), String> {
         let store = &*self.store;
-        let Some((seq, job)) = sent.job else {
-            // The login.
-            return match value {
-                Value::ServerError(e) => Err(format!("{from} refused the login: {e}")),
-                _ => Ok(()),
-            };
+        let (seq, job) = match (sent.what, value) {
+            (Purpose::Login, Value::ServerError(e)) => {
+                return Err(format!("the login was refused: {e}"))
+            }
+            (Purpose::Login | Purpose::Name, _) => return Ok(()),
+            (Purpose::Request(seq, job), v) => {
+                value = v;
+                (seq, job)
+            }
         };
         if let Value::ServerError(e) = &value {
             let code = e.code();
@@ -297,9 +314,20 @@ impl WorkerLane {
             let _ = st.poll.registry().deregister(&mut sock);
         }
         link.resting = Some(now + REST);
+        if link
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= LOG_EVERY)
+        {
+            link.logged = Some(now);
+            store.log.warn(&format!(
+                "store: a worker's connection to {why}; its requests go through the \
+                 background thread for the next {} ms",
+                REST.as_millis()
+            ));
+        }
         let written = link.written;
         for sent in link.sent.drain(..) {
-            let Some((seq, job)) = sent.job else {
+            let Purpose::Request(seq, job) = sent.what else {
                 continue;
             };
             if sent.start < written {
@@ -460,7 +488,7 @@ impl Store for WorkerLane {
         store.counts.requests.fetch_add(1, Ordering::Relaxed);
         let link = &mut st.links[at];
         let packed = cmd.get_packed_command();
-        link.queue(&packed, Some((seq, job)), deadline);
+        link.queue(&packed, Purpose::Request(seq, job), deadline);
         if !st.dirty.contains(&at) {
             st.dirty.push(at);
         }
