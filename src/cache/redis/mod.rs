@@ -64,7 +64,7 @@ use job::Job;
 use pending::Pending;
 use routes::Routes;
 use slots::SlotMap;
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -322,12 +322,24 @@ impl RedisStore {
         let Some(routes) = &self.routes else {
             return;
         };
-        if self.backend.kind != Kind::Cluster || !routes.begin_refresh() {
+        if !routes.begin_refresh() {
             return;
         }
         let routes = routes.clone();
-        let mut link = self.backend.main.clone();
         let timeout = self.timeout;
+        if self.backend.kind == Kind::Single {
+            // The server's name may lead elsewhere now (a failover that
+            // moved a DNS name).
+            let seed = self.backend.seed.clone();
+            self.runtime.spawn_blocking(move || {
+                if let Some(addr) = reachable(&seed, timeout) {
+                    routes.replace(SlotMap::single(addr));
+                }
+                routes.refreshing.store(false, Ordering::Release);
+            });
+            return;
+        }
+        let mut link = self.backend.main.clone();
         self.runtime.spawn(async move {
             let asked = tokio::time::timeout(timeout, async {
                 link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS"))
@@ -395,11 +407,7 @@ fn lane_routes(
     }
     match backend.kind {
         Kind::Single => {
-            let seed = &backend.seed;
-            let addr = (seed.host.as_str(), seed.port)
-                .to_socket_addrs()
-                .ok()?
-                .next()?;
+            let addr = reachable(&backend.seed, options.timeout)?;
             Some(SlotMap::single(addr))
         }
         Kind::Cluster => {
@@ -419,6 +427,17 @@ fn lane_routes(
             })
         }
     }
+}
+
+/// The first of the addresses `seed` names that takes a connection within
+/// `timeout` (a second at most): `localhost` may name `::1` first while
+/// Redis listens on 127.0.0.1 only. Blocks.
+fn reachable(seed: &Seed, timeout: Duration) -> Option<SocketAddr> {
+    let within = timeout.min(Duration::from_secs(1));
+    (seed.host.as_str(), seed.port)
+        .to_socket_addrs()
+        .ok()?
+        .find(|addr| std::net::TcpStream::connect_timeout(addr, within).is_ok())
 }
 
 /// Whether `id` is a session id the protocol allows.

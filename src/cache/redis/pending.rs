@@ -109,8 +109,7 @@ impl Pending {
 
     /// Records the answer to request `seq` and tells whoever waits, the
     /// progress callback at once.
-    #[cfg(test)]
-    pub(super) fn answer(&self, seq: u64, answer: Answer, data: Vec<u8>) {
+    pub(super) fn answer_now(&self, seq: u64, answer: Answer, data: Vec<u8>) {
         self.record(seq, answer, data);
         self.tell();
     }
@@ -245,7 +244,7 @@ mod tests {
         let seq = p.open(Instant::now() + Duration::from_secs(5));
         let mut out = Vec::new();
         assert_eq!(p.take(seq, &mut out), None);
-        p.answer(seq, Answer::Hit, b"data".to_vec());
+        p.answer_now(seq, Answer::Hit, b"data".to_vec());
         assert_eq!(p.take(seq, &mut out), Some(Answer::Hit));
         assert_eq!(out, b"data");
         assert_eq!(p.take(seq, &mut out), Some(Answer::Failed), "taken already");
@@ -257,7 +256,7 @@ mod tests {
         let seq = p.open(Instant::now() + Duration::from_millis(20));
         let mut out = Vec::new();
         assert_eq!(p.wait(seq, &mut out), Answer::Failed);
-        p.answer(seq, Answer::Hit, b"late".to_vec());
+        p.answer_now(seq, Answer::Hit, b"late".to_vec());
         assert!(out.is_empty());
     }
 
@@ -268,7 +267,7 @@ mod tests {
         let q = p.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            q.answer(seq, Answer::Ok, Vec::new());
+            q.answer_now(seq, Answer::Ok, Vec::new());
         });
         let began = Instant::now();
         assert_eq!(p.wait(seq, &mut Vec::new()), Answer::Ok);

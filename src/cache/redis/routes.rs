@@ -57,9 +57,13 @@ impl Routes {
         }
     }
 
+    /// Puts `new` in place of the map, if it differs.
     pub(super) fn replace(&self, new: SlotMap) {
-        *self.lock() = Arc::new(new);
-        self.version.fetch_add(1, Ordering::AcqRel);
+        let mut map = self.lock();
+        if **map != new {
+            *map = Arc::new(new);
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Whether a refresh may begin now; if so, it is under way.

@@ -27,7 +27,7 @@ pub(super) fn slot_of(key: &[u8]) -> u16 {
 }
 
 /// Where each slot's master is: a single server holds every slot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SlotMap {
     nodes: Vec<SocketAddr>,
     /// For each slot, its master's place in `nodes`, or [`NONE`].
@@ -79,10 +79,12 @@ impl SlotMap {
             let (Ok(ip), Ok(port)) = (ip.parse::<IpAddr>(), u16::try_from(*port)) else {
                 continue;
             };
-            for slot in *first..=*last {
-                if let Ok(slot) = u16::try_from(slot) {
-                    map.set(slot, SocketAddr::new(ip, port));
-                }
+            let last = (*last).min(SLOTS as i64 - 1);
+            let (Ok(first), Ok(last)) = (u16::try_from(*first), u16::try_from(last)) else {
+                continue;
+            };
+            for slot in first..=last {
+                map.set(slot, SocketAddr::new(ip, port));
             }
         }
         map
@@ -167,6 +169,15 @@ mod tests {
         assert_eq!(map.node(5461), Some(to));
         assert_eq!(map.node(5462), None);
         assert!(moved_to("99999 127.0.0.1:1").is_none());
+        // A range beyond the slots is cut to them, not walked.
+        let wild = Value::Array(vec![Value::Array(vec![
+            Value::Int(16000),
+            Value::Int(i64::MAX),
+            node("127.0.0.1", 7000),
+        ])]);
+        let wild = SlotMap::from_cluster_slots(&wild);
+        assert_eq!(wild.node(16383), Some(a));
+        assert_eq!(wild.node(0), None);
         assert!(moved_to("garbage").is_none());
     }
 }

@@ -182,6 +182,11 @@ impl Worker {
                 if token == TICK {
                     self.ticker.clear();
                     ticked = true;
+                    // Also a look at the lane now and then, whatever its
+                    // own wake-ups did.
+                    if let Some(lane) = &self.lane {
+                        lane.on_ready();
+                    }
                     continue;
                 }
                 if token == LANE {

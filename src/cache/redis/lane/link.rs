@@ -45,6 +45,8 @@ pub(super) struct Link {
     pub(super) resting: Option<Instant>,
     /// When a failure of the link was last logged.
     pub(super) logged: Option<Instant>,
+    /// While it is connecting: when it is given up if it has not.
+    pub(super) connect_by: Option<Instant>,
 }
 
 impl Link {
@@ -59,6 +61,7 @@ impl Link {
             parser: redis::Parser::new(),
             resting: None,
             logged: None,
+            connect_by: None,
         }
     }
 
@@ -97,6 +100,10 @@ impl Link {
         };
         link.out.drain(..done);
         link.written += done as u64;
+        if done > 0 {
+            // Connected.
+            link.connect_by = None;
+        }
         result
     }
 }

@@ -60,6 +60,23 @@ fn name_command() -> Vec<u8> {
         .get_packed_command()
 }
 
+/// The error replies of a command that Redis did not carry out, after
+/// which the request goes through the background thread.
+const HANDED_ON: [&str; 7] = [
+    "MOVED",
+    "ASK",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "LOADING",
+    "MASTERDOWN",
+    "READONLY",
+];
+/// How long a new link may take to connect, at most (a quarter of the
+/// store's timeout when that is less).
+const CONNECT_WITHIN: Duration = Duration::from_millis(250);
+/// How often a lane asks for the slot map again while a slot has no known
+/// master.
+const ASK_AGAIN: Duration = Duration::from_secs(1);
 /// A link's failures are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 /// The lane's timer, which fires at the oldest request's deadline.
@@ -87,6 +104,9 @@ struct State {
     dirty: Vec<usize>,
     map: Arc<SlotMap>,
     version: u64,
+    /// When the lane last asked for the map again for a slot it did not
+    /// know.
+    asked: Option<Instant>,
 }
 
 /// The store as one worker uses it: the shared [`RedisStore`], with the
@@ -135,6 +155,7 @@ impl WorkerLane {
                 dirty: Vec::new(),
                 map,
                 version,
+                asked: None,
             }),
             fd,
         })
@@ -154,8 +175,16 @@ impl WorkerLane {
             st.version = version;
         }
         let Some(addr) = st.map.node(slot_of(key)) else {
-            // A slot the map does not know: ask the cluster again.
-            self.store.routes_changed();
+            // A slot the map does not know: ask the cluster again, now and
+            // then (a master announced by host name stays unknown).
+            let now = Instant::now();
+            if st
+                .asked
+                .is_none_or(|at| now.duration_since(at) >= ASK_AGAIN)
+            {
+                st.asked = Some(now);
+                self.store.routes_changed();
+            }
             return None;
         };
         let at = match st.by_addr.get(&addr) {
@@ -172,7 +201,11 @@ impl WorkerLane {
             return None;
         }
         if link.sock.is_none() {
-            self.open(st, at).ok()?;
+            if let Err(e) = self.open(st, at) {
+                let why = format!("{addr}: {e}");
+                self.break_link(st, at, &why);
+                return None;
+            }
         }
         Some(at)
     }
@@ -181,23 +214,19 @@ impl WorkerLane {
     fn open(&self, st: &mut State, at: usize) -> io::Result<()> {
         let link = &mut st.links[at];
         link.resting = None;
-        let mut sock = match TcpStream::connect(link.addr) {
-            Ok(sock) => sock,
-            Err(e) => {
-                link.resting = Some(Instant::now() + REST);
-                return Err(e);
-            }
-        };
+        let mut sock = TcpStream::connect(link.addr)?;
         let _ = sock.set_nodelay(true);
-        if let Err(e) = st.poll.registry().register(
+        st.poll.registry().register(
             &mut sock,
             Token(at),
             Interest::READABLE | Interest::WRITABLE,
-        ) {
-            link.resting = Some(Instant::now() + REST);
-            return Err(e);
-        }
+        )?;
         link.sock = Some(sock);
+        // A node that does not take the connection at once (its address
+        // dropped by the network) gets a short while, not a request's
+        // whole bound, before its requests go the other way.
+        let within = (self.store.timeout / 4).clamp(Duration::from_millis(1), CONNECT_WITHIN);
+        link.connect_by = Some(Instant::now() + within);
         let deadline = Instant::now() + self.store.timeout;
         if let Some(login) = &self.store.login {
             link.queue(login, Purpose::Login, deadline);
@@ -269,17 +298,13 @@ impl WorkerLane {
             if code == "MOVED" || code == "ASK" {
                 store.counts.redirects.fetch_add(1, Ordering::Relaxed);
             }
-            // Not carried out: the cluster client knows what to do.
-            if [
-                "MOVED",
-                "ASK",
-                "TRYAGAIN",
-                "CLUSTERDOWN",
-                "LOADING",
-                "MASTERDOWN",
-            ]
-            .contains(&code)
-            {
+            // The map is out of date: a slot moved, the cluster is
+            // failing over, or the node is a replica now.
+            if ["MOVED", "CLUSTERDOWN", "READONLY"].contains(&code) {
+                store.routes_changed();
+            }
+            // Not carried out: the other way knows what to do.
+            if HANDED_ON.contains(&code) {
                 store.spawn_as(seq, sent.deadline, job);
                 return Ok(());
             }
@@ -336,7 +361,9 @@ impl WorkerLane {
                 } else {
                     store.failed(why);
                 }
-                store.pending.record(seq, Answer::Failed, Vec::new());
+                // Told at once: this may run after the worker looked at its
+                // waiting connections for this wake-up (in `flush`).
+                store.pending.answer_now(seq, Answer::Failed, Vec::new());
             } else {
                 store.spawn_as(seq, sent.deadline, job);
             }
@@ -356,7 +383,8 @@ impl WorkerLane {
         let Some(oldest) = st
             .links
             .iter()
-            .filter_map(|l| l.sent.front().map(|s| s.deadline))
+            .flat_map(|l| [l.sent.front().map(|s| s.deadline), l.connect_by])
+            .flatten()
             .min()
         else {
             return;
@@ -378,15 +406,19 @@ impl WorkerLane {
         let _ = st.timer.wait();
         st.armed = None;
         let now = Instant::now();
-        let late: Vec<usize> = (0..st.links.len())
-            .filter(|&at| st.links[at].sent.front().is_some_and(|s| s.deadline <= now))
-            .collect();
-        for at in late {
-            let why = format!(
-                "{} did not answer within {} ms",
-                st.links[at].addr,
-                self.store.timeout.as_millis()
-            );
+        for at in 0..st.links.len() {
+            let link = &st.links[at];
+            let why = if link.connect_by.is_some_and(|by| by <= now) {
+                format!("{} did not take the connection in time", link.addr)
+            } else if link.sent.front().is_some_and(|s| s.deadline <= now) {
+                format!(
+                    "{} did not answer within {} ms",
+                    link.addr,
+                    self.store.timeout.as_millis()
+                )
+            } else {
+                continue;
+            };
             self.break_link(st, at, &why);
         }
     }
@@ -422,14 +454,16 @@ impl Lane for WorkerLane {
                     continue;
                 }
                 let mut broken = None;
-                if ev.is_writable() {
-                    broken = Self::write(st, at).err();
-                }
-                if broken.is_none() && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                // Replies first: a write that fails must not lose the
+                // answers already there.
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     let closed = ev.is_read_closed() || ev.is_error();
                     if let Heard::Broken(why) = self.read(st, at, closed) {
                         broken = Some(why);
                     }
+                }
+                if broken.is_none() && ev.is_writable() {
+                    broken = Self::write(st, at).err();
                 }
                 if let Some(why) = broken {
                     let why = format!("{}: {why}", st.links[at].addr);
