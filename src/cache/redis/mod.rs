@@ -65,7 +65,7 @@ use pending::Pending;
 use routes::Routes;
 use slots::SlotMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -105,11 +105,15 @@ struct Health {
     /// Since when requests have failed without an answer in between, and
     /// whether that was logged as an outage.
     failing: Mutex<Option<(Instant, bool)>>,
+    /// Whether `failing` may be set: an answer while Redis is well (every
+    /// answer, from every worker) need not take the lock.
+    maybe_failing: AtomicBool,
 }
 
 impl Health {
     fn failed(&self, log: &Logger, why: &str) {
         let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        self.maybe_failing.store(true, Ordering::Release);
         match &mut *failing {
             None => *failing = Some((Instant::now(), false)),
             Some((since, logged)) if !*logged && since.elapsed() >= OUTAGE => {
@@ -125,7 +129,11 @@ impl Health {
     }
 
     fn answered(&self, log: &Logger) {
+        if !self.maybe_failing.load(Ordering::Acquire) {
+            return;
+        }
         let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        self.maybe_failing.store(false, Ordering::Release);
         if let Some((since, logged)) = failing.take() {
             if logged {
                 log.warn(&format!(
