@@ -2,7 +2,8 @@
 //! (started here on loopback ports, in the run's temporary directory,
 //! stopped by PID), next to the in-memory dc_server and to the same load
 //! sent to the cluster directly; 1 and 64 clients of one load generator
-//! ([`crate::gwload`]), the runs of the three alternating.
+//! ([`crate::gwload`]), the targets taking turns in an order that turns by
+//! one each run.
 
 use crate::gwload::{self, SlotMap};
 use crate::matrix::Config;
@@ -351,7 +352,12 @@ pub fn run(cfg: &Config, report: &mut Report) -> Result<(), String> {
     let limit = Duration::from_secs_f64(cfg.secs + 60.0);
     for r in 0..cfg.runs {
         for (conns, per_target) in CONNS.iter().zip(samples.iter_mut()) {
-            for (t, into) in per_target.iter_mut().enumerate().take(targets) {
+            // The order turns by one each run, so that no target always
+            // runs in the same place (a place in the order shows in the
+            // figures on a shared machine).
+            for k in 0..targets {
+                let t = (k + r) % targets;
+                let into = &mut per_target[t];
                 let mut args = vec![
                     "gw-load".to_string(),
                     format!("conns={conns}"),
@@ -431,8 +437,8 @@ fn section(cfg: &Config, version: &str, samples: &[[Samples; 4]], targets: usize
          (`-store redis://` the three masters), both on CPU 0 and reached on a UNIX socket; and \
          the Redis Cluster itself (redis-server {version}, {MASTERS} masters, no replicas, \
          loopback TCP, CPUs left to the scheduler), each client holding a connection to every \
-         master and sending each GET to its slot's master. Median of {} runs of {} s, the three \
-         alternating: operations per second, p50 / p99 latency in µs, and CPU µs per request of \
+         master and sending each GET to its slot's master. Median of {} runs of {} s, the targets \
+         taking turns in an order that turns by one each run: operations per second, p50 / p99 latency in µs, and CPU µs per request of \
          the server side (the gateway's own, then the Redis nodes' in brackets).{}\n",
         crate::wire::DATA_LEN,
         crate::wire::ID_LEN,
