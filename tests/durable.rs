@@ -472,7 +472,8 @@ fn under_churn_the_store_stays_near_twice_the_live_data() {
     assert!(written > 8 * live, "too little churn to judge");
     // The log is compacted past 1.5 times the live data (plus the slack);
     // while a compaction runs its new log is beside the old one: about 2.5
-    // times at most while the writer keeps up. What piles up while the
+    // times at most while the writer keeps up (without compaction it would
+    // be every byte written, over 8 times here). What piles up while the
     // writer waits for the disk or for a CPU comes on top: with debug
     // builds on a loaded machine a sample now and then is far above the
     // typical one (9 times was seen once), but never near what the
@@ -484,7 +485,12 @@ fn under_churn_the_store_stays_near_twice_the_live_data() {
         .map(String::from)
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
-    assert!(median.0 <= 2.0, "median {:.2}", median.0);
+    // How often a sample falls inside a compaction depends on how fast the
+    // machine compacts against how fast this loop churns: with other test
+    // suites running beside it, a compaction was under way at nearly every
+    // sample (median 2.41, largest 2.59). The median is held to the bound
+    // a compaction keeps, not to the typical figure of an idle machine.
+    assert!(median.0 <= 2.5, "median {:.2}", median.0);
     assert!(p95.0 <= 4.0, "95th percentile {:.2}", p95.0);
     let unbounded = written as f64 / worst.2 as f64;
     assert!(
