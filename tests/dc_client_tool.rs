@@ -10,7 +10,7 @@
 mod common;
 mod dc_server;
 
-use common::{dc_client_bin, describe, hex, kill_pid, to_hex};
+use common::{dc_client_bin, describe, hex, kill_pid, pid_in_file, to_hex};
 use dc_server::DcServer;
 use distcache::{Client, Flags};
 use std::fs::File;
@@ -984,10 +984,7 @@ fn stop_signals_end_it_cleanly() {
         }
         let mut proxy = ProxyProc::start(&srv.address(), &args);
         let pid = proxy.child.id();
-        assert_eq!(
-            std::fs::read_to_string(&pidfile).unwrap().trim(),
-            pid.to_string()
-        );
+        assert_eq!(pid_in_file(&pidfile, LIMIT), pid);
         // Serving, with a persistent client connected, when the signal comes.
         let client = Client::new(&proxy.address(), Flags::PERSISTENT).unwrap();
         assert!(!client.have(b"before-the-signal").unwrap());

@@ -7,7 +7,7 @@ mod common;
 mod dc_server;
 mod require;
 
-use common::{kill_pid, run_tool};
+use common::{kill_pid, pid_in_file, run_tool};
 use dc_server::{dc_server_bin, DcServer};
 use distcache::{Client, Flags};
 use std::io::Read;
@@ -288,8 +288,8 @@ fn sigint_in_the_foreground_stops_cleanly() {
     ]);
     t.wait_listening();
     assert_eq!(
-        std::fs::read_to_string(&pidfile).unwrap().trim(),
-        t.pid().to_string()
+        i64::from(pid_in_file(&pidfile, Duration::from_secs(10))),
+        i64::from(t.pid())
     );
     signal(t.pid(), libc::SIGINT);
     let status = t.wait_exit();

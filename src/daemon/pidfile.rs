@@ -16,12 +16,22 @@ pub struct PidFile {
 
 impl PidFile {
     /// Writes this process's id and a newline to `path` (made absolute
-    /// first, so that a later change of directory does not matter).
+    /// first, so that a later change of directory does not matter). The
+    /// file appears whole: it is written beside `path` and renamed, so
+    /// that a reader never finds it empty.
     pub fn write(path: &Path) -> Result<PidFile, DaemonError> {
         let err = |e| DaemonError::PidFile(path.into(), e);
         let path = std::path::absolute(path).map_err(err)?;
         let pid = std::process::id();
-        fs::write(&path, format!("{pid}\n")).map_err(err)?;
+        let mut beside = path.clone().into_os_string();
+        beside.push(format!(".{pid}.tmp"));
+        let beside = PathBuf::from(beside);
+        let written =
+            fs::write(&beside, format!("{pid}\n")).and_then(|()| fs::rename(&beside, &path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&beside);
+            return Err(err(e));
+        }
         Ok(PidFile {
             path,
             pid,
@@ -69,6 +79,8 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             format!("{}\n", std::process::id())
         );
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "nothing left beside it: {names:?}");
         p.remove().unwrap();
         assert!(!path.exists());
 

@@ -68,6 +68,26 @@ pub fn spawn_listening(cmd: &mut Command, socket: &Path) -> Reaped {
     }
 }
 
+/// The pid a daemon wrote to `path`, waiting for it at most `limit`: a
+/// daemon listens (and accepts) before it writes its pid file.
+pub fn pid_in_file(path: &Path, limit: Duration) -> u32 {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no pid in {} after {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Connects to a UNIX socket with read and write timeouts set.
 pub fn connect_unix(path: &Path, timeout: Duration) -> UnixStream {
     let s = UnixStream::connect(path).expect("connect to dc_server");
