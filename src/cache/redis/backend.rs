@@ -348,7 +348,7 @@ async fn check_nodes(main: &mut Link, options: &RedisOptions) -> Result<(), Redi
 }
 
 /// `fut` within `timeout`; its error, or the timeout, as text.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     timeout: Duration,
     fut: impl std::future::Future<Output = RedisResult<T>>,
 ) -> Result<T, String> {

@@ -347,15 +347,10 @@ impl RedisStore {
             });
             return;
         }
-        let mut link = self.backend.main.clone();
+        let link = self.backend.main.clone();
         self.runtime.spawn(async move {
-            let asked = tokio::time::timeout(timeout, async {
-                link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS"))
-                    .await
-            })
-            .await;
-            if let Ok(Ok(reply)) = asked {
-                routes.replace(SlotMap::from_cluster_slots(&reply));
+            if let Some(map) = cluster_slots(link, timeout).await {
+                routes.replace(map);
             }
             routes.refreshing.store(false, Ordering::Release);
         });
@@ -419,22 +414,22 @@ fn lane_routes(
             Some(SlotMap::single(addr))
         }
         Kind::Cluster => {
-            let mut link = backend.main.clone();
-            let asked = runtime.block_on(async {
-                tokio::time::timeout(options.timeout, async {
-                    link.query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS"))
-                        .await
-                })
-                .await
-            });
+            let asked = cluster_slots(backend.main.clone(), options.timeout);
             // Without a map the lanes start empty and learn it by the
             // first refresh.
-            Some(match asked {
-                Ok(Ok(reply)) => SlotMap::from_cluster_slots(&reply),
-                _ => SlotMap::empty(),
-            })
+            Some(runtime.block_on(asked).unwrap_or_else(SlotMap::empty))
         }
     }
+}
+
+/// The cluster's slot map (`CLUSTER SLOTS`), asked over `link` within
+/// `timeout`; `None` when it did not answer.
+async fn cluster_slots(mut link: backend::Link, timeout: Duration) -> Option<SlotMap> {
+    let ask = redis::cmd("CLUSTER").arg("SLOTS").to_owned();
+    let reply = backend::bounded(timeout, link.query::<redis::Value>(&ask))
+        .await
+        .ok()?;
+    Some(SlotMap::from_cluster_slots(&reply))
 }
 
 /// The first of the addresses `seed` names that takes a connection within
