@@ -65,16 +65,23 @@ impl Link {
         }
     }
 
-    /// Puts `bytes` (one command) behind what the link has to write.
-    pub(super) fn queue(&mut self, bytes: &[u8], what: Purpose, deadline: Instant) {
+    /// Puts one command, which `pack` appends to the bytes it is given,
+    /// behind what the link has to write.
+    pub(super) fn queue(
+        &mut self,
+        pack: impl FnOnce(&mut Vec<u8>),
+        what: Purpose,
+        deadline: Instant,
+    ) {
         self.sent.push_back(Sent {
             what,
             deadline,
             began: Instant::now(),
             start: self.queued,
         });
-        self.out.extend_from_slice(bytes);
-        self.queued += bytes.len() as u64;
+        let before = self.out.len();
+        pack(&mut self.out);
+        self.queued += (self.out.len() - before) as u64;
     }
 
     /// Writes what the link has to write, as far as the socket takes it.

@@ -84,14 +84,6 @@ const TIMER: Token = Token(usize::MAX);
 /// Readiness events taken at once.
 const EVENTS: usize = 64;
 
-/// What one wake-up found on a link.
-enum Heard {
-    /// Every reply that came was taken.
-    Drained,
-    /// The link is broken: why.
-    Broken(String),
-}
-
 struct State {
     poll: Poll,
     events: Events,
@@ -195,9 +187,8 @@ impl WorkerLane {
                 st.links.len() - 1
             }
         };
-        let now = Instant::now();
         let link = &mut st.links[at];
-        if link.resting.is_some_and(|until| now < until) {
+        if link.resting.is_some_and(|until| Instant::now() < until) {
             return None;
         }
         if link.sock.is_none() {
@@ -229,24 +220,21 @@ impl WorkerLane {
         link.connect_by = Some(Instant::now() + within);
         let deadline = Instant::now() + self.store.timeout;
         if let Some(login) = &self.store.login {
-            link.queue(login, Purpose::Login, deadline);
+            link.queue(|out| out.extend_from_slice(login), Purpose::Login, deadline);
         }
-        link.queue(NAME.get_or_init(name_command), Purpose::Name, deadline);
+        let name = NAME.get_or_init(name_command);
+        link.queue(|out| out.extend_from_slice(name), Purpose::Name, deadline);
         st.dirty.push(at);
         Ok(())
     }
 
-    /// Writes what link `at` has to write, as far as the socket takes it.
-    fn write(st: &mut State, at: usize) -> Result<(), String> {
-        st.links[at].write()
-    }
-
     /// Takes the replies that came on link `at`; all it can when the
-    /// event said the node `closed` its side, to find the end.
-    fn read(&self, st: &mut State, at: usize, closed: bool) -> Heard {
+    /// event said the node `closed` its side, to find the end. An error
+    /// says why the link cannot go on.
+    fn read(&self, st: &mut State, at: usize, closed: bool) -> Result<(), String> {
         let link = &mut st.links[at];
         let Some(sock) = link.sock.as_mut() else {
-            return Heard::Drained;
+            return Ok(());
         };
         loop {
             let mut source = Source {
@@ -256,37 +244,35 @@ impl WorkerLane {
             match link.parser.parse_value(&mut source) {
                 Ok(value) => {
                     let Some(sent) = link.sent.pop_front() else {
-                        return Heard::Broken("a reply to no request".into());
+                        return Err("a reply to no request".into());
                     };
-                    if let Err(why) = self.heard(sent, value) {
-                        return Heard::Broken(why);
-                    }
+                    self.heard(sent, value)?;
                     // Nothing more is due: spare the read that would find
                     // the socket empty. Bytes that come anyway wake the
                     // lane again, and are a reply to no request.
                     if link.sent.is_empty() && !closed {
-                        return Heard::Drained;
+                        return Ok(());
                     }
                 }
-                Err(_) if source.would_block => return Heard::Drained,
-                Err(e) => return Heard::Broken(e.to_string()),
+                Err(_) if source.would_block => return Ok(()),
+                Err(e) => return Err(e.to_string()),
             }
         }
     }
 
     /// Answers `sent` with `value`, Redis's reply to it; an error when the
     /// link cannot go on.
-    fn heard(&self, sent: Sent, mut value: Value) -> Result<(), String> {
+    fn heard(&self, sent: Sent, value: Value) -> Result<(), String> {
         let store = &*self.store;
-        let (seq, job) = match (sent.what, value) {
-            (Purpose::Login, Value::ServerError(e)) => {
-                return Err(format!("the login was refused: {e}"))
+        let (seq, job) = match sent.what {
+            Purpose::Login => {
+                return match value {
+                    Value::ServerError(e) => Err(format!("the login was refused: {e}")),
+                    _ => Ok(()),
+                }
             }
-            (Purpose::Login | Purpose::Name, _) => return Ok(()),
-            (Purpose::Request(seq, job), v) => {
-                value = v;
-                (seq, job)
-            }
+            Purpose::Name => return Ok(()),
+            Purpose::Request(seq, job) => (seq, job),
         };
         if let Value::ServerError(e) = &value {
             let code = e.code();
@@ -458,12 +444,10 @@ impl Lane for WorkerLane {
                 // answers already there.
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     let closed = ev.is_read_closed() || ev.is_error();
-                    if let Heard::Broken(why) = self.read(st, at, closed) {
-                        broken = Some(why);
-                    }
+                    broken = self.read(st, at, closed).err();
                 }
                 if broken.is_none() && ev.is_writable() {
-                    broken = Self::write(st, at).err();
+                    broken = st.links[at].write().err();
                 }
                 if let Some(why) = broken {
                     let why = format!("{}: {why}", st.links[at].addr);
@@ -488,7 +472,7 @@ impl Lane for WorkerLane {
         }
         let dirty = std::mem::take(&mut st.dirty);
         for &at in &dirty {
-            if let Err(why) = Self::write(st, at) {
+            if let Err(why) = st.links[at].write() {
                 let why = format!("{}: {why}", st.links[at].addr);
                 self.break_link(st, at, &why);
             }
@@ -500,17 +484,15 @@ impl Lane for WorkerLane {
 }
 
 impl Store for WorkerLane {
-    fn begin(&self, now: Millis, op: Op<'_>, data: &mut Vec<u8>) -> Started {
+    fn begin(&self, _now: Millis, op: Op<'_>, _data: &mut Vec<u8>) -> Started {
         let store = &*self.store;
         let job = match store.job_for(op) {
             Ok(job) => job,
             Err(answer) => return Started::Done(answer),
         };
-        let Some(cmd) = job.command(store.remove_sync) else {
-            return store.begin(now, op, data);
-        };
-        let Some(key) = job.key() else {
-            return store.begin(now, op, data);
+        // A job that is more than one command goes the other way.
+        let (Some(cmd), Some(key)) = (job.command(store.remove_sync), job.key()) else {
+            return Started::Waiting(store.spawn(job));
         };
         let mut st = self.state();
         let st = &mut *st;
@@ -520,9 +502,11 @@ impl Store for WorkerLane {
         let deadline = Instant::now() + store.timeout;
         let seq = store.pending.open(deadline);
         store.counts.requests.fetch_add(1, Ordering::Relaxed);
-        let link = &mut st.links[at];
-        let packed = cmd.get_packed_command();
-        link.queue(&packed, Purpose::Request(seq, job), deadline);
+        st.links[at].queue(
+            |out| cmd.write_packed_command(out),
+            Purpose::Request(seq, job),
+            deadline,
+        );
         if !st.dirty.contains(&at) {
             st.dirty.push(at);
         }
